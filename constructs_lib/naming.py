@@ -1,0 +1,81 @@
+"""Every physical name, state key and stack id of the platform, derived in one place.
+
+Pure Python: no provider import, so the config layer can check backend files against it.
+"""
+
+from __future__ import annotations
+
+import re
+
+PROJECT = "mlopspltf"
+STATE_KEY_PREFIX = f"{PROJECT}_infra"
+
+# Stack kinds, in deployment order: the bootstrap stack holds everybody's state.
+STACK_KINDS: tuple[str, ...] = ("bootstrap", "mlflow", "databricks")
+
+# The bootstrap state key is the seed repo's (003), so an existing state can be adopted as is.
+_STATE_DIRS = {"bootstrap": "tf_remote_backend"}
+
+ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,7}$")
+
+
+def stack_id(kind: str, env: str) -> str:
+    """CDKTF stack name, e.g. ``bootstrap-dev``; also the directory under cdktf.out/stacks."""
+    _check_kind(kind)
+    return f"{kind}-{env}"
+
+
+def parse_stack_id(name: str) -> tuple[str, str]:
+    """Inverse of :func:`stack_id`."""
+    kind, _, env = name.partition("-")
+    _check_kind(kind)
+    return kind, env
+
+
+def state_key(kind: str) -> str:
+    """Object key of a stack's state in the environment's state bucket."""
+    _check_kind(kind)
+    return f"{STATE_KEY_PREFIX}/{_STATE_DIRS.get(kind, kind)}/terraform.tfstate"
+
+
+def state_bucket(env: str) -> str:
+    return f"{PROJECT}-{env}-s3-tf-backend"
+
+
+def lock_table(env: str) -> str:
+    return f"{PROJECT}-{env}-ddb-tf-backend"
+
+
+def state_kms_alias(env: str) -> str:
+    return f"alias/{PROJECT}-{env}-tf-backend"
+
+
+def local_state_path(kind: str, env: str) -> str:
+    """Local state file of a stack that is not (yet) on S3, relative to the repository root.
+
+    Kept outside cdktf.out so that a re-synthesis can never delete it.
+    """
+    return f"local_state/{stack_id(kind, env)}.tfstate"
+
+
+def resource_prefix(env: str) -> str:
+    """Prefix of every AWS resource name of an environment, e.g. ``mlopspltf-dev``."""
+    return f"{PROJECT}-{env}"
+
+
+def default_tags(env: str, kind: str, extra: dict[str, str]) -> dict[str, str]:
+    """Tags set on every AWS resource through the provider's default_tags."""
+    tags = {
+        "Project": PROJECT,
+        "Environment": env,
+        "Stack": stack_id(kind, env),
+        "ManagedBy": "cdktf",
+        "Repository": "mlops-infra",
+    }
+    tags.update(extra)
+    return tags
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in STACK_KINDS:
+        raise ValueError(f"unknown stack kind {kind!r}; expected one of {', '.join(STACK_KINDS)}")

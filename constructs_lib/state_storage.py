@@ -1,0 +1,208 @@
+"""The Terraform state bucket and lock table of one environment (the bootstrap stack's content)."""
+
+from __future__ import annotations
+
+import json
+
+from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.dynamodb_table import (
+    DynamodbTable,
+    DynamodbTableAttribute,
+    DynamodbTablePointInTimeRecovery,
+    DynamodbTableServerSideEncryption,
+)
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
+    S3BucketLifecycleConfiguration,
+    S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
+    S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import (
+    S3BucketOwnershipControls,
+    S3BucketOwnershipControlsRule,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
+from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
+    S3BucketServerSideEncryptionConfigurationA,
+    S3BucketServerSideEncryptionConfigurationRuleA,
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
+    S3BucketVersioningA,
+    S3BucketVersioningVersioningConfiguration,
+)
+from constructs import Construct
+
+from constructs_lib import naming
+
+PROTECTED = TerraformResourceLifecycle(prevent_destroy=True)
+STATE_PREFIX = f"{naming.STATE_KEY_PREFIX}/*"
+
+
+class StateBucket(Construct):
+    """Versioned, encrypted, private S3 bucket for state files (``aws_s3_bucket.state``)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        sse_algorithm: str,
+        kms_key_arn: str,
+        noncurrent_version_expiration_days: int,
+        abort_incomplete_multipart_upload_days: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.bucket = S3Bucket(self, "bucket", bucket=name, force_destroy=False, lifecycle=PROTECTED)
+        self.bucket.override_logical_id("state")
+        bucket_id = self.bucket.id
+
+        S3BucketVersioningA(
+            self,
+            "versioning",
+            bucket=bucket_id,
+            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
+        ).override_logical_id("state")
+
+        kms = sse_algorithm == "aws:kms"
+        S3BucketServerSideEncryptionConfigurationA(
+            self,
+            "encryption",
+            bucket=bucket_id,
+            rule=[
+                S3BucketServerSideEncryptionConfigurationRuleA(
+                    apply_server_side_encryption_by_default=(
+                        S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
+                            sse_algorithm=sse_algorithm,
+                            kms_master_key_id=kms_key_arn if kms else None,
+                        )
+                    ),
+                    bucket_key_enabled=kms,
+                )
+            ],
+        ).override_logical_id("state")
+
+        S3BucketPublicAccessBlock(
+            self,
+            "public_access",
+            bucket=bucket_id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+        ).override_logical_id("state")
+
+        S3BucketOwnershipControls(
+            self,
+            "ownership",
+            bucket=bucket_id,
+            rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
+        ).override_logical_id("state")
+
+        S3BucketLifecycleConfiguration(
+            self,
+            "lifecycle",
+            bucket=bucket_id,
+            rule=[
+                S3BucketLifecycleConfigurationRule(
+                    id="expire-noncurrent-state-versions",
+                    status="Enabled",
+                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                    noncurrent_version_expiration=[
+                        S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                            noncurrent_days=noncurrent_version_expiration_days,
+                        )
+                    ],
+                    abort_incomplete_multipart_upload=[
+                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                            days_after_initiation=abort_incomplete_multipart_upload_days,
+                        )
+                    ],
+                )
+            ],
+        ).override_logical_id("state")
+
+        arn = self.bucket.arn
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [arn, f"{arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                },
+                {
+                    # Terraform sends this header on every state and .tflock write when
+                    # encrypt = true (with kms_key_id for aws:kms); anything else is refused.
+                    "Sid": "DenyUnencryptedObjectUploads",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:PutObject",
+                    "Resource": f"{arn}/*",
+                    "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": sse_algorithm}},
+                },
+            ],
+        }
+        self.policy = S3BucketPolicy(self, "policy", bucket=bucket_id, policy=json.dumps(policy))
+        self.policy.override_logical_id("state")
+
+
+class LockTable(Construct):
+    """DynamoDB table for state locks (``aws_dynamodb_table.lock``)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, name: str, kms_key_arn: str) -> None:
+        super().__init__(scope, construct_id)
+        self.table = DynamodbTable(
+            self,
+            "table",
+            name=name,
+            billing_mode="PAY_PER_REQUEST",
+            hash_key="LockID",
+            attribute=[DynamodbTableAttribute(name="LockID", type="S")],
+            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=kms_key_arn),
+            point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
+            deletion_protection_enabled=True,
+            lifecycle=PROTECTED,
+        )
+        self.table.override_logical_id("lock")
+
+
+def state_access_policy(bucket_arn: str, table_arn: str, kms_key_arn: str) -> str:
+    """Least-privilege IAM policy (JSON) for whoever runs Terraform against this backend."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ListStateBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
+            {
+                "Sid": "ReadWriteStateAndLockFiles",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": f"{bucket_arn}/{STATE_PREFIX}",
+            },
+            {
+                "Sid": "DynamoDBLocking",
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:DescribeTable",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:DeleteItem",
+                ],
+                "Resource": table_arn,
+            },
+            {
+                "Sid": "StateEncryption",
+                "Effect": "Allow",
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": kms_key_arn,
+            },
+        ],
+    }
+    return json.dumps(policy)

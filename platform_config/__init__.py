@@ -1,0 +1,1 @@
+"""Typed, validated per-environment configuration: files -> frozen objects. No provider imports."""

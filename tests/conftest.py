@@ -1,0 +1,94 @@
+"""Shared fixtures. Synthesis is expensive (the AWS provider package alone costs ~10 s and
+~1 GB to import), so the whole app is synthesized once per test session and shared."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("CHECKPOINT_DISABLE", "1")
+
+from constructs_lib import naming
+from main import read_config_dir
+from platform_config.loader import BACKEND_DIR, TFVARS_DIR, Environment, load_environments
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_repo_environments(root: Path = ROOT) -> list[Environment]:
+    return load_environments(read_config_dir(root, TFVARS_DIR), read_config_dir(root, BACKEND_DIR))
+
+
+@dataclass
+class Synthesized:
+    """The synthesized app: one parsed ``cdk.tf.json`` per stack."""
+
+    outdir: Path
+    envs: list[Environment]
+    _cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.outdir / "manifest.json").read_text())
+        return data
+
+    def stack_names(self) -> list[str]:
+        return sorted(self.manifest["stacks"])
+
+    def stack(self, name: str) -> dict[str, Any]:
+        if name not in self._cache:
+            path = self.outdir / self.manifest["stacks"][name]["synthesizedStackPath"]
+            self._cache[name] = json.loads(path.read_text())
+        return self._cache[name]
+
+    def stack_dir(self, name: str) -> Path:
+        return self.outdir / "stacks" / name
+
+    def resources(self, name: str, rtype: str) -> dict[str, Any]:
+        """``resource.<rtype>`` of a stack: address name -> attributes."""
+        out: dict[str, Any] = self.stack(name).get("resource", {}).get(rtype, {})
+        return out
+
+
+def synthesize(
+    envs: list[Environment], outdir: Path, kinds: tuple[str, ...] = naming.STACK_KINDS
+) -> Synthesized:
+    """Synthesize in this process (provider modules are imported once per session)."""
+    from cdktf import App
+
+    from stacks.app import build
+
+    app = App(outdir=str(outdir))
+    build(app, envs, kinds)
+    app.synth()
+    return Synthesized(outdir, envs)
+
+
+@pytest.fixture(scope="session")
+def repo_envs() -> list[Environment]:
+    return load_repo_environments()
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory, repo_envs: list[Environment]) -> Synthesized:
+    """Every stack of every shipped environment, synthesized once for the whole session."""
+    return synthesize(repo_envs, tmp_path_factory.mktemp("synth") / "cdktf.out")
+
+
+@pytest.fixture(scope="session")
+def synth_with(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[list[Environment], tuple[str, ...]], Synthesized]]:
+    """Synthesize another set of environments in-process (e.g. a temporary fourth one)."""
+
+    def run(envs: list[Environment], kinds: tuple[str, ...] = naming.STACK_KINDS) -> Synthesized:
+        return synthesize(envs, tmp_path_factory.mktemp("synth-extra") / "cdktf.out", kinds)
+
+    yield run
