@@ -26,3 +26,11 @@ network = {
   database_subnet_cidrs = ["10.10.64.0/24", "10.10.65.0/24"]
   single_nat_gateway    = true
 }
+
+# --- MLflow platform stack (mlflow-<env>) ---------------------------------------------------
+mlflow = {
+}
+
+# --- Databricks MLOps stack (databricks-<env>) ----------------------------------------------
+databricks = {
+}

@@ -26,3 +26,11 @@ network = {
   database_subnet_cidrs = ["10.20.64.0/24", "10.20.65.0/24"]
   single_nat_gateway    = false
 }
+
+# --- MLflow platform stack (mlflow-<env>) ---------------------------------------------------
+mlflow = {
+}
+
+# --- Databricks MLOps stack (databricks-<env>) ----------------------------------------------
+databricks = {
+}

@@ -253,6 +253,9 @@ def _cross_checks(
         if tag in RESERVED_TAGS:
             problems.append(Problem(vars_file, f"tags.{tag}", "is set by the app; remove it"))
     problems.extend(_network_checks(settings, vars_file))
+    for block in ("mlflow", "databricks"):
+        for key, message in getattr(settings, block).check(settings):
+            problems.append(Problem(vars_file, f"{block}.{key}" if key else block, message))
     return problems
 
 
