@@ -9,6 +9,8 @@ Environment variables (all optional):
   MLOPS_STACKS  comma-separated stack kinds: bootstrap, mlflow, databricks (default: all)
   CDKTF_OUTDIR  output directory (set by the cdktf CLI; default: cdktf.out)
   MLOPS_QUIET   set to 1 to skip the summary
+  MLOPS_GC_PAUSE set to 0 to import provider packages with the garbage collector running
+                 (only for `make bench`, which measures what pausing it saves)
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def load(root: Path) -> tuple[list[Environment], tuple[str, ...]]:
     return envs, tuple(kinds) if kinds is not None else naming.STACK_KINDS
 
 
-def synthesize(envs: list[Environment], kinds: tuple[str, ...], outdir: Path) -> None:
+def synthesize(envs: list[Environment], kinds: tuple[str, ...], outdir: Path, pause_gc: bool = True) -> None:
     """Synthesize into a fresh directory next to ``outdir``, then swap it in."""
     from cdktf import App  # imported late: configuration errors must not pay for jsii start-up
 
@@ -89,7 +91,7 @@ def synthesize(envs: list[Environment], kinds: tuple[str, ...], outdir: Path) ->
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.new-", dir=outdir.parent))
     try:
         app = App(outdir=str(staging))
-        build(app, envs, kinds)
+        build(app, envs, kinds, pause_gc)
         app.synth()
         _carry_over_terraform_files(outdir, staging)
         if outdir.exists():
@@ -149,7 +151,7 @@ def main() -> int:
             print(f"error: {problem}", file=sys.stderr)
         print(f"{len(exc.problems)} configuration problem(s); nothing was synthesized.", file=sys.stderr)
         return 2
-    synthesize(envs, kinds, outdir)
+    synthesize(envs, kinds, outdir, pause_gc=os.environ.get("MLOPS_GC_PAUSE") != "0")
     if os.environ.get("MLOPS_QUIET") != "1":
         print(summary(outdir.resolve()))
     return 0

@@ -32,7 +32,9 @@ class CustomerKey(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.caller = DataAwsCallerIdentity(self, "caller")
+        self.caller.override_logical_id(f"{address}_key_account")
         self.partition = DataAwsPartition(self, "partition")
+        self.partition.override_logical_id(f"{address}_key_partition")
         root = f"arn:{self.partition.partition}:iam::{self.caller.account_id}:root"
         policy = {
             "Version": "2012-10-17",

@@ -1,0 +1,88 @@
+"""Every synthesized stack's backend block is exactly its environment's config file plus its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from constructs_lib import naming
+from platform_config.loader import Environment
+from tests.config_support import ConfigFiles
+from tests.conftest import ROOT, Synthesized
+
+_HCL = hcl2.SerializationOptions(with_comments=False, strip_string_quotes=True)
+
+
+def backend_file(env: str) -> dict[str, Any]:
+    """The partial backend config as Terraform would read it (parsed here without our loader)."""
+    data: dict[str, Any] = hcl2.loads(
+        (ROOT / "backend_configs" / f"{env}.config").read_text(), serialization_options=_HCL
+    )
+    return data
+
+
+@pytest.mark.parametrize("env", ["dev", "tst", "prd"])
+@pytest.mark.parametrize("kind", naming.STACK_KINDS)
+def test_backend_block_is_config_file_plus_stack_key(synth: Synthesized, kind: str, env: str) -> None:
+    backend = synth.stack(naming.stack_id(kind, env))["terraform"]["backend"]
+    assert list(backend) == ["s3"]
+    assert backend["s3"] == {**backend_file(env), "key": naming.state_key(kind)}
+
+
+def test_every_shipped_environment_is_checked(synth: Synthesized) -> None:
+    envs = sorted(p.stem for p in (ROOT / "backend_configs").glob("*.config"))
+    assert envs == ["dev", "prd", "tst"]
+    assert len(synth.stack_names()) == len(envs) * len(naming.STACK_KINDS)
+
+
+def test_state_keys_are_distinct_per_stack_kind() -> None:
+    keys = [naming.state_key(kind) for kind in naming.STACK_KINDS]
+    assert len(set(keys)) == len(keys)
+    assert naming.state_key("bootstrap") == "mlopspltf_infra/tf_remote_backend/terraform.tfstate"
+    assert naming.state_key("mlflow") == "mlopspltf_infra/mlflow/terraform.tfstate"
+
+
+def test_lock_modes_of_shipped_environments(synth: Synthesized) -> None:
+    """dev: S3-native only; tst: both during the migration window; prd: DynamoDB only."""
+    modes = {}
+    for env in ("dev", "tst", "prd"):
+        s3 = synth.stack(naming.stack_id("mlflow", env))["terraform"]["backend"]["s3"]
+        modes[env] = ("dynamodb_table" in s3, s3.get("use_lockfile", False))
+    assert modes == {"dev": (False, True), "tst": (True, True), "prd": (True, False)}
+
+
+@pytest.mark.parametrize("env", ["dev", "tst", "prd"])
+def test_backend_config_files_match_naming_module(env: str) -> None:
+    config = backend_file(env)
+    assert config["bucket"] == naming.state_bucket(env)
+    assert config.get("dynamodb_table", naming.lock_table(env)) == naming.lock_table(env)
+    assert config["kms_key_id"] == naming.state_kms_alias(env)
+    assert config["encrypt"] is True
+    assert "key" not in config
+
+
+def test_backend_config_files_are_valid_terraform_partial_configs() -> None:
+    """A partial config holds bare `key = value` attributes: a `terraform { backend ... }` block
+    in it would silently leave state local. (tests/test_state_*.py init real Terraform with them.)"""
+    for path in (ROOT / "backend_configs").glob("*.config"):
+        text = "\n".join(line for line in path.read_text().splitlines() if not line.startswith("#"))
+        assert "terraform" not in text and "backend" not in text, path
+        data = hcl2.loads(text, serialization_options=_HCL)
+        assert all(not (isinstance(v, list) and v and isinstance(v[0], dict)) for v in data.values())
+
+
+def test_bootstrap_phase_one_uses_an_explicit_local_backend(synth_with: Any, tmp_path: Path) -> None:
+    files = ConfigFiles().sub(
+        "env_specific_vars/dev.tfvars", r'^bootstrap_state = "s3"', 'bootstrap_state = "local"'
+    )
+    envs: list[Environment] = [e for e in files.load() if e.name == "dev"]
+    out: Synthesized = synth_with(envs, ("bootstrap", "databricks"))
+    assert out.stack("bootstrap-dev")["terraform"]["backend"] == {
+        "local": {"path": "../../../local_state/bootstrap-dev.tfstate"}
+    }
+    # Only the bootstrap stack may ever use local state.
+    assert list(out.stack("databricks-dev")["terraform"]["backend"]) == ["s3"]
+    assert (ROOT / "cdktf.out").resolve() not in out.outdir.parents

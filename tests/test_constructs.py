@@ -1,0 +1,128 @@
+"""Each construct synthesized alone in a bare stack: what it creates, nothing more."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cdktf import App, TerraformStack
+from cdktf import Testing as CdktfTesting  # aliased: pytest would collect a class named Test*
+
+from constructs_lib.aws_provider import aws_provider
+from constructs_lib.encryption import CustomerKey
+from constructs_lib.state_backend import local_backend, s3_backend
+from constructs_lib.state_storage import LockTable, StateBucket
+from platform_config.backend import BackendSettings
+
+
+def bare_stack() -> TerraformStack:
+    stack = TerraformStack(App(), "unit")
+    aws_provider(stack, "eu-west-1", {"Project": "unit"})
+    return stack
+
+
+def synth(stack: TerraformStack) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(CdktfTesting.synth(stack))
+    return data
+
+
+def test_customer_key() -> None:
+    stack = bare_stack()
+    CustomerKey(
+        stack,
+        "k",
+        address="demo",
+        alias="alias/demo",
+        description="demo key",
+        deletion_window_days=7,
+        extra_statements=[{"Sid": "Logs", "Effect": "Allow", "Principal": {"Service": "logs.amazonaws.com"}}],
+    )
+    out = synth(stack)
+    assert set(out["resource"]) == {"aws_kms_key", "aws_kms_alias"}
+    key = out["resource"]["aws_kms_key"]["demo"]
+    assert key["enable_key_rotation"] is True
+    assert key["deletion_window_in_days"] == 7
+    policy = json.loads(key["policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["AccountRootAdministers", "Logs"]
+    assert policy["Statement"][0]["Principal"] == {
+        "AWS": "arn:${data.aws_partition.demo_key_partition.partition}:iam::"
+        "${data.aws_caller_identity.demo_key_account.account_id}:root"
+    }
+    assert out["resource"]["aws_kms_alias"]["demo"]["name"] == "alias/demo"
+
+
+def test_state_bucket_alone() -> None:
+    stack = bare_stack()
+    StateBucket(
+        stack,
+        "b",
+        name="bucket-x",
+        sse_algorithm="aws:kms",
+        kms_key_arn="arn:aws:kms:eu-west-1:111122223333:key/k",
+        noncurrent_version_expiration_days=30,
+        abort_incomplete_multipart_upload_days=2,
+    )
+    out = synth(stack)
+    assert sorted(out["resource"]) == [
+        "aws_s3_bucket",
+        "aws_s3_bucket_lifecycle_configuration",
+        "aws_s3_bucket_ownership_controls",
+        "aws_s3_bucket_policy",
+        "aws_s3_bucket_public_access_block",
+        "aws_s3_bucket_server_side_encryption_configuration",
+        "aws_s3_bucket_versioning",
+    ]
+    assert all(list(v) == ["state"] for v in out["resource"].values())
+    rule = out["resource"]["aws_s3_bucket_lifecycle_configuration"]["state"]["rule"][0]
+    assert rule["noncurrent_version_expiration"] == [{"noncurrent_days": 30}]
+    assert rule["abort_incomplete_multipart_upload"] == [{"days_after_initiation": 2}]
+    sse = out["resource"]["aws_s3_bucket_server_side_encryption_configuration"]["state"]["rule"][0]
+    assert sse["apply_server_side_encryption_by_default"]["kms_master_key_id"].endswith(":key/k")
+
+
+def test_lock_table_alone() -> None:
+    stack = bare_stack()
+    LockTable(stack, "t", name="locks", kms_key_arn="arn:aws:kms:eu-west-1:111122223333:key/k")
+    out = synth(stack)
+    assert list(out["resource"]) == ["aws_dynamodb_table"]
+    table = out["resource"]["aws_dynamodb_table"]["lock"]
+    assert (table["name"], table["hash_key"], table["billing_mode"]) == ("locks", "LockID", "PAY_PER_REQUEST")
+
+
+def test_s3_backend_from_settings() -> None:
+    stack = TerraformStack(App(), "unit")
+    settings = BackendSettings.model_validate(
+        {
+            "bucket": "b",
+            "region": "eu-west-1",
+            "encrypt": True,
+            "dynamodb_table": "t",
+            "use_lockfile": True,
+            "assume_role": {"role_arn": "arn:aws:iam::111122223333:role/tf"},
+            "endpoints": {"s3": "http://127.0.0.1:9"},
+            "use_path_style": True,
+        }
+    )
+    s3_backend(stack, settings, "mlflow")
+    backend = synth(stack)["terraform"]["backend"]
+    assert backend == {
+        "s3": {
+            "bucket": "b",
+            "key": "mlopspltf_infra/mlflow/terraform.tfstate",
+            "region": "eu-west-1",
+            "encrypt": True,
+            "dynamodb_table": "t",
+            "use_lockfile": True,
+            "assume_role": {"role_arn": "arn:aws:iam::111122223333:role/tf"},
+            "endpoints": {"s3": "http://127.0.0.1:9"},
+            "use_path_style": True,
+        }
+    }
+
+
+def test_local_backend_lives_outside_cdktf_out() -> None:
+    stack = TerraformStack(App(), "unit")
+    local_backend(stack, "bootstrap", "qa")
+    assert synth(stack)["terraform"]["backend"] == {
+        "local": {"path": "../../../local_state/bootstrap-qa.tfstate"}
+    }
