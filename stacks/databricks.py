@@ -1,12 +1,140 @@
-"""``databricks-<env>``: the Databricks side of the MLOps platform (placeholder)."""
+"""``databricks-<env>``: the Databricks side of the MLOps platform.
+
+The resources a Databricks Asset Bundle from the databricks/mlops-stacks template deploys (seed
+000), at the addresses the bundle's Terraform state holds them, so that state can be adopted:
+a Unity Catalog model with grants, an MLflow experiment with permissions, and the model training
+and batch inference jobs. The provider gets only the workspace host: credentials come from the
+environment of whoever runs Terraform (see the README's Databricks section).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
+from constructs_lib import naming
+from constructs_lib.databricks_artifacts import TrackedExperiment, UnityCatalogModel
+from constructs_lib.databricks_jobs import JobClusterSpec, NotebookJob, NotebookTaskSpec, ScheduleSpec
+from platform_config.databricks import DatabricksSettings, Schedule
 from platform_config.loader import Environment
 from stacks.base import PlatformStack
+
+TRAINING_JOB = "model_training_job"
+BATCH_INFERENCE_JOB = "batch_inference_job"
+
+
+@dataclass(frozen=True)
+class DatabricksNames:
+    """Every name of one environment's Databricks resources, derived from its settings."""
+
+    target: str
+    project: str
+    catalog: str
+    schema: str
+    model: str
+    model_full_name: str
+    experiment_path: str
+    files_root: str
+    job_prefix: str
+
+    @classmethod
+    def derive(cls, settings: DatabricksSettings, env_name: str, is_production: bool) -> DatabricksNames:
+        if settings.host is None or settings.project is None:
+            raise ValueError("databricks.host and databricks.project are required (checked by the loader)")
+        project = settings.project
+        target = settings.target or naming.databricks_target(env_name)
+        catalog = settings.catalog or target
+        schema = settings.schema_name or project
+        model = settings.model_name or naming.databricks_model_name(project)
+        deployer = settings.deployer or ""
+        return cls(
+            target=target,
+            project=project,
+            catalog=catalog,
+            schema=schema,
+            model=model,
+            model_full_name=naming.databricks_model_full_name(catalog, schema, model),
+            experiment_path=settings.experiment_path
+            or naming.databricks_experiment_path(deployer, target, project),
+            files_root=settings.files_root or naming.databricks_files_root(deployer, project, target),
+            job_prefix=settings.job_name_prefix
+            if settings.job_name_prefix is not None
+            else naming.databricks_job_prefix(target, is_production),
+        )
+
+    def notebook(self, path: str) -> str:
+        """Workspace path of a notebook given relative to the bundle's files root (or absolute)."""
+        return path if path.startswith("/") else f"{self.files_root}/{path}"
+
+    def job_name(self, job: str) -> str:
+        return naming.databricks_job_name(self.job_prefix, self.project, job)
+
+
+def training_tasks(settings: DatabricksSettings, names: DatabricksNames) -> tuple[NotebookTaskSpec, ...]:
+    """The training job's tasks, in run order."""
+    training = settings.training
+    if training.layout == "notebooks":
+        return tuple(
+            NotebookTaskSpec(t.key, names.notebook(t.notebook), dict(t.parameters)) for t in training.tasks
+        )
+    validation = training.validation
+    return (
+        NotebookTaskSpec(
+            "Train",
+            names.notebook("training/notebooks/Train"),
+            {
+                "env": names.target,
+                "training_data_path": training.training_data_path,
+                "experiment_name": names.experiment_path,
+                "model_name": names.model_full_name,
+            },
+        ),
+        NotebookTaskSpec(
+            "ModelValidation",
+            names.notebook("validation/notebooks/ModelValidation"),
+            {
+                "experiment_name": names.experiment_path,
+                "run_mode": validation.run_mode,
+                "enable_baseline_comparison": str(validation.enable_baseline_comparison).lower(),
+                "validation_input": validation.input,
+                "model_type": validation.model_type,
+                "targets": validation.targets,
+                "custom_metrics_loader_function": "custom_metrics",
+                "validation_thresholds_loader_function": "validation_thresholds",
+                "evaluator_config_loader_function": "evaluator_config",
+                "model_name": names.model_full_name,
+                # Databricks task values, resolved at run time (not Terraform interpolation).
+                "model_version": "{{tasks.Train.values.model_version}}",
+            },
+        ),
+        NotebookTaskSpec(
+            "ModelDeployment",
+            names.notebook("deployment/model_deployment/notebooks/ModelDeployment"),
+            {
+                "env": names.target,
+                "model_name": names.model_full_name,
+                "model_version": "{{tasks.Train.values.model_version}}",
+            },
+        ),
+    )
+
+
+def batch_inference_task(settings: DatabricksSettings, names: DatabricksNames) -> NotebookTaskSpec:
+    batch = settings.batch_inference
+    return NotebookTaskSpec(
+        BATCH_INFERENCE_JOB,
+        names.notebook(batch.notebook),
+        {
+            "env": names.target,
+            "input_table_name": batch.input_table
+            or naming.databricks_inference_input_table(names.catalog, names.schema),
+            "output_table_name": batch.output_table
+            or naming.databricks_predictions_table(names.catalog, names.schema),
+            "model_name": names.model_full_name,
+        },
+    )
 
 
 class DatabricksStack(PlatformStack):
@@ -14,4 +142,84 @@ class DatabricksStack(PlatformStack):
 
     def __init__(self, scope: Construct, env: Environment) -> None:
         super().__init__(scope, env)
-        DatabricksProvider(self, "databricks")
+        settings = self.settings.databricks
+        production = self.settings.is_production
+        names = DatabricksNames.derive(settings, env.name, production)
+        self.names = names
+        DatabricksProvider(self, "databricks", host=settings.host)
+
+        model_settings = settings.model
+        model = UnityCatalogModel(
+            self,
+            "registered_model",
+            catalog=names.catalog,
+            schema=names.schema,
+            name=names.model,
+            execute_principals=settings.model_execute_principals,
+            comment=model_settings.comment,
+            owner=model_settings.owner,
+            storage_location=model_settings.storage_location,
+        )
+        experiment = TrackedExperiment(
+            self, "experiment", path=names.experiment_path, read_groups=settings.experiment_read_groups
+        )
+
+        tags = {**self.tags, **settings.tags}
+        cluster = JobClusterSpec(
+            spark_version=settings.job_cluster.spark_version,
+            node_type_id=settings.node_type_id,
+            num_workers=settings.job_cluster.num_workers,
+            data_security_mode=settings.job_cluster.data_security_mode,
+            custom_tags=tags,
+        )
+
+        def job(
+            address: str,
+            job_name: str,
+            tasks: tuple[NotebookTaskSpec, ...],
+            cluster_id: str | None,
+            schedule: Schedule,
+        ) -> NotebookJob:
+            return NotebookJob(
+                self,
+                address,
+                address=address,
+                name=names.job_name(job_name),
+                tasks=tasks,
+                schedule=ScheduleSpec(schedule.cron, schedule.timezone, paused=not production),
+                cluster=None if cluster_id else cluster,
+                existing_cluster_id=cluster_id,
+                on_failure_emails=settings.notifications.on_failure,
+                run_as_service_principal=settings.run_as_service_principal,
+                tags=tags,
+                max_retries=settings.max_retries,
+                timeout_seconds=settings.timeout_seconds,
+                max_concurrent_runs=settings.max_concurrent_runs,
+                view_groups=settings.job_view_groups if settings.job_permissions else (),
+            )
+
+        training = job(
+            TRAINING_JOB,
+            naming.DATABRICKS_TRAINING_JOB,
+            training_tasks(settings, names),
+            settings.training.existing_cluster_id,
+            settings.training.schedule,
+        )
+        batch = job(
+            BATCH_INFERENCE_JOB,
+            naming.DATABRICKS_BATCH_INFERENCE_JOB,
+            (batch_inference_task(settings, names),),
+            settings.batch_inference.existing_cluster_id,
+            settings.batch_inference.schedule,
+        )
+
+        self.output("databricks_target", names.target, "Bundle target (workspace stage) of this environment")
+        self.output("registered_model_full_name", model.full_name, "Unity Catalog name of the model")
+        self.output("mlflow_experiment_id", experiment.experiment_id, "Id of the MLflow experiment")
+        self.output(
+            "mlflow_experiment_name", names.experiment_path, "Workspace path of the MLflow experiment"
+        )
+        self.output("model_training_job_id", training.job.id, "Id of the model training job")
+        self.output("model_training_job_url", training.job.url, "Workspace URL of the model training job")
+        self.output("batch_inference_job_id", batch.job.id, "Id of the batch inference job")
+        self.output("batch_inference_job_url", batch.job.url, "Workspace URL of the batch inference job")

@@ -1,0 +1,337 @@
+"""The ``databricks`` block: shipped values, defaults, and one failing test per validation.
+
+Everything goes through the real loader (``load_environments``) with the shipped files' text, only
+the databricks block replaced, and asserts the "file: key: problem" the user would see.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from constructs_lib import naming
+from platform_config.databricks import DEFAULT_NODE_TYPES, DatabricksSettings, quartz_cron_problem
+from platform_config.errors import ConfigError
+from platform_config.loader import Environment
+from tests.fixtures.databricks_env import BASE, databricks_problems, load_variants, problems_for, tfvars_text
+
+
+def block(**changes: Any) -> dict[str, Any]:
+    return {**BASE, **changes}
+
+
+def only_problem(problems: list[tuple[str, str]]) -> tuple[str, str]:
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+# --- shipped environments ------------------------------------------------------------------------
+
+
+def test_shipped_targets_follow_the_bundle_stages(repo_envs: list[Environment]) -> None:
+    by_name = {e.name: e.settings.databricks for e in repo_envs}
+    assert {n: s.target for n, s in by_name.items()} == {"dev": "test", "tst": "staging", "prd": "prod"}
+    assert all(s.project == "my_mlops_project_luv_v6" for s in by_name.values())
+    assert all(s.cloud == "azure" for s in by_name.values())
+    assert by_name["prd"].catalog == "prod"
+    assert by_name["prd"].training.existing_cluster_id == by_name["prd"].batch_inference.existing_cluster_id
+    assert by_name["dev"].job_cluster.num_workers == 0
+
+
+def test_the_shipped_targets_equal_the_naming_defaults(repo_envs: list[Environment]) -> None:
+    for env in repo_envs:
+        assert env.settings.databricks.target == naming.databricks_target(env.name)
+
+
+def test_minimal_block_loads_with_the_template_defaults() -> None:
+    (env,) = load_variants({"dev": (block(), "dev")})
+    s = env.settings.databricks
+    assert s.target is None and s.catalog is None and s.schema_name is None
+    assert s.training.layout == "template"
+    assert s.training.schedule.cron == "0 0 9 * * ?" and s.training.schedule.timezone == "UTC"
+    assert s.batch_inference.schedule.cron == "0 0 11 * * ?"
+    assert s.job_cluster.spark_version == "15.3.x-cpu-ml-scala2.12"
+    assert s.job_cluster.num_workers == 3 and s.job_cluster.data_security_mode == "SINGLE_USER"
+    assert s.node_type_id == "Standard_D3_v2"
+    assert s.model_execute_principals == ("account users",)
+    assert s.experiment_read_groups == ("users",)
+    assert s.job_permissions is False
+    assert (s.max_retries, s.timeout_seconds, s.max_concurrent_runs) == (0, 0, 1)
+
+
+@pytest.mark.parametrize(("cloud", "host"), [
+    ("azure", "https://adb-1234567890123456.7.azuredatabricks.net"),
+    ("aws", "https://dbc-a1b2c3d4-e5f6.cloud.databricks.com"),
+    ("gcp", "https://1234567890123456.7.gcp.databricks.com"),
+])  # fmt: skip
+def test_each_cloud_picks_its_node_type(cloud: str, host: str) -> None:
+    (env,) = load_variants({"dev": (block(cloud=cloud, host=host), "dev")})
+    assert env.settings.databricks.node_type_id == DEFAULT_NODE_TYPES[cloud]
+    assert DEFAULT_NODE_TYPES == {"azure": "Standard_D3_v2", "aws": "i3.xlarge", "gcp": "n2-highmem-4"}
+
+
+def test_schema_is_spelled_schema_in_the_file() -> None:
+    (env,) = load_variants({"dev": (block(schema="features"), "dev")})
+    assert env.settings.databricks.schema_name == "features"
+
+
+def test_deployer_is_optional_when_both_paths_are_given() -> None:
+    b = {k: v for k, v in block().items() if k != "deployer"}
+    b.update(experiment_path="/Shared/exp", files_root="/Workspace/Shared/project/files")
+    assert databricks_problems(b) == []
+
+
+def test_settings_object_is_frozen() -> None:
+    (env,) = load_variants({"dev": (block(), "dev")})
+    with pytest.raises(ValueError, match="frozen"):
+        env.settings.databricks.cloud = "aws"  # type: ignore[misc]
+    assert isinstance(env.settings.databricks, DatabricksSettings)
+
+
+# --- bad input: one test per rule ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("missing", ["host", "project"])
+def test_required_keys(missing: str) -> None:
+    b = {k: v for k, v in block().items() if k != missing}
+    assert only_problem(databricks_problems(b)) == (f"databricks.{missing}", "missing required key")
+
+
+def test_deployer_required_for_default_paths() -> None:
+    b = {k: v for k, v in block().items() if k != "deployer"}
+    key, message = only_problem(databricks_problems(b))
+    assert key == "databricks.deployer" and "experiment_path and files_root" in message
+
+
+def test_problem_names_the_file_and_full_key() -> None:
+    (problem,) = [p for p in problems_for(block(cloud="azur")) if p.key.startswith("databricks")]
+    assert problem.file == "env_specific_vars/dev.tfvars"
+    assert str(problem).startswith("env_specific_vars/dev.tfvars: databricks.cloud: ")
+
+
+def test_unknown_cloud() -> None:
+    key, message = only_problem(databricks_problems(block(cloud="azur")))
+    assert key == "databricks.cloud"
+    assert "'azure', 'aws' or 'gcp'" in message and "'azur'" in message
+
+
+def test_host_must_match_cloud() -> None:
+    key, message = only_problem(databricks_problems(block(cloud="aws")))
+    assert key == "databricks.host" and message.endswith("is a workspace on azure, but cloud = 'aws'")
+
+
+@pytest.mark.parametrize("host", [
+    "http://adb-1.azuredatabricks.net",
+    "https://adb-1.azuredatabricks.net/?o=123",
+    "adb-1.azuredatabricks.net",
+    "https://adb-1.azuredatabricks.net/api/2.0",
+])  # fmt: skip
+def test_host_must_be_a_bare_https_url(host: str) -> None:
+    key, message = only_problem(databricks_problems(block(host=host)))
+    assert key == "databricks.host" and "is not a workspace URL" in message
+
+
+def test_unknown_key_is_reported() -> None:
+    key, message = only_problem(databricks_problems(block(projet="x")))
+    assert key == "databricks.projet" and message.startswith("unknown key")
+
+
+@pytest.mark.parametrize(("cron", "expected"), [
+    ("0 9 * * *", "has 5 fields"),
+    ("0 0 9 * * ? 2030 1", "has 8 fields"),
+    ("0 0 25 * * ?", "hours field '25': 25 is outside 0-23"),
+    ("0 60 9 * * ?", "minutes field '60': 60 is outside 0-59"),
+    ("0 0 9 * * *", "exactly one of day-of-month and day-of-week must be '?'"),
+    ("0 0 9 ? * ?", "exactly one of day-of-month and day-of-week must be '?'"),
+    ("0 ? 9 * * ?", "'?' is only allowed for day-of-month or day-of-week"),
+    ("0 0 9 ? * FUNDAY", "is not a number or name"),
+    ("0 0 9 ? FOO MON", "'FOO' is not a number or name"),
+    ("0 0 17-9 * * ?", "runs backwards"),
+    ("0 0/0 9 * * ?", "bad increment"),
+    ("0 0 9,,10 * * ?", "empty list item"),
+    ("0 0 9 ? * XYZ#2", "unknown day 'XYZ'"),
+    ("0 0 1-2-3 * * ?", "bad range '1-2-3'"),
+    ("0 0 9 32W * ?", "is not a number or name"),
+])  # fmt: skip
+def test_invalid_cron_is_a_config_error(cron: str, expected: str) -> None:
+    key, message = only_problem(databricks_problems(block(training={"schedule": {"cron": cron}})))
+    assert key == "databricks.training.schedule.cron"
+    assert "is not a Quartz cron expression" in message and expected in message
+
+
+def test_unix_cron_gets_a_hint() -> None:
+    problem = quartz_cron_problem("0 9 * * *")
+    assert problem is not None and "looks like Unix cron" in problem
+
+
+@pytest.mark.parametrize("cron", [
+    "0 0 9 * * ?", "0 0 11 * * ?", "0 30 6 ? * MON-FRI", "0 0/15 * * * ?", "0 0 12 L * ?",
+    "0 0 12 15W * ?", "0 0 12 ? * 6#3", "0 0 12 ? * 2L", "0 0 0 1 JAN,JUL ? 2030", "0 0 9 LW * ?",
+    "15,45 0 9-17/2 * * ?",
+])  # fmt: skip
+def test_valid_quartz_cron(cron: str) -> None:
+    assert quartz_cron_problem(cron) is None
+
+
+def test_invalid_timezone() -> None:
+    key, message = only_problem(
+        databricks_problems(
+            block(batch_inference={"schedule": {"cron": "0 0 11 * * ?", "timezone": "Mars/Olympus"}})
+        )
+    )
+    assert key == "databricks.batch_inference.schedule.timezone" and "is not a time zone id" in message
+
+
+RAG = [
+    {"key": "prep", "notebook": "rag/01-prep"},
+    {"key": "chain", "notebook": "rag/02-chain"},
+    {"key": "prep", "notebook": "rag/03-eval"},
+]
+
+
+def test_duplicate_task_keys() -> None:
+    key, message = only_problem(databricks_problems(block(training={"layout": "notebooks", "tasks": RAG})))
+    assert key == "databricks.training.tasks[2].key"
+    assert message == "duplicate task key 'prep' (also training.tasks[0])"
+
+
+def test_notebook_layout_needs_tasks() -> None:
+    key, message = only_problem(databricks_problems(block(training={"layout": "notebooks"})))
+    assert key == "databricks.training.tasks" and "needs at least one task" in message
+
+
+def test_template_layout_refuses_tasks() -> None:
+    key, message = only_problem(databricks_problems(block(training={"tasks": RAG[:2]})))
+    assert key == "databricks.training.tasks" and "only used with layout" in message
+
+
+def test_unknown_layout() -> None:
+    key, _ = only_problem(databricks_problems(block(training={"layout": "free"})))
+    assert key == "databricks.training.layout"
+
+
+@pytest.mark.parametrize(("task", "key", "expected"), [
+    ({"key": "bad key!", "notebook": "a/b"}, "key", "a Databricks task key"),
+    ({"key": "ok", "notebook": "training/Train.py"}, "notebook", "have no file extension"),
+    ({"key": "ok", "notebook": "../outside/nb"}, "notebook", "is not a notebook path"),
+    ({"key": "ok", "notebook": "a/b", "cluster": "x"}, "cluster", "unknown key"),
+])  # fmt: skip
+def test_bad_tasks(task: dict[str, str], key: str, expected: str) -> None:
+    k, message = only_problem(databricks_problems(block(training={"layout": "notebooks", "tasks": [task]})))
+    assert k == f"databricks.training.tasks[0].{key}" and expected in message
+
+
+@pytest.mark.parametrize(("changes", "key", "expected"), [
+    ({"training": {"existing_cluster_id": "my-cluster"}}, "training.existing_cluster_id", "is not a cluster id"),
+    ({"job_cluster": {"spark_version": "15.3.x-scala2.12"}}, "job_cluster.spark_version", "ML runtime"),
+    ({"job_cluster": {"node_type_id": "i3.xlarge"}}, "job_cluster.node_type_id", "is not a node type on azure"),
+    ({"job_cluster": {"num_workers": -1}}, "job_cluster.num_workers", "greater than or equal to 0"),
+    ({"job_cluster": {"data_security_mode": "NONE"}}, "job_cluster.data_security_mode", "SINGLE_USER"),
+    ({"model": {"storage_location": "s3://bucket/models"}}, "model.storage_location", "abfss://"),
+    ({"notifications": {"on_failure": ["not-an-email"]}}, "notifications.on_failure[0]", "is not an e-mail"),
+    ({"run_as_service_principal": "ci-bot"}, "run_as_service_principal", "application id"),
+    ({"deployer": "someone"}, "deployer", "user e-mail or a service principal"),
+    ({"experiment_path": "Users/x/exp"}, "experiment_path", "absolute workspace path"),
+    ({"files_root": "/Workspace/x/"}, "files_root", "absolute workspace path"),
+    ({"batch_inference": {"output_table": "schema.predictions"}}, "batch_inference.output_table", "three-part"),
+    ({"project": "My Project"}, "project", "lowercase letters"),
+    ({"model_name": "my model"}, "model_name", "should match pattern"),
+    ({"job_name_prefix": "dev/"}, "job_name_prefix", "should match pattern"),
+    ({"catalog": "prod-catalog"}, "catalog", "Unity Catalog identifier"),
+    ({"target": "prod"}, "target", "production target"),
+    ({"model_execute_principals": []}, "model_execute_principals", "at least 1"),
+    ({"experiment_read_groups": []}, "experiment_read_groups", "at least 1"),
+    ({"max_retries": -2}, "max_retries", "greater than or equal to -1"),
+    ({"max_concurrent_runs": 0}, "max_concurrent_runs", "greater than or equal to 1"),
+    ({"timeout_seconds": -5}, "timeout_seconds", "greater than or equal to 0"),
+    ({"job_permissions": "yes"}, "job_permissions", "valid boolean"),
+    ({"tags": {"bad{key}": "x"}}, "tags.bad{key}", "tag keys"),
+    ({"training": {"validation": {"run_mode": "strict"}}}, "training.validation.run_mode", "'dry_run'"),
+])  # fmt: skip
+def test_bad_values(changes: dict[str, Any], key: str, expected: str) -> None:
+    k, message = only_problem(databricks_problems(block(**changes)))
+    assert k == f"databricks.{key}"
+    assert expected in message
+
+
+@pytest.mark.parametrize(("changes", "key", "expected"), [
+    ({"job_view_groups": ["users"]}, "job_view_groups", "unless job_permissions = true"),
+    (
+        {"training": {"layout": "notebooks", "tasks": RAG[:2], "training_data_path": "/x"}},
+        "training.training_data_path",
+        'only used with layout = "template"',
+    ),
+    (
+        {"training": {"layout": "notebooks", "tasks": RAG[:2], "validation": {"run_mode": "enabled"}}},
+        "training.validation",
+        'only used with layout = "template"',
+    ),
+    (
+        {
+            "training": {"existing_cluster_id": "0101-000000-abcdefgh"},
+            "batch_inference": {"existing_cluster_id": "0101-000000-abcdefgh"},
+            "job_cluster": {"num_workers": 1},
+        },
+        "job_cluster",
+        "both jobs set existing_cluster_id",
+    ),
+])  # fmt: skip
+def test_settings_that_would_do_nothing(changes: dict[str, Any], key: str, expected: str) -> None:
+    k, message = only_problem(databricks_problems(block(**changes)))
+    assert k == f"databricks.{key}" and expected in message
+
+
+def test_job_view_groups_with_job_permissions() -> None:
+    assert databricks_problems(block(job_permissions=True, job_view_groups=["data-team"])) == []
+
+
+def test_prod_target_is_fine_in_production() -> None:
+    assert databricks_problems(block(target="prod"), base_env="prd", is_production=True) == []
+
+
+def test_secrets_are_refused_in_the_block() -> None:
+    fake_token = "dapi" + "0123456789abcdef" * 2  # assembled: no token-shaped literal in the repo
+    problems = problems_for(block(token=fake_token))
+    assert [(p.key, "secrets never go in tfvars" in p.message) for p in problems] == [
+        ("databricks.token", True)
+    ]
+
+
+def test_block_renderer_keeps_the_rest_of_the_file() -> None:
+    text = tfvars_text(block(), "dev")
+    assert 'environment   = "dev"' in text and "network = {" in text and "mlflow = {" in text
+    assert text.count("databricks = {") == 1
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_variants({"dev": (block(cloud="gcpx", max_retries=-9, training={"layout": "x"}), "dev")})
+    keys = {p.key for p in exc.value.problems}
+    assert {"databricks.cloud", "databricks.max_retries", "databricks.training.layout"} <= keys
+
+
+# --- names ---------------------------------------------------------------------------------------
+
+
+def test_databricks_names() -> None:
+    assert [naming.databricks_target(e) for e in ("dev", "tst", "prd", "qa")] == [
+        "test",
+        "staging",
+        "prod",
+        "qa",
+    ]
+    assert naming.databricks_model_name("p") == "p-model"
+    assert naming.databricks_model_full_name("prod", "p", "p-model") == "prod.p.p-model"
+    assert naming.databricks_experiment_path("u@x.io", "test", "p") == "/Users/u@x.io/test-p-experiment"
+    assert (
+        naming.databricks_files_root("u@x.io", "p", "staging")
+        == "/Workspace/Users/u@x.io/.bundle/p/staging/files"
+    )
+    assert naming.databricks_job_prefix("test", is_production=False) == "test-"
+    assert naming.databricks_job_prefix("prod", is_production=True) == ""
+    assert (
+        naming.databricks_job_name("test-", "p", naming.DATABRICKS_TRAINING_JOB)
+        == "test-p-model-training-job"
+    )
+    assert naming.databricks_predictions_table("c", "s") == "c.s.predictions"

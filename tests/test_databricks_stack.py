@@ -1,0 +1,566 @@
+"""databricks-<env>: every resource and property, names per environment, snapshots, secrets and the
+adoption of the bundle's Terraform state (seed 000)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cdktf import TerraformStack
+from cdktf import Testing as CdktfTesting
+from syrupy.assertion import SnapshotAssertion
+from syrupy.extensions.json import JSONSnapshotExtension
+
+from constructs_lib.databricks_jobs import JobClusterSpec, NotebookJob, NotebookTaskSpec, ScheduleSpec
+from platform_config import hcl
+from platform_config.loader import Environment
+from platform_config.secrets import SECRET_VALUE_PATTERNS, find_secrets
+from tests.conftest import ROOT, Synthesized
+from tests.fixtures.databricks_env import BASE, SEED_STATE, load_variants
+
+ENVS = ["dev", "tst", "prd"]
+PROJECT = "my_mlops_project_luv_v6"
+DEPLOYER = "maaheshwarispandan97@outlook.com"
+TARGETS = {"dev": "test", "tst": "staging", "prd": "prod"}
+SEED_MODEL = "prod.my_mlops_project_luv_v6.my_mlops_project_luv_v6-model"
+HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
+RAG_TASKS = [
+    ("PDF_Advance_Data_Preprocessing", "rag_code_files/01-PDF-Advance-Data-Preprocessing"),
+    ("Advanced_Chatbot_Chain", "rag_code_files/02-Advanced-Chatbot-Chain"),
+    ("Offline_Evaluation", "rag_code_files/03-Offline-Evaluation"),
+    ("Deploy_Model_As_Endpoint", "rag_code_files/04-Deploy-Model-As-Endpoint"),
+]
+SIX_ADDRESSES = {
+    "databricks_grants.registered_model_model",
+    "databricks_job.batch_inference_job",
+    "databricks_job.model_training_job",
+    "databricks_mlflow_experiment.experiment",
+    "databricks_permissions.mlflow_experiment_experiment",
+    "databricks_registered_model.model",
+}
+
+
+def stack(synth: Synthesized, env: str) -> dict[str, Any]:
+    return synth.stack(f"databricks-{env}")
+
+
+def addresses(doc: dict[str, Any]) -> set[str]:
+    return {f"{rtype}.{name}" for rtype, items in doc.get("resource", {}).items() for name in items}
+
+
+def one(synth: Synthesized, env: str, rtype: str, name: str) -> dict[str, Any]:
+    resource: dict[str, Any] = synth.resources(f"databricks-{env}", rtype)[name]
+    return resource
+
+
+def files_root(env: str) -> str:
+    return f"/Workspace/Users/{DEPLOYER}/.bundle/{PROJECT}/{TARGETS[env]}/files"
+
+
+@pytest.fixture
+def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    return snapshot.use_extension(JSONSnapshotExtension)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_snapshot(synth: Synthesized, env: str, snapshot_json: SnapshotAssertion) -> None:
+    assert stack(synth, env) == snapshot_json
+
+
+# --- addresses, provider, backend ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_exactly_the_seed_addresses(synth: Synthesized, env: str) -> None:
+    assert addresses(stack(synth, env)) == SIX_ADDRESSES
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_provider_gets_only_the_host(synth: Synthesized, env: str) -> None:
+    doc = stack(synth, env)
+    assert doc["provider"] == {"databricks": [{"host": HOST}]}
+    assert set(doc["terraform"]["required_providers"]) == {"databricks"}
+    assert doc["terraform"]["required_providers"]["databricks"]["source"] == "databricks/databricks"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_state_lives_in_the_environment_backend(synth: Synthesized, env: str) -> None:
+    backend = stack(synth, env)["terraform"]["backend"]["s3"]
+    assert backend["bucket"] == f"mlopspltf-{env}-s3-tf-backend"
+    assert backend["key"] == "mlopspltf_infra/databricks/terraform.tfstate"
+    assert backend["encrypt"] is True
+
+
+# --- model and grants ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_registered_model_per_environment(synth: Synthesized, env: str) -> None:
+    model = one(synth, env, "databricks_registered_model", "model")
+    target = TARGETS[env]
+    assert (model["catalog_name"], model["schema_name"], model["name"]) == (
+        target,
+        PROJECT,
+        f"{PROJECT}-model",
+    )
+    assert "storage_location" not in model and "owner" not in model
+    assert model["comment"].startswith({"dev": "Test", "tst": "Staging", "prd": "Production"}[env])
+
+
+def test_prd_model_full_name_is_the_seeds(synth: Synthesized) -> None:
+    model = one(synth, "prd", "databricks_registered_model", "model")
+    assert ".".join((model["catalog_name"], model["schema_name"], model["name"])) == SEED_MODEL
+    model_name_params = [
+        t["notebook_task"]["base_parameters"]["model_name"]
+        for t in one(synth, "prd", "databricks_job", "batch_inference_job")["task"]
+    ]
+    assert model_name_params == [SEED_MODEL]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_model_grants_execute_to_account_users(synth: Synthesized, env: str) -> None:
+    grants = one(synth, env, "databricks_grants", "registered_model_model")
+    assert grants["function"] == "${databricks_registered_model.model.id}"
+    assert grants["grant"] == [{"principal": "account users", "privileges": ["EXECUTE"]}]
+    assert {k for k in grants if k != "//"} == {"function", "grant"}
+
+
+# --- experiment ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_experiment_path_and_permissions(synth: Synthesized, env: str) -> None:
+    experiment = one(synth, env, "databricks_mlflow_experiment", "experiment")
+    assert experiment["name"] == f"/Users/{DEPLOYER}/{TARGETS[env]}-{PROJECT}-experiment"
+    permissions = one(synth, env, "databricks_permissions", "mlflow_experiment_experiment")
+    assert permissions["experiment_id"] == "${databricks_mlflow_experiment.experiment.id}"
+    assert permissions["access_control"] == [{"group_name": "users", "permission_level": "CAN_READ"}]
+
+
+# --- jobs ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_training_tasks_run_in_order_each_after_success(synth: Synthesized, env: str) -> None:
+    tasks = one(synth, env, "databricks_job", "model_training_job")["task"]
+    assert [(t["task_key"], t["notebook_task"]["notebook_path"]) for t in tasks] == [
+        (key, f"{files_root(env)}/{nb}") for key, nb in RAG_TASKS
+    ]
+    assert "depends_on" not in tasks[0] and "run_if" not in tasks[0]
+    for previous, task in itertools.pairwise(tasks):
+        assert task["depends_on"] == [{"task_key": previous["task_key"]}]
+        assert task["run_if"] == "ALL_SUCCESS"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_job_names_carry_the_target_outside_production(synth: Synthesized, env: str) -> None:
+    prefix = "" if env == "prd" else f"{TARGETS[env]}-"
+    assert (
+        one(synth, env, "databricks_job", "model_training_job")["name"]
+        == f"{prefix}{PROJECT}-model-training-job"
+    )
+    assert (
+        one(synth, env, "databricks_job", "batch_inference_job")["name"]
+        == f"{prefix}{PROJECT}-batch-inference-job"
+    )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_schedules_paused_outside_production(synth: Synthesized, env: str) -> None:
+    expected = "UNPAUSED" if env == "prd" else "PAUSED"
+    training = one(synth, env, "databricks_job", "model_training_job")["schedule"]
+    batch = one(synth, env, "databricks_job", "batch_inference_job")["schedule"]
+    assert training == {
+        "quartz_cron_expression": "0 0 9 * * ?",
+        "timezone_id": "UTC",
+        "pause_status": expected,
+    }
+    assert batch == {"quartz_cron_expression": "0 0 11 * * ?", "timezone_id": "UTC", "pause_status": expected}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_batch_inference_task(synth: Synthesized, env: str) -> None:
+    job = one(synth, env, "databricks_job", "batch_inference_job")
+    (task,) = job["task"]
+    target = TARGETS[env]
+    assert task["task_key"] == "batch_inference_job"
+    assert task["notebook_task"] == {
+        "notebook_path": f"{files_root(env)}/deployment/batch_inference/notebooks/BatchInference",
+        "base_parameters": {
+            "env": target,
+            "input_table_name": f"{target}.{PROJECT}.feature_store_inference_input",
+            "output_table_name": f"{target}.{PROJECT}.predictions",
+            "model_name": f"{target}.{PROJECT}.{PROJECT}-model",
+        },
+    }
+    assert "depends_on" not in task
+
+
+def test_prd_jobs_run_on_the_existing_cluster(synth: Synthesized) -> None:
+    for name in ("model_training_job", "batch_inference_job"):
+        job = one(synth, "prd", "databricks_job", name)
+        assert "job_cluster" not in job
+        assert {t["existing_cluster_id"] for t in job["task"]} == {"0419-175415-rag0prod"}
+        assert all("job_cluster_key" not in t for t in job["task"])
+
+
+@pytest.mark.parametrize(("env", "workers"), [("dev", 0), ("tst", 3)])
+def test_non_production_jobs_run_on_a_job_cluster(synth: Synthesized, env: str, workers: int) -> None:
+    for name in ("model_training_job", "batch_inference_job"):
+        job = one(synth, env, "databricks_job", name)
+        (cluster,) = job["job_cluster"]
+        assert cluster["job_cluster_key"] == f"{name}_cluster"
+        new = cluster["new_cluster"]
+        assert new["spark_version"] == "15.3.x-cpu-ml-scala2.12"
+        assert new["node_type_id"] == "Standard_D3_v2"
+        assert new["num_workers"] == workers
+        assert new["data_security_mode"] == "SINGLE_USER"
+        assert new["custom_tags"]["Environment"] == env
+        assert {t["job_cluster_key"] for t in job["task"]} == {f"{name}_cluster"}
+        assert all("existing_cluster_id" not in t for t in job["task"])
+        if workers == 0:
+            assert new["spark_conf"] == {
+                "spark.databricks.cluster.profile": "singleNode",
+                "spark.master": "local[*]",
+            }
+            assert new["custom_tags"]["ResourceClass"] == "SingleNode"
+        else:
+            assert "spark_conf" not in new and "ResourceClass" not in new["custom_tags"]
+
+
+@pytest.mark.parametrize(("env", "emails", "retries", "timeout"), [
+    ("dev", ["mlops-platform@example.com"], 0, 0),
+    ("tst", ["mlops-platform@example.com"], 1, 14400),
+    ("prd", ["mlops-platform@example.com", "mlops-oncall@example.com"], 1, 14400),
+])  # fmt: skip
+def test_job_settings(synth: Synthesized, env: str, emails: list[str], retries: int, timeout: int) -> None:
+    for name in ("model_training_job", "batch_inference_job"):
+        job = one(synth, env, "databricks_job", name)
+        assert job["email_notifications"] == {"on_failure": emails}
+        assert job["timeout_seconds"] == timeout
+        assert job["max_concurrent_runs"] == 1
+        assert {t["max_retries"] for t in job["task"]} == {retries}
+        assert "run_as" not in job
+        assert job["tags"]["Stack"] == f"databricks-{env}"
+        assert job["tags"]["CostCenter"] == f"ml-{env}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_outputs(synth: Synthesized, env: str) -> None:
+    outputs = stack(synth, env)["output"]
+    assert outputs["databricks_target"]["value"] == TARGETS[env]
+    assert outputs["registered_model_full_name"]["value"] == "${databricks_registered_model.model.id}"
+    assert outputs["mlflow_experiment_id"]["value"] == "${databricks_mlflow_experiment.experiment.id}"
+    assert outputs["model_training_job_url"]["value"] == "${databricks_job.model_training_job.url}"
+    assert outputs["batch_inference_job_id"]["value"] == "${databricks_job.batch_inference_job.id}"
+    assert all(o["description"] for o in outputs.values())
+    assert not any(o["sensitive"] for o in outputs.values())
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_no_secret_in_synthesized_json_or_tfvars(synth: Synthesized, env: str) -> None:
+    doc = stack(synth, env)
+    assert list(find_secrets(doc)) == []
+    text = (ROOT / "env_specific_vars" / f"{env}.tfvars").read_text()
+    data, problems = hcl.parse(text, f"{env}.tfvars")
+    assert problems == []
+    assert list(find_secrets(data)) == []
+    assert [kind for kind, pattern in SECRET_VALUE_PATTERNS.items() if pattern.search(text)] == []
+    assert set(doc["provider"]["databricks"][0]) == {"host"}
+    for word in ("token", "secret", "password", "client_id", "dapi"):
+        assert word not in json.dumps(data["databricks"]).lower()
+
+
+def test_no_secret_in_the_seed_state_fixture() -> None:
+    text = SEED_STATE.read_text()
+    assert list(find_secrets(json.loads(text))) == []
+    assert [kind for kind, pattern in SECRET_VALUE_PATTERNS.items() if pattern.search(text)] == []
+
+
+def test_the_secret_scan_can_fail(synth: Synthesized) -> None:
+    doc = json.loads(json.dumps(stack(synth, "dev")))
+    doc["provider"]["databricks"][0]["token"] = "dapi" + "0123456789abcdef" * 2
+    doc["resource"]["databricks_job"]["model_training_job"]["tags"]["x"] = "dapi" + "f" * 32
+    assert [path for path, _ in find_secrets(doc)] == [
+        "provider.databricks[0].token",
+        "resource.databricks_job.model_training_job.tags.x",
+    ]
+
+
+# --- adoption of the bundle's state --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seed_state() -> dict[str, Any]:
+    state: dict[str, Any] = json.loads(SEED_STATE.read_text())
+    return state
+
+
+def test_seed_state_fixture_is_the_seeds(seed_state: dict[str, Any]) -> None:
+    assert seed_state["version"] == 4
+    assert seed_state["terraform_version"] == "1.5.5"
+    assert seed_state["serial"] == 7
+    assert seed_state["lineage"] == "8ac9ae2e-dc90-fc6f-07e9-e0a885d24582"
+    assert len(seed_state["resources"]) == 6
+    for resource in seed_state["resources"]:
+        assert resource["mode"] == "managed"
+        assert resource["provider"] == 'provider["registry.terraform.io/databricks/databricks"]'
+        (instance,) = resource["instances"]
+        assert instance["attributes"]["id"]
+
+
+def test_prd_declares_exactly_the_seed_state_addresses(
+    synth: Synthesized, seed_state: dict[str, Any]
+) -> None:
+    state_addresses = {f"{r['type']}.{r['name']}" for r in seed_state["resources"]}
+    assert state_addresses == SIX_ADDRESSES
+    assert addresses(stack(synth, "prd")) == state_addresses
+
+
+def test_prd_identities_match_the_seed_state(synth: Synthesized, seed_state: dict[str, Any]) -> None:
+    """Attributes that force replacement (or rename) must equal the adopted state's values."""
+    attrs = {f"{r['type']}.{r['name']}": r["instances"][0]["attributes"] for r in seed_state["resources"]}
+    model = one(synth, "prd", "databricks_registered_model", "model")
+    state_model = attrs["databricks_registered_model.model"]
+    for key in ("catalog_name", "schema_name", "name"):
+        assert model[key] == state_model[key]
+    assert state_model["id"] == SEED_MODEL
+    assert attrs["databricks_grants.registered_model_model"]["function"] == SEED_MODEL
+    experiment = one(synth, "prd", "databricks_mlflow_experiment", "experiment")
+    assert experiment["name"] == attrs["databricks_mlflow_experiment.experiment"]["name"]
+    for name in ("model_training_job", "batch_inference_job"):
+        ours = [t["task_key"] for t in one(synth, "prd", "databricks_job", name)["task"]]
+        theirs = [t["task_key"] for t in attrs[f"databricks_job.{name}"]["task"]]
+        assert ours == theirs
+        state_paths = [
+            t["notebook_task"][0]["notebook_path"] for t in attrs[f"databricks_job.{name}"]["task"]
+        ]
+        assert [
+            t["notebook_task"]["notebook_path"] for t in one(synth, "prd", "databricks_job", name)["task"]
+        ] == state_paths
+
+
+# --- variants: template layout, other clouds, options --------------------------------------------
+
+TEMPLATE_BLOCK: dict[str, Any] = {
+    **BASE,
+    "cloud": "aws",
+    "host": "https://dbc-a1b2c3d4-e5f6.cloud.databricks.com",
+    "model": {"storage_location": "s3://ml-models/registry", "owner": "ml-admins", "comment": "c"},
+    "model_execute_principals": ["account users", "ml-consumers"],
+    "experiment_read_groups": ["users", "analysts"],
+    "job_permissions": True,
+    "training": {
+        "training_data_path": "/Volumes/main/raw/taxi",
+        "validation": {"run_mode": "enabled", "enable_baseline_comparison": True},
+        "schedule": {"cron": "0 30 6 ? * MON-FRI", "timezone": "Europe/Berlin"},
+    },
+    "batch_inference": {"input_table": "main.raw.taxi_scoring", "output_table": "main.scored.predictions"},
+    "run_as_service_principal": "6f1c2f34-8a1b-4c2d-9e3f-0a1b2c3d4e5f",
+    "tags": {"team": "ml"},
+    "max_retries": 2,
+    "max_concurrent_runs": 3,
+}
+GCP_BLOCK: dict[str, Any] = {
+    **BASE,
+    "cloud": "gcp",
+    "host": "https://1234567890123456.7.gcp.databricks.com",
+    "target": "qa",
+    "catalog": "qa_catalog",
+    "schema": "rag",
+    "model_name": "rag-chain",
+    "experiment_path": "/Shared/rag/qa-experiment",
+    "files_root": "/Workspace/Shared/rag/files",
+    "job_name_prefix": "[qa] ",
+    "training": {
+        "layout": "notebooks",
+        "tasks": [
+            {"key": "prep", "notebook": "nb/prep", "parameters": {"source": "pdfs"}},
+            {"key": "eval", "notebook": "/Repos/team/rag/eval"},
+        ],
+    },
+    "batch_inference": {"existing_cluster_id": "0101-000000-abcdefgh"},
+    "job_cluster": {"node_type_id": "n2-standard-8", "num_workers": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def variants(synth_with: Callable[[list[Environment], tuple[str, ...]], Synthesized]) -> Synthesized:
+    envs = load_variants({"tmpl": (TEMPLATE_BLOCK, "dev"), "gcpx": (GCP_BLOCK, "tst")})
+    return synth_with(envs, ("databricks",))
+
+
+def test_variants_synthesize_only_databricks(variants: Synthesized) -> None:
+    assert variants.stack_names() == ["databricks-gcpx", "databricks-tmpl"]
+    for name in variants.stack_names():
+        assert addresses(variants.stack(name)) >= SIX_ADDRESSES
+
+
+def test_template_layout(variants: Synthesized) -> None:
+    job = variants.resources("databricks-tmpl", "databricks_job")["model_training_job"]
+    tasks = job["task"]
+    root = "/Workspace/Users/deployer@example.com/.bundle/my_mlops_project_luv_v6/tmpl/files"
+    experiment = "/Users/deployer@example.com/tmpl-my_mlops_project_luv_v6-experiment"
+    model = "tmpl.my_mlops_project_luv_v6.my_mlops_project_luv_v6-model"
+    assert [(t["task_key"], t["notebook_task"]["notebook_path"]) for t in tasks] == [
+        ("Train", f"{root}/training/notebooks/Train"),
+        ("ModelValidation", f"{root}/validation/notebooks/ModelValidation"),
+        ("ModelDeployment", f"{root}/deployment/model_deployment/notebooks/ModelDeployment"),
+    ]
+    assert [t.get("depends_on") for t in tasks] == [
+        None,
+        [{"task_key": "Train"}],
+        [{"task_key": "ModelValidation"}],
+    ]
+    train, validation, deployment = (t["notebook_task"]["base_parameters"] for t in tasks)
+    assert train == {
+        "env": "tmpl",
+        "training_data_path": "/Volumes/main/raw/taxi",
+        "experiment_name": experiment,
+        "model_name": model,
+    }
+    assert validation["experiment_name"] == experiment
+    assert validation["run_mode"] == "enabled"
+    assert validation["enable_baseline_comparison"] == "true"
+    assert validation["model_type"] == "regressor" and validation["targets"] == "fare_amount"
+    assert validation["model_name"] == model
+    assert validation["model_version"] == "{{tasks.Train.values.model_version}}"
+    assert deployment["env"] == "tmpl" and deployment["model_name"] == model
+
+
+def test_template_variant_options(variants: Synthesized) -> None:
+    doc = variants.stack("databricks-tmpl")
+    jobs = doc["resource"]["databricks_job"]
+    training = jobs["model_training_job"]
+    assert training["schedule"] == {
+        "quartz_cron_expression": "0 30 6 ? * MON-FRI",
+        "timezone_id": "Europe/Berlin",
+        "pause_status": "PAUSED",
+    }
+    assert training["name"] == "tmpl-my_mlops_project_luv_v6-model-training-job"
+    for job in jobs.values():
+        assert job["run_as"] == {"service_principal_name": "6f1c2f34-8a1b-4c2d-9e3f-0a1b2c3d4e5f"}
+        assert job["max_concurrent_runs"] == 3
+        assert {t["max_retries"] for t in job["task"]} == {2}
+        assert job["tags"]["team"] == "ml"
+        assert job["job_cluster"][0]["new_cluster"]["node_type_id"] == "i3.xlarge"
+        assert "email_notifications" not in job
+    batch = jobs["batch_inference_job"]["task"][0]["notebook_task"]["base_parameters"]
+    assert batch["input_table_name"] == "main.raw.taxi_scoring"
+    assert batch["output_table_name"] == "main.scored.predictions"
+    model = doc["resource"]["databricks_registered_model"]["model"]
+    assert model["storage_location"] == "s3://ml-models/registry"
+    assert model["owner"] == "ml-admins"
+    grants = doc["resource"]["databricks_grants"]["registered_model_model"]["grant"]
+    assert [g["principal"] for g in grants] == ["account users", "ml-consumers"]
+    access = doc["resource"]["databricks_permissions"]["mlflow_experiment_experiment"]["access_control"]
+    assert [a["group_name"] for a in access] == ["users", "analysts"]
+
+
+def test_job_permissions_switch(variants: Synthesized, synth: Synthesized) -> None:
+    permissions = variants.resources("databricks-tmpl", "databricks_permissions")
+    for name in ("model_training_job", "batch_inference_job"):
+        assert permissions[f"job_{name}"]["job_id"] == f"${{databricks_job.{name}.id}}"
+        assert permissions[f"job_{name}"]["access_control"] == [
+            {"group_name": "users", "permission_level": "CAN_VIEW"}
+        ]
+    assert set(permissions) == {
+        "mlflow_experiment_experiment",
+        "job_model_training_job",
+        "job_batch_inference_job",
+    }
+    assert set(synth.resources("databricks-prd", "databricks_permissions")) == {
+        "mlflow_experiment_experiment"
+    }
+
+
+def test_explicit_names_and_mixed_clusters(variants: Synthesized) -> None:
+    doc = variants.stack("databricks-gcpx")
+    model = doc["resource"]["databricks_registered_model"]["model"]
+    assert (model["catalog_name"], model["schema_name"], model["name"]) == ("qa_catalog", "rag", "rag-chain")
+    assert (
+        doc["resource"]["databricks_mlflow_experiment"]["experiment"]["name"] == "/Shared/rag/qa-experiment"
+    )
+    jobs = doc["resource"]["databricks_job"]
+    training, batch = jobs["model_training_job"], jobs["batch_inference_job"]
+    assert training["name"] == "[qa] my_mlops_project_luv_v6-model-training-job"
+    assert [t["notebook_task"]["notebook_path"] for t in training["task"]] == [
+        "/Workspace/Shared/rag/files/nb/prep",
+        "/Repos/team/rag/eval",
+    ]
+    assert training["task"][0]["notebook_task"]["base_parameters"] == {"source": "pdfs"}
+    assert "base_parameters" not in training["task"][1]["notebook_task"]
+    new = training["job_cluster"][0]["new_cluster"]
+    assert (new["node_type_id"], new["num_workers"]) == ("n2-standard-8", 2)
+    assert "job_cluster" not in batch
+    assert batch["task"][0]["existing_cluster_id"] == "0101-000000-abcdefgh"
+    assert (
+        batch["task"][0]["notebook_task"]["base_parameters"]["output_table_name"]
+        == "qa_catalog.rag.predictions"
+    )
+
+
+def test_gcp_default_node_type(
+    synth_with: Callable[[list[Environment], tuple[str, ...]], Synthesized],
+) -> None:
+    block = {**GCP_BLOCK, "job_cluster": {}, "batch_inference": {}}
+    envs = load_variants({"gcpd": (block, "tst")})
+    out = synth_with(envs, ("databricks",))
+    for job in out.resources("databricks-gcpd", "databricks_job").values():
+        assert job["job_cluster"][0]["new_cluster"]["node_type_id"] == "n2-highmem-4"
+
+
+def test_production_variant_is_unpaused_and_unprefixed(
+    synth_with: Callable[[list[Environment], tuple[str, ...]], Synthesized],
+) -> None:
+    envs = load_variants({"prd2": ({**BASE, "target": "prod"}, "prd")})
+    assert envs[0].settings.is_production
+    out = synth_with(envs, ("databricks",))
+    for name, job in out.resources("databricks-prd2", "databricks_job").items():
+        assert job["schedule"]["pause_status"] == "UNPAUSED"
+        assert job["name"] == f"my_mlops_project_luv_v6-{name.replace('_', '-')}"
+
+
+# --- the job construct on its own ----------------------------------------------------------------
+
+CLUSTER = JobClusterSpec("15.3.x-cpu-ml-scala2.12", "i3.xlarge", 1, "SINGLE_USER")
+SCHEDULE = ScheduleSpec("0 0 9 * * ?", "UTC", paused=True)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"cluster": CLUSTER, "existing_cluster_id": "0101-000000-abcdefgh"}, "exactly one of cluster"),
+    ({}, "exactly one of cluster"),
+    ({"cluster": CLUSTER, "tasks": ()}, "at least one task"),
+    ({"cluster": CLUSTER, "tasks": (NotebookTaskSpec("a", "/x"), NotebookTaskSpec("a", "/y"))}, "duplicate task keys"),
+])  # fmt: skip
+def test_notebook_job_refuses_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
+    stack = TerraformStack(CdktfTesting.app(), "unit")
+    arguments: dict[str, Any] = {"tasks": (NotebookTaskSpec("a", "/x"),), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        NotebookJob(stack, "job", address="j", name="j", schedule=SCHEDULE, **arguments)
+
+
+def test_notebook_job_alone() -> None:
+    stack = TerraformStack(CdktfTesting.app(), "unit")
+    NotebookJob(
+        stack, "job", address="nightly", name="nightly", schedule=SCHEDULE, cluster=CLUSTER,
+        tasks=(NotebookTaskSpec("a", "/x"), NotebookTaskSpec("b", "/y"), NotebookTaskSpec("c", "/z")),
+    )  # fmt: skip
+    doc = json.loads(CdktfTesting.synth(stack))
+    job = doc["resource"]["databricks_job"]["nightly"]
+    assert [t.get("depends_on") for t in job["task"]] == [None, [{"task_key": "a"}], [{"task_key": "b"}]]
+    assert job["schedule"]["pause_status"] == "PAUSED"
+    assert "databricks_permissions" not in doc["resource"]
+
+
+def test_no_aws_provider_import() -> None:
+    for module in ("stacks/databricks.py", "constructs_lib/databricks_jobs.py", "constructs_lib/databricks_artifacts.py",
+                   "platform_config/databricks.py"):  # fmt: skip
+        assert "cdktf_cdktf_provider_aws" not in Path(ROOT, module).read_text()
