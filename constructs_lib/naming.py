@@ -79,3 +79,71 @@ def default_tags(env: str, kind: str, extra: dict[str, str]) -> dict[str, str]:
 def _check_kind(kind: str) -> None:
     if kind not in STACK_KINDS:
         raise ValueError(f"unknown stack kind {kind!r}; expected one of {', '.join(STACK_KINDS)}")
+
+
+# --- Databricks (databricks-<env>) -------------------------------------------------------------
+# Our environments map onto the workspace targets of the mlops-stacks template (seed 001/002):
+# push -> test, tests passed -> staging, release -> prod. Any other environment is its own target.
+DATABRICKS_TARGETS = {"dev": "test", "tst": "staging", "prd": "prod"}
+
+DATABRICKS_TRAINING_JOB = "model-training-job"
+DATABRICKS_BATCH_INFERENCE_JOB = "batch-inference-job"
+
+
+def databricks_target(env: str) -> str:
+    """Bundle target (and, by the template's convention, Unity Catalog catalog) of an environment."""
+    return DATABRICKS_TARGETS.get(env, env)
+
+
+def databricks_model_name(project: str) -> str:
+    return f"{project}-model"
+
+
+def databricks_model_full_name(catalog: str, schema: str, model: str) -> str:
+    """Unity Catalog three-level name, also the registered model's Terraform id."""
+    return f"{catalog}.{schema}.{model}"
+
+
+def databricks_predictions_table(catalog: str, schema: str) -> str:
+    return f"{catalog}.{schema}.predictions"
+
+
+def databricks_inference_input_table(catalog: str, schema: str) -> str:
+    return f"{catalog}.{schema}.feature_store_inference_input"
+
+
+def databricks_experiment_path(deployer: str, target: str, project: str) -> str:
+    return f"/Users/{deployer}/{target}-{project}-experiment"
+
+
+def databricks_files_root(deployer: str, project: str, target: str) -> str:
+    """Where ``databricks bundle deploy`` uploads the project's notebooks for a target."""
+    return f"/Workspace/Users/{deployer}/.bundle/{project}/{target}/files"
+
+
+def databricks_job_prefix(target: str, is_production: bool) -> str:
+    """Non-production job names carry their target, as bundle development mode prefixes them."""
+    return "" if is_production else f"{target}-"
+
+
+def databricks_job_name(prefix: str, project: str, job: str) -> str:
+    return f"{prefix}{project}-{job}"
+
+
+# --- MLflow platform stack ------------------------------------------------------------------
+
+
+def mlflow_name(env: str, part: str = "") -> str:
+    """Physical name of an MLflow platform resource, e.g. ``mlopspltf-dev-mlflow`` or, with a
+    part, ``mlopspltf-dev-mlflow-alerts``."""
+    return f"{resource_prefix(env)}-mlflow" + (f"-{part}" if part else "")
+
+
+def mlflow_parameter_path(env: str) -> str:
+    """SSM Parameter Store path under which the MLflow instances find their settings."""
+    return f"/{resource_prefix(env)}/mlflow"
+
+
+def mlflow_log_group(env: str, part: str) -> str:
+    """CloudWatch log group of the MLflow platform, e.g. ``/mlopspltf-dev/mlflow/server``."""
+    return f"/{resource_prefix(env)}/mlflow/{part}"

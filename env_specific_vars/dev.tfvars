@@ -29,8 +29,80 @@ network = {
 
 # --- MLflow platform stack (mlflow-<env>) ---------------------------------------------------
 mlflow = {
+  mlflow_version     = "3.17.2"
+  log_retention_days = 30
+
+  server = {
+    instance_type    = "t3.medium"
+    min_size         = 1
+    max_size         = 2
+    desired_capacity = 1
+    workers          = 2
+  }
+
+  database = {
+    instance_class           = "db.t3.micro"
+    allocated_storage_gb     = 20
+    max_allocated_storage_gb = 100
+    backup_retention_days    = 7
+    multi_az                 = false
+    deletion_protection      = false
+    performance_insights     = false # not offered on db.t3.micro
+    monitoring_interval      = 0
+    log_exports              = ["error", "slowquery"]
+  }
+
+  # Off in dev: stock MLflow does not use Redis (see the README).
+  cache = {
+    enabled = false
+  }
+
+  # No certificate in dev: the load balancer serves plain HTTP (see the README warning).
+  load_balancer = {
+    ingress_cidrs       = ["203.0.113.0/24"] # replace with your office / VPN egress ranges
+    deletion_protection = false
+  }
+
+  storage = {
+    noncurrent_version_expiration_days = 30
+    log_expiration_days                = 90
+  }
+
+  alerts = {
+    emails = ["mlops-dev-alerts@example.com"]
+  }
 }
 
 # --- Databricks MLOps stack (databricks-<env>) ----------------------------------------------
 databricks = {
+  # Same workspace as tst and prd: the bundle's targets are folders of one workspace (seed 001).
+  host     = "https://adb-1234567890123456.7.azuredatabricks.net"
+  cloud    = "azure"
+  project  = "my_mlops_project_luv_v6"
+  target   = "test"
+  deployer = "maaheshwarispandan97@outlook.com"
+
+  model = {
+    comment = "Test copy of the my_mlops_project_luv_v6 model (pushes to main)"
+  }
+
+  # The project's RAG pipeline (seed 002's workflow), not the template's Train/Validate/Deploy.
+  training = {
+    layout = "notebooks"
+    tasks = [
+      { key = "PDF_Advance_Data_Preprocessing", notebook = "rag_code_files/01-PDF-Advance-Data-Preprocessing" },
+      { key = "Advanced_Chatbot_Chain", notebook = "rag_code_files/02-Advanced-Chatbot-Chain" },
+      { key = "Offline_Evaluation", notebook = "rag_code_files/03-Offline-Evaluation" },
+      { key = "Deploy_Model_As_Endpoint", notebook = "rag_code_files/04-Deploy-Model-As-Endpoint" },
+    ]
+  }
+
+  # Single node: test runs process one PDF only.
+  job_cluster = {
+    num_workers = 0
+  }
+
+  notifications = {
+    on_failure = ["mlops-platform@example.com"]
+  }
 }

@@ -29,8 +29,103 @@ network = {
 
 # --- MLflow platform stack (mlflow-<env>) ---------------------------------------------------
 mlflow = {
+  mlflow_version     = "3.17.2"
+  log_retention_days = 365
+
+  server = {
+    instance_type      = "m6i.large"
+    min_size           = 3
+    max_size           = 6
+    desired_capacity   = 3
+    workers            = 4
+    cpu_target_percent = 60
+  }
+
+  database = {
+    instance_class           = "db.r5.xlarge"
+    allocated_storage_gb     = 100
+    max_allocated_storage_gb = 1000
+    backup_retention_days    = 30
+    multi_az                 = true
+    deletion_protection      = true
+    performance_insights     = true
+    monitoring_interval      = 60
+    log_exports              = ["error", "slowquery"]
+  }
+
+  cache = {
+    enabled                 = true
+    node_type               = "cache.r7g.large"
+    num_nodes               = 2
+    snapshot_retention_days = 7
+  }
+
+  load_balancer = {
+    ingress_cidrs       = ["203.0.113.0/24", "198.51.100.0/24"] # replace with your corporate egress ranges
+    certificate_arn     = "arn:aws:acm:us-east-1:111122223333:certificate/11111111-1111-1111-1111-111111111111"
+    ssl_policy          = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    deletion_protection = true
+  }
+
+  storage = {
+    noncurrent_version_expiration_days = 365
+    log_expiration_days                = 730
+  }
+
+  alerts = {
+    emails = ["mlops-oncall@example.com"]
+  }
 }
 
 # --- Databricks MLOps stack (databricks-<env>) ----------------------------------------------
 databricks = {
+  # Adopts the bundle's prod state (seed 000): names below equal the deployed ones. The host and
+  # cluster id are stand-ins until read from that state (`terraform state show databricks_job.*`).
+  host     = "https://adb-1234567890123456.7.azuredatabricks.net"
+  cloud    = "azure"
+  project  = "my_mlops_project_luv_v6"
+  target   = "prod"
+  catalog  = "prod"
+  deployer = "maaheshwarispandan97@outlook.com"
+
+  # storage_location stays unset: Unity Catalog chose the seed's abfss:// location, and setting a
+  # different one would replace the model.
+  model = {
+    comment = "Production model of my_mlops_project_luv_v6 (release branch)"
+  }
+  model_execute_principals = ["account users"]
+  experiment_read_groups   = ["users"]
+  job_permissions          = false
+
+  training = {
+    layout = "notebooks"
+    tasks = [
+      { key = "PDF_Advance_Data_Preprocessing", notebook = "rag_code_files/01-PDF-Advance-Data-Preprocessing" },
+      { key = "Advanced_Chatbot_Chain", notebook = "rag_code_files/02-Advanced-Chatbot-Chain" },
+      { key = "Offline_Evaluation", notebook = "rag_code_files/03-Offline-Evaluation" },
+      { key = "Deploy_Model_As_Endpoint", notebook = "rag_code_files/04-Deploy-Model-As-Endpoint" },
+    ]
+    # The seed's shared single-node cluster (both jobs run on it).
+    existing_cluster_id = "0419-175415-rag0prod"
+    schedule = {
+      cron     = "0 0 9 * * ?"
+      timezone = "UTC"
+    }
+  }
+
+  batch_inference = {
+    existing_cluster_id = "0419-175415-rag0prod"
+    schedule = {
+      cron     = "0 0 11 * * ?"
+      timezone = "UTC"
+    }
+  }
+
+  notifications = {
+    on_failure = ["mlops-platform@example.com", "mlops-oncall@example.com"]
+  }
+
+  max_retries         = 1
+  timeout_seconds     = 14400
+  max_concurrent_runs = 1
 }

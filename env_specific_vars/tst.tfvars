@@ -29,8 +29,81 @@ network = {
 
 # --- MLflow platform stack (mlflow-<env>) ---------------------------------------------------
 mlflow = {
+  mlflow_version     = "3.17.2"
+  log_retention_days = 90
+
+  server = {
+    instance_type    = "t3.medium"
+    min_size         = 1
+    max_size         = 2
+    desired_capacity = 1
+    workers          = 2
+  }
+
+  database = {
+    instance_class           = "db.t3.medium"
+    allocated_storage_gb     = 20
+    max_allocated_storage_gb = 200
+    backup_retention_days    = 7
+    multi_az                 = false
+    deletion_protection      = false
+    performance_insights     = true
+    monitoring_interval      = 60
+    log_exports              = ["error", "slowquery"]
+  }
+
+  cache = {
+    enabled   = true
+    node_type = "cache.t4g.micro"
+    num_nodes = 2
+  }
+
+  load_balancer = {
+    ingress_cidrs       = ["203.0.113.0/24"] # replace with your office / VPN egress ranges
+    certificate_arn     = "arn:aws:acm:us-east-1:111122223333:certificate/00000000-0000-0000-0000-000000000000"
+    deletion_protection = false
+  }
+
+  storage = {
+    noncurrent_version_expiration_days = 60
+    log_expiration_days                = 180
+  }
+
+  alerts = {
+    emails = ["mlops-tst-alerts@example.com"]
+  }
 }
 
 # --- Databricks MLOps stack (databricks-<env>) ----------------------------------------------
 databricks = {
+  host     = "https://adb-1234567890123456.7.azuredatabricks.net"
+  cloud    = "azure"
+  project  = "my_mlops_project_luv_v6"
+  target   = "staging"
+  deployer = "maaheshwarispandan97@outlook.com"
+
+  model = {
+    comment = "Staging copy of the my_mlops_project_luv_v6 model (tests passed)"
+  }
+
+  training = {
+    layout = "notebooks"
+    tasks = [
+      { key = "PDF_Advance_Data_Preprocessing", notebook = "rag_code_files/01-PDF-Advance-Data-Preprocessing" },
+      { key = "Advanced_Chatbot_Chain", notebook = "rag_code_files/02-Advanced-Chatbot-Chain" },
+      { key = "Offline_Evaluation", notebook = "rag_code_files/03-Offline-Evaluation" },
+      { key = "Deploy_Model_As_Endpoint", notebook = "rag_code_files/04-Deploy-Model-As-Endpoint" },
+    ]
+  }
+
+  job_cluster = {
+    num_workers = 3
+  }
+
+  notifications = {
+    on_failure = ["mlops-platform@example.com"]
+  }
+
+  max_retries     = 1
+  timeout_seconds = 14400
 }

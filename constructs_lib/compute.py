@@ -1,0 +1,164 @@
+"""The MLflow instances: launch template and auto scaling group with target tracking, instance
+refresh (auto-rollback) and notifications. No key pair: shell access is SSM Session Manager."""
+
+from __future__ import annotations
+
+from cdktf import ITerraformDependable, Token
+from cdktf_cdktf_provider_aws.autoscaling_group import AutoscalingGroup, AutoscalingGroupTag
+from cdktf_cdktf_provider_aws.autoscaling_notification import AutoscalingNotification
+from cdktf_cdktf_provider_aws.autoscaling_policy import AutoscalingPolicy
+from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
+from cdktf_cdktf_provider_aws.launch_template import (
+    LaunchTemplate,
+    LaunchTemplateBlockDeviceMappings,
+    LaunchTemplateNetworkInterfaces,
+    LaunchTemplateTagSpecifications,
+)
+from constructs import Construct
+
+from platform_config.mlflow import ServerSettings
+
+# pip installs MLflow at boot: give it time before the load balancer's verdict counts.
+HEALTH_CHECK_GRACE_SECONDS = 600
+
+
+class MlflowServers(Construct):
+    """``aws_launch_template.mlflow`` and ``aws_autoscaling_group.mlflow``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        settings: ServerSettings,
+        user_data_base64: str,
+        instance_profile_arn: str,
+        security_group_id: str,
+        subnet_ids: list[str],
+        target_group_arn: str,
+        kms_key_arn: str,
+        sns_topic_arn: str,
+        tags: dict[str, str],
+        depends_on: list[ITerraformDependable],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        s = settings
+        ami = DataAwsSsmParameter(self, "ami", name=s.ami_ssm_parameter)
+        ami.override_logical_id("mlflow_ami")
+        instance_tags = {**tags, "Name": name}
+        self.launch_template = LaunchTemplate(
+            self,
+            "launch_template",
+            name=name,
+            description="MLflow server behind nginx",
+            image_id=ami.insecure_value,
+            instance_type=s.instance_type,
+            update_default_version=True,
+            ebs_optimized="true",
+            user_data=user_data_base64,
+            iam_instance_profile={"arn": instance_profile_arn},
+            network_interfaces=[
+                LaunchTemplateNetworkInterfaces(
+                    device_index=0,
+                    associate_public_ip_address="false",
+                    security_groups=[security_group_id],
+                    delete_on_termination="true",
+                )
+            ],
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 1,
+                "instance_metadata_tags": "disabled",
+            },
+            monitoring={"enabled": True},
+            block_device_mappings=[
+                LaunchTemplateBlockDeviceMappings(
+                    device_name="/dev/xvda",
+                    ebs={
+                        "volume_size": s.root_volume_size_gb,
+                        "volume_type": "gp3",
+                        "encrypted": "true",
+                        "kms_key_id": kms_key_arn,
+                        "delete_on_termination": "true",
+                    },
+                )
+            ],
+            # Instances get their tags from the group (propagate_at_launch), volumes from here.
+            tag_specifications=[LaunchTemplateTagSpecifications(resource_type="volume", tags=instance_tags)],
+        )
+        self.launch_template.override_logical_id("mlflow")
+
+        self.group = AutoscalingGroup(
+            self,
+            "asg",
+            name=name,
+            min_size=s.min_size,
+            max_size=s.max_size,
+            desired_capacity=s.desired_capacity,
+            vpc_zone_identifier=subnet_ids,
+            target_group_arns=[target_group_arn],
+            health_check_type="ELB",
+            health_check_grace_period=HEALTH_CHECK_GRACE_SECONDS,
+            # A new template version changes this, which starts an instance refresh.
+            launch_template={
+                "id": self.launch_template.id,
+                "version": Token.as_string(self.launch_template.latest_version),
+            },
+            instance_refresh={
+                "strategy": "Rolling",
+                "preferences": {
+                    # Launch the replacement before terminating: capacity never drops during a refresh.
+                    "min_healthy_percentage": 100,
+                    "max_healthy_percentage": 200,
+                    "instance_warmup": str(HEALTH_CHECK_GRACE_SECONDS),
+                    "auto_rollback": True,
+                },
+            },
+            enabled_metrics=[
+                "GroupDesiredCapacity",
+                "GroupInServiceInstances",
+                "GroupMinSize",
+                "GroupMaxSize",
+                "GroupPendingInstances",
+                "GroupTerminatingInstances",
+                "GroupTotalInstances",
+            ],
+            metrics_granularity="1Minute",
+            # Apply fails when MLflow never becomes healthy, instead of reporting success.
+            wait_for_capacity_timeout="20m",
+            # Provider default_tags do not reach the instances an auto scaling group launches.
+            tag=[
+                AutoscalingGroupTag(key=k, value=v, propagate_at_launch=True)
+                for k, v in sorted(instance_tags.items())
+            ],
+            depends_on=depends_on,
+        )
+        self.group.override_logical_id("mlflow")
+
+        AutoscalingPolicy(
+            self,
+            "cpu_policy",
+            name=f"{name}-cpu-target",
+            autoscaling_group_name=self.group.name,
+            policy_type="TargetTrackingScaling",
+            estimated_instance_warmup=HEALTH_CHECK_GRACE_SECONDS,
+            target_tracking_configuration={
+                "predefined_metric_specification": {"predefined_metric_type": "ASGAverageCPUUtilization"},
+                "target_value": s.cpu_target_percent,
+            },
+        ).override_logical_id("mlflow_cpu_target")
+
+        AutoscalingNotification(
+            self,
+            "notifications",
+            group_names=[self.group.name],
+            topic_arn=sns_topic_arn,
+            notifications=[
+                "autoscaling:EC2_INSTANCE_LAUNCH",
+                "autoscaling:EC2_INSTANCE_LAUNCH_ERROR",
+                "autoscaling:EC2_INSTANCE_TERMINATE",
+                "autoscaling:EC2_INSTANCE_TERMINATE_ERROR",
+            ],
+        ).override_logical_id("mlflow")

@@ -1,0 +1,155 @@
+"""RDS for MySQL 8.0: MLflow's backend store. The master password is generated, stored and
+rotated by RDS in Secrets Manager (``manage_master_user_password``): it never passes through
+Terraform, tfvars or state."""
+
+from __future__ import annotations
+
+from cdktf_cdktf_provider_aws.db_instance import DbInstance
+from cdktf_cdktf_provider_aws.db_parameter_group import DbParameterGroup, DbParameterGroupParameter
+from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from constructs import Construct
+
+from constructs_lib.network import assume_role_policy
+from constructs_lib.observability import log_group
+from constructs_lib.policy import skip_checks
+from platform_config.mlflow import DatabaseSettings
+
+DB_NAME = "mlflow"
+DB_USERNAME = "mlflow_admin"
+CA_CERT = "rds-ca-rsa2048-g1"
+
+
+class Database(Construct):
+    """``aws_db_instance.mlflow`` with ``aws_db_subnet_group.database`` and
+    ``aws_db_parameter_group.mlflow``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        identifier: str,
+        settings: DatabaseSettings,
+        subnet_ids: list[str],
+        security_group_id: str,
+        kms_key_arn: str,
+        partition: str,
+        log_retention_days: int,
+        is_production: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        s = settings
+        subnets = DbSubnetGroup(
+            self, "subnets", name=identifier, description="MLflow database subnets", subnet_ids=subnet_ids
+        )
+        subnets.override_logical_id("database")
+
+        parameters = [
+            # TLS only (1 = ON; checkov's CKV2_AWS_69 reads the numeric form). MLflow's URI asks for it.
+            ("require_secure_transport", "1"),
+            ("character_set_server", "utf8mb4"),
+            # Binary collation: experiment, run and model names are case-sensitive in MLflow.
+            ("collation_server", "utf8mb4_bin"),
+        ]
+        if "slowquery" in s.log_exports:
+            parameters += [("slow_query_log", "1"), ("long_query_time", "2")]
+        if "general" in s.log_exports:
+            parameters.append(("general_log", "1"))
+        params = DbParameterGroup(
+            self,
+            "parameters",
+            name=identifier,
+            family="mysql8.0",
+            description="MLflow backend store: TLS only, utf8mb4",
+            parameter=[DbParameterGroupParameter(name=k, value=v) for k, v in parameters],
+        )
+        params.override_logical_id("mlflow")
+
+        # RDS would create these itself, unencrypted and kept forever.
+        self.log_groups = [
+            log_group(
+                self,
+                f"rds_{log}",
+                name=f"/aws/rds/instance/{identifier}/{log}",
+                kms_key_arn=kms_key_arn,
+                retention_days=log_retention_days,
+            )
+            for log in s.log_exports
+        ]
+
+        monitoring_role_arn = None
+        if s.monitoring_interval:
+            role = IamRole(
+                self,
+                "monitoring_role",
+                name=f"{identifier}-rds-monitoring",
+                assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
+            )
+            role.override_logical_id("rds_monitoring")
+            IamRolePolicyAttachment(
+                self,
+                "monitoring_policy",
+                role=role.name,
+                policy_arn=f"arn:{partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
+            ).override_logical_id("rds_monitoring")
+            monitoring_role_arn = role.arn
+
+        self.instance = DbInstance(
+            self,
+            "instance",
+            identifier=identifier,
+            engine="mysql",
+            engine_version=s.engine_version,
+            instance_class=s.instance_class,
+            allocated_storage=s.allocated_storage_gb,
+            max_allocated_storage=s.max_allocated_storage_gb,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=kms_key_arn,
+            db_name=DB_NAME,
+            username=DB_USERNAME,
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=kms_key_arn,
+            iam_database_authentication_enabled=True,
+            db_subnet_group_name=subnets.name,
+            parameter_group_name=params.name,
+            vpc_security_group_ids=[security_group_id],
+            publicly_accessible=False,
+            multi_az=s.multi_az,
+            deletion_protection=s.deletion_protection,
+            backup_retention_period=s.backup_retention_days,
+            backup_window="03:00-04:00",
+            maintenance_window="sun:04:30-sun:05:30",
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{identifier}-final",
+            copy_tags_to_snapshot=True,
+            delete_automated_backups=False,
+            auto_minor_version_upgrade=True,
+            ca_cert_identifier=CA_CERT,
+            enabled_cloudwatch_logs_exports=list(s.log_exports),
+            performance_insights_enabled=s.performance_insights,
+            performance_insights_kms_key_id=kms_key_arn if s.performance_insights else None,
+            performance_insights_retention_period=7 if s.performance_insights else None,
+            monitoring_interval=s.monitoring_interval,
+            monitoring_role_arn=monitoring_role_arn,
+            apply_immediately=not is_production,
+            depends_on=list(self.log_groups),
+        )
+        self.instance.override_logical_id("mlflow")
+        why = "switched off by this non-production environment's mlflow.database settings (cost); production requires it"
+        skips = {
+            "CKV_AWS_157": not s.multi_az,
+            "CKV_AWS_293": not s.deletion_protection,
+            "CKV_AWS_118": s.monitoring_interval == 0,
+            "CKV_AWS_129": not s.log_exports,
+        }
+        off = {check: why for check, is_off in skips.items() if is_off}
+        if off:
+            skip_checks(self.instance, off)
+
+    @property
+    def secret_arn(self) -> str:
+        """The RDS-managed secret holding the master user's name and password."""
+        return self.instance.master_user_secret.get(0).secret_arn

@@ -1,0 +1,138 @@
+"""The internet-facing ALB in front of nginx on the MLflow instances."""
+
+from __future__ import annotations
+
+from cdktf_cdktf_provider_aws.lb import Lb
+from cdktf_cdktf_provider_aws.lb_listener import LbListener, LbListenerDefaultAction
+from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup
+from constructs import Construct
+
+from constructs_lib.policy import skip_checks
+from constructs_lib.storage import ALB_LOG_PREFIX
+from platform_config.mlflow import LoadBalancerSettings
+
+HEALTH_CHECK_PATH = "/health"
+
+_NO_WAF = (
+    "no WAF web ACL: MLflow is reachable only from mlflow.load_balancer.ingress_cidrs; attaching a "
+    "WAF is an account-level decision outside this stack"
+)
+_NO_CERT = (
+    "no ACM certificate configured for this non-production environment "
+    "(mlflow.load_balancer.certificate_arn unset): HTTP only, see the README warning; "
+    "production requires a certificate"
+)
+
+
+class LoadBalancer(Construct):
+    """``aws_lb.mlflow``, ``aws_lb_target_group.mlflow`` and ``aws_lb_listener.{http,https}``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        settings: LoadBalancerSettings,
+        subnet_ids: list[str],
+        security_group_id: str,
+        vpc_id: str,
+        target_port: int,
+        log_bucket: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        s = settings
+        self.https = s.certificate_arn is not None
+        self.lb = Lb(
+            self,
+            "alb",
+            name=name,
+            load_balancer_type="application",
+            internal=False,
+            subnets=subnet_ids,
+            security_groups=[security_group_id],
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=s.deletion_protection,
+            idle_timeout=s.idle_timeout_seconds,
+            access_logs={"bucket": log_bucket, "prefix": ALB_LOG_PREFIX, "enabled": True},
+        )
+        self.lb.override_logical_id("mlflow")
+        lb_skips = {"CKV2_AWS_28": _NO_WAF}
+        if not s.deletion_protection:
+            lb_skips["CKV_AWS_150"] = (
+                "deletion protection off by this non-production environment's "
+                "mlflow.load_balancer.deletion_protection; production requires it"
+            )
+        if not self.https:
+            lb_skips["CKV2_AWS_20"] = _NO_CERT
+        skip_checks(self.lb, lb_skips)
+
+        # nginx listens on plain HTTP inside the VPC; TLS ends at the load balancer.
+        self.target_group = LbTargetGroup(
+            self,
+            "target_group",
+            name=name,
+            port=target_port,
+            protocol="HTTP",
+            vpc_id=vpc_id,
+            target_type="instance",
+            deregistration_delay="30",
+            health_check={
+                "enabled": True,
+                "path": HEALTH_CHECK_PATH,
+                "protocol": "HTTP",
+                "matcher": "200",
+                "interval": 30,
+                "timeout": 5,
+                "healthy_threshold": 2,
+                "unhealthy_threshold": 3,
+            },
+        )
+        self.target_group.override_logical_id("mlflow")
+        if not self.https:
+            # With an HTTPS listener in front, checkov accepts plain HTTP to the targets.
+            skip_checks(
+                self.target_group,
+                {
+                    "CKV_AWS_378": "no certificate in this environment, so HTTP end to end (see the README warning)"
+                },
+            )
+
+        forward = [LbListenerDefaultAction(type="forward", target_group_arn=self.target_group.arn)]
+        if self.https:
+            https = LbListener(
+                self,
+                "https",
+                load_balancer_arn=self.lb.arn,
+                port=443,
+                protocol="HTTPS",
+                ssl_policy=s.ssl_policy,
+                certificate_arn=s.certificate_arn,
+                default_action=forward,
+            )
+            https.override_logical_id("https")
+            http = LbListener(
+                self,
+                "http",
+                load_balancer_arn=self.lb.arn,
+                port=80,
+                protocol="HTTP",
+                default_action=[
+                    LbListenerDefaultAction(
+                        type="redirect",
+                        redirect={"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"},
+                    )
+                ],
+            )
+            http.override_logical_id("http")
+        else:
+            http = LbListener(
+                self, "http", load_balancer_arn=self.lb.arn, port=80, protocol="HTTP", default_action=forward
+            )
+            http.override_logical_id("http")
+            skip_checks(http, {"CKV_AWS_2": _NO_CERT, "CKV_AWS_103": _NO_CERT})
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.https else "http"
+        return f"{scheme}://{self.lb.dns_name}"

@@ -1,0 +1,307 @@
+"""Security groups of every tier, and the MLflow instances' IAM role.
+
+Rules are separate resources (the ALB and app groups reference each other, which inline rules
+cannot express without a cycle); each rule says why it exists.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile
+from cdktf_cdktf_provider_aws.iam_policy import IamPolicy
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
+from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
+from constructs import Construct
+
+from constructs_lib.network import assume_role_policy
+from constructs_lib.policy import skip_checks
+
+HTTPS = 443
+HTTP = 80
+NGINX_PORT = 80
+MYSQL_PORT = 3306
+REDIS_PORT = 6379
+
+
+class SecurityGroups(Construct):
+    """``aws_security_group.{alb,mlflow_app,database,elasticache,vpc_endpoints}`` and their rules."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        vpc_id: str,
+        ingress_cidrs: tuple[str, ...],
+        https: bool,
+        cache: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._vpc_id = vpc_id
+        self._name = name
+        self.alb = self._group("alb", "MLflow load balancer: HTTP(S) from the allowed networks")
+        self.app = self._group("mlflow_app", "MLflow instances: nginx, from the load balancer only")
+        self.database = self._group("database", "MLflow RDS MySQL: from the MLflow instances only")
+        self.endpoints = self._group(
+            "vpc_endpoints", "Interface VPC endpoints: HTTPS from the MLflow instances"
+        )
+        self.cache = (
+            self._group("elasticache", "MLflow ElastiCache Redis: from the MLflow instances only")
+            if cache
+            else None
+        )
+
+        for i, cidr in enumerate(ingress_cidrs):
+            if https:
+                self._ingress(
+                    f"alb_https_{i}", self.alb, HTTPS, f"HTTPS from allowed network {cidr}", cidr=cidr
+                )
+                self._ingress(
+                    f"alb_http_{i}", self.alb, HTTP, f"HTTP from {cidr}, only redirected to HTTPS", cidr=cidr
+                )
+            else:
+                self._ingress(
+                    f"alb_http_{i}",
+                    self.alb,
+                    HTTP,
+                    f"HTTP from allowed network {cidr} (no certificate)",
+                    cidr=cidr,
+                )
+        self._egress("alb_to_app", self.alb, NGINX_PORT, "To nginx on the MLflow instances", group=self.app)
+
+        app_from_alb = self._ingress(
+            "app_from_alb", self.app, NGINX_PORT, "nginx, from the load balancer", group=self.alb
+        )
+        skip_checks(
+            app_from_alb,
+            {
+                "CKV_AWS_260": "false positive: the source is the load balancer's security group "
+                "(referenced_security_group_id), which checkov reads as no source, i.e. open"
+            },
+        )
+        self._egress(
+            "app_https_out",
+            self.app,
+            HTTPS,
+            "HTTPS to AWS APIs, S3 and package indexes (via endpoints and NAT)",
+            cidr="0.0.0.0/0",
+        )
+        self._egress(
+            "app_to_database", self.app, MYSQL_PORT, "MySQL, to the backend store", group=self.database
+        )
+        self._ingress(
+            "database_from_app", self.database, MYSQL_PORT, "MySQL from the MLflow instances", group=self.app
+        )
+        self._ingress(
+            "endpoints_from_app", self.endpoints, HTTPS, "HTTPS from the MLflow instances", group=self.app
+        )
+        if self.cache is not None:
+            self._egress("app_to_cache", self.app, REDIS_PORT, "Redis (TLS), to the cache", group=self.cache)
+            self._ingress(
+                "cache_from_app",
+                self.cache,
+                REDIS_PORT,
+                "Redis (TLS) from the MLflow instances",
+                group=self.app,
+            )
+
+    def _group(self, address: str, description: str) -> SecurityGroup:
+        group = SecurityGroup(
+            self,
+            address,
+            name=f"{self._name}-{address.replace('_', '-')}",
+            description=description,
+            vpc_id=self._vpc_id,
+            tags={"Name": f"{self._name}-{address.replace('_', '-')}"},
+        )
+        group.override_logical_id(address)
+        return group
+
+    def _rule_target(self, cidr: str | None, group: SecurityGroup | None) -> dict[str, Any]:
+        if group is not None and cidr is None:
+            return {"referenced_security_group_id": group.id}
+        if cidr is not None and group is None:
+            return {"cidr_ipv4": cidr}
+        raise ValueError("a rule needs exactly one of cidr and group")
+
+    def _ingress(
+        self,
+        address: str,
+        to: SecurityGroup,
+        port: int,
+        description: str,
+        *,
+        cidr: str | None = None,
+        group: SecurityGroup | None = None,
+    ) -> VpcSecurityGroupIngressRule:
+        rule = VpcSecurityGroupIngressRule(
+            self,
+            address,
+            security_group_id=to.id,
+            description=description,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            **self._rule_target(cidr, group),
+        )
+        rule.override_logical_id(address)
+        return rule
+
+    def _egress(
+        self,
+        address: str,
+        source: SecurityGroup,
+        port: int,
+        description: str,
+        *,
+        cidr: str | None = None,
+        group: SecurityGroup | None = None,
+    ) -> None:
+        VpcSecurityGroupEgressRule(
+            self,
+            address,
+            security_group_id=source.id,
+            description=description,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            **self._rule_target(cidr, group),
+        ).override_logical_id(address)
+
+
+@dataclass(frozen=True)
+class InstanceScope:
+    """Everything the MLflow instances may touch: the IAM policies are scoped to these ARNs."""
+
+    partition: str
+    region: str
+    account_id: str
+    bucket_arn: str
+    parameter_path: str
+    log_group_arns: list[str]
+    kms_key_arn: str
+    secret_arns: list[str]
+    metrics_namespace: str
+
+
+def _policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+class InstanceRole(Construct):
+    """``aws_iam_role.mlflow_instance_role``, its four policies and the instance profile.
+
+    Shell access is SSM Session Manager (AWS-managed core policy), replacing the seed's key pair.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, name: str, scope_of: InstanceScope) -> None:
+        super().__init__(scope, construct_id)
+        s = scope_of
+        self.role = IamRole(
+            self,
+            "role",
+            name=f"{name}-instance",
+            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+        )
+        self.role.override_logical_id("mlflow_instance_role")
+        parameters = f"arn:{s.partition}:ssm:{s.region}:{s.account_id}:parameter{s.parameter_path}"
+        policies = {
+            "mlflow_s3_policy": (
+                "MLflow artifacts: read and write this stack's artifact bucket",
+                _policy(
+                    {
+                        "Sid": "ListArtifactBucket",
+                        "Effect": "Allow",
+                        "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                        "Resource": s.bucket_arn,
+                    },
+                    {
+                        "Sid": "ReadWriteArtifacts",
+                        "Effect": "Allow",
+                        "Action": [
+                            "s3:GetObject",
+                            "s3:PutObject",
+                            "s3:DeleteObject",
+                            "s3:AbortMultipartUpload",
+                        ],
+                        "Resource": f"{s.bucket_arn}/*",
+                    },
+                ),
+            ),
+            "mlflow_cloudwatch_policy": (
+                "MLflow logs and agent metrics: this stack's log groups only",
+                _policy(
+                    {
+                        "Sid": "WriteLogs",
+                        "Effect": "Allow",
+                        "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                        "Resource": [f"{arn}:*" for arn in s.log_group_arns],
+                    },
+                    {
+                        # PutMetricData has no resource-level permissions; the namespace narrows it.
+                        "Sid": "PutAgentMetrics",
+                        "Effect": "Allow",
+                        "Action": "cloudwatch:PutMetricData",
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"cloudwatch:namespace": s.metrics_namespace}},
+                    },
+                ),
+            ),
+            "mlflow_ssm_policy": (
+                "MLflow settings and credentials: this stack's parameters and secrets",
+                _policy(
+                    {
+                        "Sid": "ReadParameters",
+                        "Effect": "Allow",
+                        "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+                        "Resource": [parameters, f"{parameters}/*"],
+                    },
+                    {
+                        "Sid": "ReadSecrets",
+                        "Effect": "Allow",
+                        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                        "Resource": s.secret_arns,
+                    },
+                ),
+            ),
+            "mlflow_kms_policy": (
+                "MLflow encryption: use this stack's KMS key",
+                _policy(
+                    {
+                        "Sid": "UseStackKey",
+                        "Effect": "Allow",
+                        "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                        "Resource": s.kms_key_arn,
+                    }
+                ),
+            ),
+        }
+        self.policies: dict[str, IamPolicy] = {}
+        for address, (description, document) in policies.items():
+            policy = IamPolicy(
+                self,
+                address,
+                name=f"{name}-{address.removeprefix('mlflow_').replace('_', '-')}",
+                description=description,
+                policy=document,
+            )
+            policy.override_logical_id(address)
+            IamRolePolicyAttachment(
+                self, f"{address}_attachment", role=self.role.name, policy_arn=policy.arn
+            ).override_logical_id(address)
+            self.policies[address] = policy
+        IamRolePolicyAttachment(
+            self,
+            "ssm_core",
+            role=self.role.name,
+            policy_arn=f"arn:{s.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore",
+        ).override_logical_id("mlflow_ssm_session_manager")
+        self.profile = IamInstanceProfile(self, "profile", name=f"{name}-instance", role=self.role.name)
+        self.profile.override_logical_id("mlflow_instance_profile")

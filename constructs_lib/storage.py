@@ -1,0 +1,258 @@
+"""The artifact bucket (SSE-KMS) and the log bucket (SSE-S3, as ALB access logs require)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.data_aws_elb_service_account import DataAwsElbServiceAccount
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
+    S3BucketLifecycleConfiguration,
+    S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
+    S3BucketLifecycleConfigurationRuleExpiration,
+    S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_logging import S3BucketLoggingA
+from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import S3BucketOwnershipControls
+from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
+from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
+    S3BucketServerSideEncryptionConfigurationA,
+    S3BucketServerSideEncryptionConfigurationRuleA,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA
+from cdktf_cdktf_provider_random.id import Id as RandomId
+from constructs import Construct
+
+from constructs_lib.policy import skip_checks
+
+ALB_LOG_PREFIX = "alb"
+ACCESS_LOG_PREFIX = "s3-access/mlflow_artifacts/"
+ARTIFACT_PREFIX = "artifacts"
+
+_NO_REPLICATION = (
+    "single-region platform: versioning plus lifecycle cover recovery; cross-region replication "
+    "is a disaster-recovery decision outside this stack"
+)
+_NO_EVENTS = "nothing consumes bucket events; MLflow reads and writes through the API"
+
+
+def bucket_suffix(scope: Construct) -> RandomId:
+    """``random_id.bucket_suffix``: keeps bucket names globally unique."""
+    suffix = RandomId(scope, "bucket_suffix", byte_length=4)
+    suffix.override_logical_id("bucket_suffix")
+    return suffix
+
+
+def _deny_insecure_transport(arn: str) -> dict[str, Any]:
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def _private_bucket(scope: Construct, address: str, bucket: S3Bucket) -> None:
+    S3BucketPublicAccessBlock(
+        scope,
+        f"{address}_public_access",
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+    ).override_logical_id(address)
+    S3BucketOwnershipControls(
+        scope, f"{address}_ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}
+    ).override_logical_id(address)
+    S3BucketVersioningA(
+        scope, f"{address}_versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}
+    ).override_logical_id(address)
+
+
+class LogBucket(Construct):
+    """``aws_s3_bucket.alb_logs``: ALB access logs and the artifact bucket's server access logs.
+
+    Both log deliveries only write to SSE-S3 buckets, hence no KMS key here.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        account_id: str,
+        expiration_days: int,
+        abort_incomplete_days: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.bucket = S3Bucket(self, "bucket", bucket=name, force_destroy=False)
+        self.bucket.override_logical_id("alb_logs")
+        skip_checks(
+            self.bucket,
+            {
+                "CKV_AWS_145": "ALB access logs and S3 server access logs can only be delivered to SSE-S3 "
+                "(AES256) buckets, not SSE-KMS",
+                "CKV_AWS_144": _NO_REPLICATION,
+                "CKV2_AWS_62": _NO_EVENTS,
+            },
+        )
+        _private_bucket(self, "alb_logs", self.bucket)
+        S3BucketServerSideEncryptionConfigurationA(
+            self,
+            "encryption",
+            bucket=self.bucket.id,
+            rule=[
+                S3BucketServerSideEncryptionConfigurationRuleA(
+                    apply_server_side_encryption_by_default={"sse_algorithm": "AES256"}
+                )
+            ],
+        ).override_logical_id("alb_logs")
+        S3BucketLifecycleConfiguration(
+            self,
+            "lifecycle",
+            bucket=self.bucket.id,
+            rule=[
+                S3BucketLifecycleConfigurationRule(
+                    id="expire-logs",
+                    status="Enabled",
+                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                    expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=expiration_days)],
+                    noncurrent_version_expiration=[
+                        S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=7)
+                    ],
+                    abort_incomplete_multipart_upload=[
+                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                            days_after_initiation=abort_incomplete_days
+                        )
+                    ],
+                )
+            ],
+        ).override_logical_id("alb_logs")
+        elb = DataAwsElbServiceAccount(self, "elb_account")
+        arn = self.bucket.arn
+        alb_objects = f"{arn}/{ALB_LOG_PREFIX}/AWSLogs/{account_id}/*"
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                _deny_insecure_transport(arn),
+                {
+                    # Regions opened before August 2022 deliver as the regional ELB account ...
+                    "Sid": "AlbLogDeliveryLegacyRegions",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": elb.arn},
+                    "Action": "s3:PutObject",
+                    "Resource": alb_objects,
+                },
+                {
+                    # ... newer regions as the log delivery service.
+                    "Sid": "AlbLogDelivery",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+                    "Action": "s3:PutObject",
+                    "Resource": alb_objects,
+                },
+                {
+                    "Sid": "S3ServerAccessLogDelivery",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "logging.s3.amazonaws.com"},
+                    "Action": "s3:PutObject",
+                    "Resource": f"{arn}/{ACCESS_LOG_PREFIX}*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+                },
+            ],
+        }
+        S3BucketPolicy(self, "policy", bucket=self.bucket.id, policy=json.dumps(policy)).override_logical_id(
+            "alb_logs"
+        )
+
+
+class ArtifactBucket(Construct):
+    """``aws_s3_bucket.mlflow_artifacts``: MLflow's artifact store (``--artifacts-destination``)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        kms_key_arn: str,
+        log_bucket: S3Bucket,
+        noncurrent_days: int,
+        abort_incomplete_days: int,
+        protect: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.bucket = S3Bucket(
+            self,
+            "bucket",
+            bucket=name,
+            force_destroy=False,
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if protect else None,
+        )
+        self.bucket.override_logical_id("mlflow_artifacts")
+        skip_checks(self.bucket, {"CKV_AWS_144": _NO_REPLICATION, "CKV2_AWS_62": _NO_EVENTS})
+        _private_bucket(self, "mlflow_artifacts", self.bucket)
+        S3BucketServerSideEncryptionConfigurationA(
+            self,
+            "encryption",
+            bucket=self.bucket.id,
+            rule=[
+                S3BucketServerSideEncryptionConfigurationRuleA(
+                    apply_server_side_encryption_by_default={
+                        "sse_algorithm": "aws:kms",
+                        "kms_master_key_id": kms_key_arn,
+                    },
+                    bucket_key_enabled=True,
+                )
+            ],
+        ).override_logical_id("mlflow_artifacts")
+        S3BucketLifecycleConfiguration(
+            self,
+            "lifecycle",
+            bucket=self.bucket.id,
+            rule=[
+                S3BucketLifecycleConfigurationRule(
+                    id="expire-noncurrent-artifacts",
+                    status="Enabled",
+                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                    noncurrent_version_expiration=[
+                        S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                            noncurrent_days=noncurrent_days
+                        )
+                    ],
+                    abort_incomplete_multipart_upload=[
+                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                            days_after_initiation=abort_incomplete_days
+                        )
+                    ],
+                )
+            ],
+        ).override_logical_id("mlflow_artifacts")
+        S3BucketLoggingA(
+            self,
+            "logging",
+            bucket=self.bucket.id,
+            target_bucket=log_bucket.id,
+            target_prefix=ACCESS_LOG_PREFIX,
+        ).override_logical_id("mlflow_artifacts")
+        S3BucketPolicy(
+            self,
+            "policy",
+            bucket=self.bucket.id,
+            policy=json.dumps(
+                {"Version": "2012-10-17", "Statement": [_deny_insecure_transport(self.bucket.arn)]}
+            ),
+        ).override_logical_id("mlflow_artifacts")
+
+    @property
+    def artifacts_uri(self) -> str:
+        return f"s3://{self.bucket.bucket}/{ARTIFACT_PREFIX}"

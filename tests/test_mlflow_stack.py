@@ -1,0 +1,603 @@
+"""The synthesized ``mlflow-<env>`` stacks: addresses, the issue's secure defaults, snapshots."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from syrupy.assertion import SnapshotAssertion
+from syrupy.extensions.json import JSONSnapshotExtension
+
+from platform_config.loader import Environment
+from platform_config.secrets import find_secrets
+from tests.conftest import Synthesized
+
+ENVS = ("dev", "tst", "prd")
+KEY = "${aws_kms_key.mlflow.arn}"
+
+# The seed deployment's addresses (issue 5), which this stack keeps so its state can be adopted.
+SEED_ADDRESSES = (
+    "aws_security_group.alb",
+    "aws_security_group.mlflow_app",
+    "aws_security_group.database",
+    "aws_iam_role.mlflow_instance_role",
+    "aws_iam_policy.mlflow_s3_policy",
+    "aws_iam_policy.mlflow_cloudwatch_policy",
+    "aws_iam_policy.mlflow_ssm_policy",
+    "aws_iam_policy.mlflow_kms_policy",
+    "aws_iam_instance_profile.mlflow_instance_profile",
+    "aws_kms_key.mlflow",
+    "aws_kms_alias.mlflow",
+    "aws_vpc.main",
+    "aws_internet_gateway.main",
+    "aws_nat_gateway.main",
+    "aws_subnet.public",
+    "aws_subnet.private",
+    "aws_subnet.database",
+    "aws_db_instance.mlflow",
+    "aws_db_subnet_group.database",
+    "aws_db_parameter_group.mlflow",
+    "aws_launch_template.mlflow",
+    "aws_autoscaling_group.mlflow",
+    "aws_lb.mlflow",
+    "aws_lb_target_group.mlflow",
+    "aws_s3_bucket.mlflow_artifacts",
+    "aws_s3_bucket.alb_logs",
+    "aws_sns_topic.alerts",
+    "random_id.bucket_suffix",
+)
+CACHE_ADDRESSES = (
+    "aws_security_group.elasticache",
+    "aws_elasticache_replication_group.mlflow",
+    "aws_elasticache_subnet_group.mlflow",
+    "aws_elasticache_parameter_group.mlflow",
+)
+# The rest, under names of our own.
+OWN_ADDRESSES = (
+    "aws_route_table.public",
+    "aws_route_table.private",
+    "aws_route_table.database",
+    "aws_route_table_association.public",
+    "aws_route_table_association.private",
+    "aws_route_table_association.database",
+    "aws_eip.nat",
+    "aws_vpc_endpoint.s3",
+    "aws_vpc_endpoint.ssm",
+    "aws_vpc_endpoint.ssmmessages",
+    "aws_vpc_endpoint.ec2messages",
+    "aws_vpc_endpoint.ec2",
+    "aws_vpc_endpoint.logs",
+    "aws_vpc_endpoint.secretsmanager",
+    "aws_default_security_group.default",
+    "aws_flow_log.main",
+    "aws_lb_listener.http",
+    "aws_cloudwatch_log_group.mlflow_server",
+    "aws_cloudwatch_log_group.mlflow_nginx",
+    "aws_cloudwatch_log_group.mlflow_system",
+    "aws_cloudwatch_log_group.vpc_flow_logs",
+    "aws_ssm_parameter.db_host",
+    "aws_ssm_parameter.db_port",
+    "aws_ssm_parameter.db_name",
+    "aws_ssm_parameter.db_secret_arn",
+    "aws_ssm_parameter.artifacts_destination",
+    "aws_ssm_parameter.alb_dns_name",
+    "aws_autoscaling_policy.mlflow_cpu_target",
+    "aws_autoscaling_notification.mlflow",
+)
+
+
+@pytest.fixture(scope="module")
+def envs(repo_envs: list[Environment]) -> dict[str, Environment]:
+    return {e.name: e for e in repo_envs}
+
+
+def stack(synth: Synthesized, env: str) -> dict[str, Any]:
+    return synth.stack(f"mlflow-{env}")
+
+
+def res(synth: Synthesized, env: str, rtype: str, name: str) -> dict[str, Any]:
+    out: dict[str, Any] = synth.resources(f"mlflow-{env}", rtype)[name]
+    return out
+
+
+def addresses(doc: dict[str, Any]) -> set[str]:
+    return {f"{t}.{n}" for t, rs in doc.get("resource", {}).items() for n in rs}
+
+
+def strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def policy_statements(synth: Synthesized, env: str, name: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = json.loads(res(synth, env, "aws_iam_policy", name)["policy"])[
+        "Statement"
+    ]
+    return statements
+
+
+# --- addresses -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_seed_address_is_kept(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
+    have = addresses(stack(synth, env))
+    expected = set(SEED_ADDRESSES) | set(OWN_ADDRESSES)
+    if envs[env].settings.mlflow.cache.enabled:
+        expected |= set(CACHE_ADDRESSES)
+    assert expected - have == set()
+    assert "aws_key_pair.mlflow_key" not in have  # replaced by SSM Session Manager
+    assert "tls_private_key" not in stack(synth, env)["resource"]
+
+
+def test_cache_addresses_exist_where_the_cache_is_enabled(synth: Synthesized) -> None:
+    assert set(CACHE_ADDRESSES) <= addresses(stack(synth, "prd"))
+    assert set(CACHE_ADDRESSES) <= addresses(stack(synth, "tst"))
+    assert not set(CACHE_ADDRESSES) & addresses(stack(synth, "dev"))
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_per_zone_resources_use_count(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
+    net = envs[env].settings.network
+    zones = len(net.availability_zones)
+    for tier in ("public", "private", "database"):
+        subnet = res(synth, env, "aws_subnet", tier)
+        assert subnet["count"] == zones
+        cidrs = list(getattr(net, f"{tier}_subnet_cidrs"))
+        assert subnet["cidr_block"].startswith("${element([") and subnet["cidr_block"].endswith(
+            "], count.index)}"
+        )
+        assert re.findall(r'"([0-9./]+)"', subnet["cidr_block"]) == cidrs
+        assert res(synth, env, "aws_route_table_association", tier)["count"] == zones
+    assert res(synth, env, "aws_route_table", "private")["count"] == zones
+    nats = 1 if net.single_nat_gateway else zones
+    assert res(synth, env, "aws_nat_gateway", "main")["count"] == nats
+    assert res(synth, env, "aws_eip", "nat")["count"] == nats
+
+
+def test_one_nat_gateway_per_zone_in_production_and_shared_in_dev(synth: Synthesized) -> None:
+    assert res(synth, "prd", "aws_nat_gateway", "main")["count"] == 3
+    assert res(synth, "dev", "aws_nat_gateway", "main")["count"] == 1
+    route = res(synth, "prd", "aws_route_table", "private")["route"][0]
+    assert route["nat_gateway_id"] == "${element(aws_nat_gateway.main[*].id, count.index)}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_no_nested_interpolations(synth: Synthesized, env: str) -> None:
+    """``"${f(${x})}"`` is invalid Terraform; cdktf produces it when raw references meet Fn."""
+    for text in strings(stack(synth, env)):
+        depth, i = 0, 0
+        while i < len(text):
+            if text.startswith("${", i):
+                assert depth == 0, text
+                depth, i = 1, i + 2
+                continue
+            if depth and text[i] == "{":
+                depth += 1
+            elif depth and text[i] == "}":
+                depth -= 1
+            i += 1
+
+
+# --- network -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_network_defaults(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
+    assert res(synth, env, "aws_vpc", "main")["cidr_block"] == envs[env].settings.network.vpc_cidr
+    for tier in ("public", "private", "database"):
+        assert res(synth, env, "aws_subnet", tier)["map_public_ip_on_launch"] is False
+    default_sg = res(synth, env, "aws_default_security_group", "default")
+    assert "ingress" not in default_sg and "egress" not in default_sg
+    flow = res(synth, env, "aws_flow_log", "main")
+    assert flow["log_destination"] == "${aws_cloudwatch_log_group.vpc_flow_logs.arn}"
+    assert flow["traffic_type"] == "ALL"
+    assert res(synth, env, "aws_cloudwatch_log_group", "vpc_flow_logs")["kms_key_id"] == KEY
+    assert "route" not in res(synth, env, "aws_route_table", "database")
+    s3 = res(synth, env, "aws_vpc_endpoint", "s3")
+    assert s3["vpc_endpoint_type"] == "Gateway"
+    for service in ("ssm", "ssmmessages", "ec2messages", "ec2", "logs", "secretsmanager"):
+        ep = res(synth, env, "aws_vpc_endpoint", service)
+        assert ep["vpc_endpoint_type"] == "Interface" and ep["private_dns_enabled"] is True
+        assert ep["security_group_ids"] == ["${aws_security_group.vpc_endpoints.id}"]
+
+
+# --- security groups -----------------------------------------------------------------------
+
+
+def rules(synth: Synthesized, env: str, direction: str) -> dict[str, dict[str, Any]]:
+    return synth.resources(f"mlflow-{env}", f"aws_vpc_security_group_{direction}_rule")
+
+
+def rules_of(synth: Synthesized, env: str, direction: str, group: str) -> list[dict[str, Any]]:
+    ref = f"${{aws_security_group.{group}.id}}"
+    return [r for r in rules(synth, env, direction).values() if r["security_group_id"] == ref]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_security_group_rules(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
+    lb = envs[env].settings.mlflow.load_balancer
+    https = lb.certificate_arn is not None
+    alb_in = rules_of(synth, env, "ingress", "alb")
+    assert {(r["from_port"], r["cidr_ipv4"]) for r in alb_in} == {
+        (port, cidr) for cidr in lb.ingress_cidrs for port in ((443, 80) if https else (80,))
+    }
+    assert [
+        (r["from_port"], r["referenced_security_group_id"]) for r in rules_of(synth, env, "egress", "alb")
+    ] == [(80, "${aws_security_group.mlflow_app.id}")]
+    app_in = rules_of(synth, env, "ingress", "mlflow_app")
+    assert [(r["from_port"], r["to_port"], r["referenced_security_group_id"]) for r in app_in] == [
+        (80, 80, "${aws_security_group.alb.id}")
+    ]
+    db_in = rules_of(synth, env, "ingress", "database")
+    assert [(r["from_port"], r["referenced_security_group_id"]) for r in db_in] == [
+        (3306, "${aws_security_group.mlflow_app.id}")
+    ]
+    assert rules_of(synth, env, "egress", "database") == []
+    app_out = {
+        (r["from_port"], r.get("cidr_ipv4") or r["referenced_security_group_id"])
+        for r in rules_of(synth, env, "egress", "mlflow_app")
+    }
+    expected_out = {(443, "0.0.0.0/0"), (3306, "${aws_security_group.database.id}")}
+    if envs[env].settings.mlflow.cache.enabled:
+        expected_out.add((6379, "${aws_security_group.elasticache.id}"))
+        cache_in = rules_of(synth, env, "ingress", "elasticache")
+        assert [(r["from_port"], r["referenced_security_group_id"]) for r in cache_in] == [
+            (6379, "${aws_security_group.mlflow_app.id}")
+        ]
+        assert rules_of(synth, env, "egress", "elasticache") == []
+    assert app_out == expected_out
+    for direction in ("ingress", "egress"):
+        for name, rule in rules(synth, env, direction).items():
+            assert rule["description"].strip(), name
+            assert rule["ip_protocol"] == "tcp" and rule["from_port"] == rule["to_port"], name
+    for name, group in synth.resources(f"mlflow-{env}", "aws_security_group").items():
+        assert group["description"].strip() and "ingress" not in group and "egress" not in group, name
+
+
+# --- encryption ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_one_customer_key_encrypts_everything(
+    synth: Synthesized, envs: dict[str, Environment], env: str
+) -> None:
+    key = res(synth, env, "aws_kms_key", "mlflow")
+    assert key["enable_key_rotation"] is True and key["deletion_window_in_days"] == 30
+    assert len(synth.resources(f"mlflow-{env}", "aws_kms_key")) == 1
+    db = res(synth, env, "aws_db_instance", "mlflow")
+    assert db["kms_key_id"] == KEY and db["master_user_secret_kms_key_id"] == KEY
+    if db["performance_insights_enabled"]:
+        assert db["performance_insights_kms_key_id"] == KEY
+    sse = res(synth, env, "aws_s3_bucket_server_side_encryption_configuration", "mlflow_artifacts")["rule"][0]
+    assert sse["apply_server_side_encryption_by_default"] == {
+        "sse_algorithm": "aws:kms",
+        "kms_master_key_id": KEY,
+    }
+    assert sse["bucket_key_enabled"] is True
+    ebs = res(synth, env, "aws_launch_template", "mlflow")["block_device_mappings"][0]["ebs"]
+    assert ebs["kms_key_id"] == KEY and ebs["encrypted"] == "true" and ebs["volume_type"] == "gp3"
+    for name, param in synth.resources(f"mlflow-{env}", "aws_ssm_parameter").items():
+        assert param["type"] == "SecureString" and param["key_id"] == KEY, name
+    assert res(synth, env, "aws_sns_topic", "alerts")["kms_master_key_id"] == KEY
+    for name, group in synth.resources(f"mlflow-{env}", "aws_cloudwatch_log_group").items():
+        assert group["kms_key_id"] == KEY, name
+        assert group["retention_in_days"] == envs[env].settings.mlflow.log_retention_days, name
+    if envs[env].settings.mlflow.cache.enabled:
+        assert res(synth, env, "aws_elasticache_replication_group", "mlflow")["kms_key_id"] == KEY
+        assert res(synth, env, "aws_secretsmanager_secret", "redis_auth_token")["kms_key_id"] == KEY
+    services = {
+        s.get("Principal", {}).get("Service")
+        for s in json.loads(key["policy"])["Statement"]
+        if "Principal" in s
+    }
+    assert {"logs.us-east-1.amazonaws.com", "cloudwatch.amazonaws.com"} <= services
+
+
+# --- database ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_rds_mysql(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
+    cfg = envs[env].settings.mlflow.database
+    db = res(synth, env, "aws_db_instance", "mlflow")
+    assert db["engine"] == "mysql" and db["engine_version"].startswith("8.0")
+    assert db["storage_encrypted"] is True and db["publicly_accessible"] is False
+    assert db["manage_master_user_password"] is True
+    assert "password" not in db and "password_wo" not in db
+    assert db["skip_final_snapshot"] is False and db["final_snapshot_identifier"].endswith("-final")
+    assert db["copy_tags_to_snapshot"] is True and db["iam_database_authentication_enabled"] is True
+    assert db["instance_class"] == cfg.instance_class
+    assert (db["allocated_storage"], db["max_allocated_storage"]) == (
+        cfg.allocated_storage_gb,
+        cfg.max_allocated_storage_gb,
+    )
+    assert db["multi_az"] is cfg.multi_az
+    assert db["deletion_protection"] is cfg.deletion_protection
+    assert db["backup_retention_period"] == cfg.backup_retention_days
+    assert db["performance_insights_enabled"] is cfg.performance_insights
+    assert db["monitoring_interval"] == cfg.monitoring_interval
+    assert db["enabled_cloudwatch_logs_exports"] == list(cfg.log_exports)
+    if cfg.monitoring_interval:
+        assert db["monitoring_role_arn"] == "${aws_iam_role.rds_monitoring.arn}"
+    for log in cfg.log_exports:
+        group = res(synth, env, "aws_cloudwatch_log_group", f"rds_{log}")
+        assert group["name"] == f"/aws/rds/instance/mlopspltf-{env}-mlflow/{log}"
+    assert db["db_subnet_group_name"] == "${aws_db_subnet_group.database.name}"
+    assert res(synth, env, "aws_db_subnet_group", "database")["subnet_ids"] == "${aws_subnet.database[*].id}"
+    params = {p["name"]: p["value"] for p in res(synth, env, "aws_db_parameter_group", "mlflow")["parameter"]}
+    assert params["require_secure_transport"] == "1"  # ON
+    assert params["character_set_server"] == "utf8mb4" and params["collation_server"].startswith("utf8mb4")
+
+
+def test_production_database_is_hardened(synth: Synthesized) -> None:
+    db = res(synth, "prd", "aws_db_instance", "mlflow")
+    assert db["multi_az"] and db["deletion_protection"] and db["performance_insights_enabled"]
+    assert db["monitoring_interval"] == 60 and db["backup_retention_period"] == 30
+    assert db["instance_class"] == "db.r5.xlarge" and db["max_allocated_storage"] == 1000
+
+
+# --- cache ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ["tst", "prd"])
+def test_redis(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
+    cfg = envs[env].settings.mlflow.cache
+    group = res(synth, env, "aws_elasticache_replication_group", "mlflow")
+    assert group["engine"] == "redis" and group["engine_version"].startswith("7")
+    assert group["at_rest_encryption_enabled"] == "true" and group["transit_encryption_enabled"] is True
+    assert group["transit_encryption_mode"] == "required"
+    assert group["auth_token"] == "${random_password.redis_auth_token.result}"
+    assert group["num_cache_clusters"] == cfg.num_nodes >= 2
+    assert group["automatic_failover_enabled"] is True and group["multi_az_enabled"] is True
+    assert group["node_type"] == cfg.node_type
+    assert group["security_group_ids"] == ["${aws_security_group.elasticache.id}"]
+    version = res(synth, env, "aws_secretsmanager_secret_version", "redis_auth_token")
+    assert version["secret_string"] == "${random_password.redis_auth_token.result}"
+    # Its endpoint and token reach MLflow: parameters the launcher reads, the secret it may read.
+    assert res(synth, env, "aws_ssm_parameter", "redis_host")["value"] == (
+        "${aws_elasticache_replication_group.mlflow.primary_endpoint_address}"
+    )
+    assert res(synth, env, "aws_ssm_parameter", "redis_auth_secret_arn")["value"] == (
+        "${aws_secretsmanager_secret.redis_auth_token.arn}"
+    )
+    readable = [
+        r
+        for s in policy_statements(synth, env, "mlflow_ssm_policy")
+        if s["Sid"] == "ReadSecrets"
+        for r in s["Resource"]
+    ]
+    assert "${aws_secretsmanager_secret.redis_auth_token.arn}" in readable
+
+
+# --- compute -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_launch_template_and_group(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
+    cfg = envs[env].settings.mlflow.server
+    lt = res(synth, env, "aws_launch_template", "mlflow")
+    assert lt["metadata_options"]["http_tokens"] == "required"
+    assert lt["metadata_options"]["http_put_response_hop_limit"] == 1
+    assert "key_name" not in lt
+    assert lt["network_interfaces"][0]["associate_public_ip_address"] == "false"
+    assert lt["network_interfaces"][0]["security_groups"] == ["${aws_security_group.mlflow_app.id}"]
+    assert lt["iam_instance_profile"] == {"arn": "${aws_iam_instance_profile.mlflow_instance_profile.arn}"}
+    assert lt["instance_type"] == cfg.instance_type
+    assert base64.b64decode(lt["user_data"]).startswith(b"#!/bin/bash\n")
+    asg = res(synth, env, "aws_autoscaling_group", "mlflow")
+    assert asg["health_check_type"] == "ELB"
+    assert (asg["min_size"], asg["max_size"], asg["desired_capacity"]) == (
+        cfg.min_size,
+        cfg.max_size,
+        cfg.desired_capacity,
+    )
+    assert asg["vpc_zone_identifier"] == "${aws_subnet.private[*].id}"
+    assert asg["target_group_arns"] == ["${aws_lb_target_group.mlflow.arn}"]
+    assert asg["launch_template"]["version"] == "${aws_launch_template.mlflow.latest_version}"
+    refresh = asg["instance_refresh"]
+    assert refresh["strategy"] == "Rolling" and refresh["preferences"]["auto_rollback"] is True
+    assert {t["key"] for t in asg["tag"] if t["propagate_at_launch"]} >= {"Name", "Environment", "Project"}
+    policy = res(synth, env, "aws_autoscaling_policy", "mlflow_cpu_target")
+    assert policy["policy_type"] == "TargetTrackingScaling"
+    assert policy["target_tracking_configuration"]["target_value"] == cfg.cpu_target_percent
+    notification = res(synth, env, "aws_autoscaling_notification", "mlflow")
+    assert notification["topic_arn"] == "${aws_sns_topic.alerts.arn}"
+    assert "autoscaling:EC2_INSTANCE_LAUNCH_ERROR" in notification["notifications"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_instance_policies_are_scoped(synth: Synthesized, env: str) -> None:
+    for name in ("mlflow_s3_policy", "mlflow_cloudwatch_policy", "mlflow_ssm_policy", "mlflow_kms_policy"):
+        assert (
+            res(synth, env, "aws_iam_role_policy_attachment", name)["policy_arn"]
+            == f"${{aws_iam_policy.{name}.arn}}"
+        )
+        for statement in policy_statements(synth, env, name):
+            if statement["Resource"] == "*":
+                # The only action without resource-level permissions, narrowed by namespace.
+                assert statement["Action"] == "cloudwatch:PutMetricData", (name, statement)
+                assert (
+                    statement["Condition"]["StringEquals"]["cloudwatch:namespace"]
+                    == f"mlopspltf-{env}-mlflow/instances"
+                )
+    s3 = [r for s in policy_statements(synth, env, "mlflow_s3_policy") for r in [s["Resource"]]]
+    assert s3 == ["${aws_s3_bucket.mlflow_artifacts.arn}", "${aws_s3_bucket.mlflow_artifacts.arn}/*"]
+    kms = policy_statements(synth, env, "mlflow_kms_policy")
+    assert [s["Resource"] for s in kms] == [KEY]
+    logs = policy_statements(synth, env, "mlflow_cloudwatch_policy")[0]["Resource"]
+    assert logs == [
+        f"${{aws_cloudwatch_log_group.{g}.arn}}:*" for g in ("mlflow_server", "mlflow_nginx", "mlflow_system")
+    ]
+    params = policy_statements(synth, env, "mlflow_ssm_policy")[0]["Resource"]
+    assert all(
+        p.endswith((f":parameter/mlopspltf-{env}/mlflow", f":parameter/mlopspltf-{env}/mlflow/*"))
+        for p in params
+    )
+    session = res(synth, env, "aws_iam_role_policy_attachment", "mlflow_ssm_session_manager")
+    assert session["policy_arn"].endswith(":iam::aws:policy/AmazonSSMManagedInstanceCore")
+
+
+# --- load balancer -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_load_balancer(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
+    cfg = envs[env].settings.mlflow.load_balancer
+    lb = res(synth, env, "aws_lb", "mlflow")
+    assert lb["drop_invalid_header_fields"] is True
+    assert lb["enable_deletion_protection"] is cfg.deletion_protection
+    assert lb["access_logs"] == {
+        "bucket": "${aws_s3_bucket.alb_logs.bucket}",
+        "prefix": "alb",
+        "enabled": True,
+    }
+    assert lb["subnets"] == "${aws_subnet.public[*].id}"
+    tg = res(synth, env, "aws_lb_target_group", "mlflow")
+    assert tg["health_check"]["path"] == "/health" and tg["health_check"]["matcher"] == "200"
+    listeners = synth.resources(f"mlflow-{env}", "aws_lb_listener")
+    if cfg.certificate_arn:
+        https = listeners["https"]
+        assert https["protocol"] == "HTTPS" and https["ssl_policy"].startswith("ELBSecurityPolicy-TLS13-")
+        assert https["certificate_arn"] == cfg.certificate_arn
+        redirect = listeners["http"]["default_action"][0]
+        assert redirect["type"] == "redirect"
+        assert redirect["redirect"] == {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}
+    else:
+        assert set(listeners) == {"http"} and listeners["http"]["default_action"][0]["type"] == "forward"
+
+
+def test_https_and_deletion_protection_in_production_http_only_in_dev(synth: Synthesized) -> None:
+    assert res(synth, "prd", "aws_lb", "mlflow")["enable_deletion_protection"] is True
+    assert "https" in synth.resources("mlflow-prd", "aws_lb_listener")
+    assert "https" not in synth.resources("mlflow-dev", "aws_lb_listener")
+    assert stack(synth, "dev")["output"]["mlflow_url"]["value"].startswith("http://")
+    assert stack(synth, "prd")["output"]["mlflow_url"]["value"].startswith("https://")
+
+
+# --- storage -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_buckets(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
+    storage = envs[env].settings.mlflow.storage
+    for bucket in ("mlflow_artifacts", "alb_logs"):
+        assert res(synth, env, "aws_s3_bucket", bucket)["bucket"].endswith("-${random_id.bucket_suffix.hex}")
+        assert res(synth, env, "aws_s3_bucket", bucket)["force_destroy"] is False
+        pab = res(synth, env, "aws_s3_bucket_public_access_block", bucket)
+        assert all(
+            pab[k] is True
+            for k in (
+                "block_public_acls",
+                "block_public_policy",
+                "ignore_public_acls",
+                "restrict_public_buckets",
+            )
+        )
+        assert (
+            res(synth, env, "aws_s3_bucket_ownership_controls", bucket)["rule"]["object_ownership"]
+            == "BucketOwnerEnforced"
+        )
+        assert (
+            res(synth, env, "aws_s3_bucket_versioning", bucket)["versioning_configuration"]["status"]
+            == "Enabled"
+        )
+        statements = json.loads(res(synth, env, "aws_s3_bucket_policy", bucket)["policy"])["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
+    rule = res(synth, env, "aws_s3_bucket_lifecycle_configuration", "mlflow_artifacts")["rule"][0]
+    assert rule["noncurrent_version_expiration"] == [
+        {"noncurrent_days": storage.noncurrent_version_expiration_days}
+    ]
+    assert rule["abort_incomplete_multipart_upload"] == [
+        {"days_after_initiation": storage.abort_incomplete_multipart_upload_days}
+    ]
+    logging = res(synth, env, "aws_s3_bucket_logging", "mlflow_artifacts")
+    assert logging["target_bucket"] == "${aws_s3_bucket.alb_logs.id}"
+    logs_sse = res(synth, env, "aws_s3_bucket_server_side_encryption_configuration", "alb_logs")["rule"][0]
+    assert logs_sse["apply_server_side_encryption_by_default"] == {
+        "sse_algorithm": "AES256"
+    }  # ALB requires SSE-S3
+    delivery = json.loads(res(synth, env, "aws_s3_bucket_policy", "alb_logs")["policy"])["Statement"]
+    assert {"logdelivery.elasticloadbalancing.amazonaws.com", "logging.s3.amazonaws.com"} <= {
+        s["Principal"].get("Service") for s in delivery if isinstance(s["Principal"], dict)
+    }
+    assert res(synth, env, "random_id", "bucket_suffix")["byte_length"] == 4
+
+
+# --- alerts and outputs --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_alerts(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
+    cfg = envs[env].settings.mlflow
+    sub = res(synth, env, "aws_sns_topic_subscription", "alerts_email")
+    assert sub["protocol"] == "email" and sub["count"] == len(cfg.alerts.emails)
+    for email in cfg.alerts.emails:
+        assert email in sub["endpoint"]
+    alarms = synth.resources(f"mlflow-{env}", "aws_cloudwatch_metric_alarm")
+    expected = {"alb_unhealthy_hosts", "alb_no_healthy_hosts", "alb_5xx_rate", "rds_cpu", "rds_free_storage"}
+    if cfg.cache.enabled:
+        expected.add("redis_memory")
+        assert alarms["redis_memory"]["metric_name"] == "DatabaseMemoryUsagePercentage"
+        assert alarms["redis_memory"]["count"] == cfg.cache.num_nodes
+    assert set(alarms) == expected
+    for name, alarm in alarms.items():
+        assert alarm["alarm_actions"] == ["${aws_sns_topic.alerts.arn}"], name
+    assert alarms["alb_unhealthy_hosts"]["metric_name"] == "UnHealthyHostCount"
+    assert alarms["rds_cpu"]["metric_name"] == "CPUUtilization"
+    assert alarms["rds_free_storage"]["metric_name"] == "FreeStorageSpace"
+    assert alarms["rds_free_storage"]["threshold"] == cfg.alerts.db_free_storage_gb * 1024**3
+    assert "5XX" in json.dumps(alarms["alb_5xx_rate"]["metric_query"])
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_outputs(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
+    outputs = stack(synth, env)["output"]
+    expected = {
+        "mlflow_url",
+        "artifact_bucket_name",
+        "db_instance_endpoint",
+        "log_group_names",
+        "sns_topic_arn",
+    }
+    if envs[env].settings.mlflow.cache.enabled:
+        expected.add("redis_primary_endpoint_address")
+    assert expected <= set(outputs)
+    for name, output in outputs.items():
+        assert output.get("description"), name
+    assert outputs["db_instance_endpoint"]["value"] == "${aws_db_instance.mlflow.endpoint}"
+
+
+# --- secrets and snapshots -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_no_secret_in_synthesized_json(synth: Synthesized, env: str) -> None:
+    doc = stack(synth, env)
+    reference = re.compile(r"^\$\{[a-z_]+\.[a-z0-9_]+(\[\d+\])?\.[a-z_]+\}$")
+    found = [(key, why) for key, why in find_secrets(doc) if not reference.match(_at(doc, key))]
+    assert found == []
+
+
+def _at(doc: Any, path: str) -> str:
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        doc = doc[int(part[1:-1])] if part.startswith("[") else doc[part]
+    return str(doc)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_snapshot(synth: Synthesized, env: str, snapshot: SnapshotAssertion) -> None:
+    assert stack(synth, env) == snapshot(extension_class=JSONSnapshotExtension)
