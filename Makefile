@@ -27,10 +27,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt 2> >(grep -v "^WARNING: Location" >&2)
 	@touch $@
 
-$(TOOLS_VENV)/.installed: requirements-tools.txt
+$(TOOLS_VENV)/.installed: requirements-tools.txt constraints-tools.txt
 	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
-	@echo "installing checkov and actionlint into $(TOOLS_VENV) ..."
-	@$(TOOLS_VENV)/bin/python -m pip install --quiet -r requirements-tools.txt 2> >(grep -v "^WARNING: Location" >&2)
+	@echo "installing checkov, check-jsonschema and zizmor into $(TOOLS_VENV) ..."
+	@$(TOOLS_VENV)/bin/python -m pip install --quiet -r requirements-tools.txt -c constraints-tools.txt 2> >(grep -v "^WARNING: Location" >&2)
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -120,5 +120,5 @@ force-unlock: setup ## Show (or, with LOCK_ID=, release) the state lock of STACK
 	$(PY) scripts/force_unlock.py $(ENV) $(STACK) $(LOCK_ID)
 
 .PHONY: clean
-clean: ## Remove cdktf.out (never local_state/)
-	rm -rf cdktf.out .cdktf.out.new-* .cdktf.out.old-*
+clean: ## Remove cdktf.out and plans/ (never local_state/)
+	rm -rf cdktf.out .cdktf.out.new-* .cdktf.out.old-* plans
