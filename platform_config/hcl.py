@@ -22,8 +22,8 @@ def parse(text: str, file: str) -> tuple[dict[str, Any], list[Problem]]:
 
     Blocks, expressions and interpolations are rejected: these files hold literal values only.
     """
-    if not text.strip():
-        return {}, [Problem(file, "", "file is empty")]
+    if not any(line.strip() and not line.lstrip().startswith(("#", "//")) for line in text.splitlines()):
+        return {}, [Problem(file, "", "file is empty (or only comments)")]
     try:
         data = hcl2.loads(text, serialization_options=_OPTIONS)
     except UnexpectedInput as exc:

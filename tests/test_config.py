@@ -146,11 +146,12 @@ def test_empty_environment_set() -> None:
     assert "no environments found" in problem.message
 
 
-def test_empty_file() -> None:
+@pytest.mark.parametrize("text", ["\n  \n", "# only a comment\n// and another\n"])
+def test_empty_file(text: str) -> None:
     files = ConfigFiles()
-    files.tfvars[DEV_VARS] = "\n  \n"
+    files.tfvars[DEV_VARS] = text
     [problem] = files.problems()
-    assert (problem.file, problem.message) == (DEV_VARS, "file is empty")
+    assert (problem.file, problem.message) == (DEV_VARS, "file is empty (or only comments)")
 
 
 def test_bad_environment_file_name() -> None:

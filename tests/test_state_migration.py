@@ -1,0 +1,171 @@
+"""Issue 7 (4): the two-phase bootstrap, phase 1 on local state, migrated by ``make migrate-bootstrap``'s code.
+
+The stack is a probe stack of kind ``bootstrap`` (the real one needs the AWS provider plugin): its
+backend is chosen by ``BootstrapStack.uses_local_state`` from the env file's ``bootstrap_state``,
+and built by ``local_backend``/``s3_backend``, exactly as for the real stack.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from constructs_lib import naming
+from platform_config.loader import BACKEND_DIR, TFVARS_DIR
+from scripts import migrate_bootstrap
+from scripts.migrate_bootstrap import migrate
+from scripts.terraform_cli import StateError, state_info
+from tests.conftest import ROOT
+from tests.state_support import (
+    COMMITTED,
+    Applier,
+    MotoServer,
+    backend,
+    moto_server,
+    server_environment,
+    synth_probe,
+    terraform_env,
+    written_value,
+)
+
+__all__ = ["backend", "moto_server"]  # fixtures
+
+pytestmark = pytest.mark.state
+
+ENV = "dev"
+KIND = "bootstrap"
+NOW = datetime(2026, 11, 24, 1, 2, 3, tzinfo=UTC)
+
+
+def _phase_one(backend: MotoServer, root: Path) -> tuple[Applier, Path]:
+    """Synthesize with bootstrap_state = "local" and apply twice; returns the applier and state file."""
+    stack_dir = synth_probe(root, server_environment(ENV, backend.url, bootstrap_state="local"), KIND)
+    synthesized = json.loads((stack_dir / "cdk.tf.json").read_text())["terraform"]["backend"]
+    assert synthesized == {"local": {"path": f"../../../{naming.local_state_path(KIND, ENV)}"}}
+    applier = Applier(stack_dir, terraform_env(root))
+    applier.init()
+    for value in ("phase-1-a", COMMITTED):
+        result = applier.apply(value)
+        assert result.returncode == 0, result.stderr
+    local_state = root / naming.local_state_path(KIND, ENV)
+    assert local_state.is_file()
+    assert backend.state_object(ENV, KIND) is None
+    return applier, local_state
+
+
+def _phase_two(backend: MotoServer, root: Path) -> Path:
+    """Flip the switch to "s3" and synthesize again into the same cdktf.out."""
+    stack_dir = synth_probe(root, server_environment(ENV, backend.url, bootstrap_state="s3"), KIND)
+    assert list(json.loads((stack_dir / "cdk.tf.json").read_text())["terraform"]["backend"]) == ["s3"]
+    return stack_dir
+
+
+@pytest.mark.parametrize("fresh_checkout", [False, True], ids=["terraform-dir-kept", "fresh-checkout"])
+def test_bootstrap_migration_keeps_lineage_and_serial(
+    backend: MotoServer, tmp_path: Path, fresh_checkout: bool
+) -> None:
+    root = tmp_path / "repo"
+    applier, local_state = _phase_one(backend, root)
+    original = local_state.read_bytes()
+    before = state_info(original.decode(), "local state")
+    assert before.serial >= 2
+
+    stack_dir = _phase_two(backend, root)
+    if fresh_checkout:
+        # cdktf.out deleted and synthesized again: Terraform no longer records the local backend.
+        shutil.rmtree(stack_dir / ".terraform")
+    env = terraform_env(tmp_path)
+    result = migrate(stack_dir, local_state, root / "local_state" / "backups", env=env, now=NOW)
+
+    assert result.before == before
+    assert result.after.lineage == before.lineage
+    assert result.after.serial >= before.serial
+    assert not result.already_done
+    assert result.backup == root / "local_state" / "backups" / "bootstrap-dev.20261124T010203Z.tfstate"
+    assert result.backup.read_bytes() == original
+    assert result.plan_clean is True
+    assert not (stack_dir / "terraform.tfstate").exists()
+
+    stored = backend.state_object(ENV, KIND)
+    assert stored is not None
+    assert state_info(stored.decode(), "bucket").lineage == before.lineage
+    # Checked independently of the script: no changes, and the next apply continues the lineage.
+    plan = applier.tf.run("plan", "-detailed-exitcode", "-input=false", "-no-color", check=False)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert applier.apply("phase-2").returncode == 0
+    after, state = applier.pull()
+    assert (after.lineage, after.serial) == (before.lineage, result.after.serial + 1)
+    assert written_value(state) == "phase-2"
+
+    # Running it again is harmless: it must not copy the now-stale local file over the bucket.
+    again = migrate(stack_dir, local_state, root / "local_state" / "backups", env=env, now=NOW)
+    assert again.already_done
+    assert again.after == after
+    assert again.backup != result.backup
+
+
+def test_migration_refuses_to_overwrite_a_different_state(backend: MotoServer, tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    _applier, local_state = _phase_one(backend, root)
+    stack_dir = _phase_two(backend, root)
+    foreign = json.dumps(
+        {"version": 4, "terraform_version": "1.11.4", "serial": 40, "lineage": "0000-other", "outputs": {}}
+    ).encode()
+    backend.put_state(ENV, KIND, foreign)
+
+    with pytest.raises(StateError, match="already holds a different state"):
+        migrate(stack_dir, local_state, root / "local_state" / "backups", env=terraform_env(tmp_path))
+    assert backend.state_object(ENV, KIND) == foreign
+
+
+def test_migration_refuses_a_stack_still_on_local_state(backend: MotoServer, tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    applier, local_state = _phase_one(backend, root)
+    with pytest.raises(StateError, match='set bootstrap_state = "s3"'):
+        migrate(applier.dir, local_state, root / "local_state" / "backups", env=terraform_env(tmp_path))
+
+
+def _repo_copy(tmp_path: Path, bootstrap_state: str) -> Path:
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / TFVARS_DIR, root / TFVARS_DIR)
+    shutil.copytree(ROOT / BACKEND_DIR, root / BACKEND_DIR)
+    path = root / TFVARS_DIR / f"{ENV}.tfvars"
+    text, n = re.subn(
+        r'^bootstrap_state\s*=\s*"\w+"',
+        f'bootstrap_state = "{bootstrap_state}"',
+        path.read_text(),
+        flags=re.M,
+    )
+    assert n == 1
+    path.write_text(text)
+    return root
+
+
+def test_script_refuses_while_the_env_file_says_local(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _repo_copy(tmp_path, "local")
+    assert migrate_bootstrap.main([ENV], root=root) == 2
+    err = capsys.readouterr().err
+    assert f"{TFVARS_DIR}/{ENV}.tfvars: bootstrap_state:" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [[], ["nope"], ["dev", "extra"]])
+def test_script_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    root = _repo_copy(tmp_path, "s3")
+    assert migrate_bootstrap.main(argv, root=root) == 2
+    assert capsys.readouterr().err.strip()
+
+
+def test_script_refuses_without_local_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _repo_copy(tmp_path, "s3")
+    assert migrate_bootstrap.main([ENV], root=root) == 1
+    err = capsys.readouterr().err
+    assert f"no local state at {naming.local_state_path(KIND, ENV)}" in err
+    assert not (root / "cdktf.out").exists(), "synthesized although there is nothing to migrate"
