@@ -7,7 +7,8 @@ after phase 1 was applied on local state and ``bootstrap_state = "s3"`` was set 
 Steps: re-synthesize the stack (now with the S3 backend), back up the local state file with a
 timestamp, ``terraform init -migrate-state -force-copy`` in the stack's directory, then prove that
 the state in the bucket has the same lineage and no lower serial, and that a plan shows no changes.
-Terraform 1.11 gives the first object written at an empty S3 key a new lineage; when that happens
+Terraform gives the first snapshot written at an empty key a new lineage (its remote-state code,
+every version since 0.12); when that happens
 and the bucket holds exactly the local state's contents, the original is pushed once more with
 ``state push -force`` (the object now exists, so its lineage is kept).
 It refuses to overwrite a different state already at the key, and a re-run after a successful
@@ -130,9 +131,10 @@ def migrate(
 def _restore_lineage(tf: Terraform, backup: Path) -> StateInfo | None:
     """Give the migrated state back its lineage, if the copy is otherwise exactly the local state.
 
-    Terraform 1.11 writes the first state object at an empty S3 key under a *new* lineage with
-    serial 1 (remote state's PersistState re-reads the missing object and drops the lineage it
-    was given), both in ``init -migrate-state`` and in ``state push``. Once the object exists,
+    Terraform writes the first state snapshot at a key with no object under a *new* lineage with
+    serial 1 (internal/states/remote/state.go: PersistState re-reads the missing object, which
+    clears the lineage it was given, then generates a new one; unchanged since 0.12, same in
+    OpenTofu), both in ``init -migrate-state`` and in ``state push``. Once the object exists,
     ``state push -force`` of the original keeps its lineage and bumps its serial. Forcing is
     safe only because we first prove the bucket holds nothing but our own copy.
     """

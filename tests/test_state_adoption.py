@@ -63,7 +63,10 @@ def test_existing_state_is_adopted_unchanged(backend: MotoServer, tmp_path: Path
 def test_state_push_into_an_empty_key_and_how_to_keep_the_lineage(
     backend: MotoServer, tmp_path: Path
 ) -> None:
-    """Characterises Terraform 1.11: the first object written at an empty S3 key gets a new lineage.
+    """Characterises Terraform: the first snapshot written at an empty key gets a new lineage.
+
+    Terraform's own remote-state code (internal/states/remote/state.go, since 0.12; OpenTofu too),
+    not the test server: reproduced with the http backend as well.
 
     This is why ``migrate_bootstrap`` re-pushes with ``-force`` after checking the contents, and
     why "push the old state into the new key" alone does not adopt it. If this test starts
