@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 from cdktf import TerraformResource
 
-# Skips collected per resource (construct path): add_override on the same key replaces, not merges.
-_SKIPS: dict[str, dict[str, str]] = {}
+# Skips collected per resource object (add_override on the same key replaces, not merges). Keyed by
+# the object, not its construct path: another App may build a different resource at the same path.
+_SKIPS: WeakKeyDictionary[TerraformResource, dict[str, str]] = WeakKeyDictionary()
 
 
 def skip_checks(resource: TerraformResource, reasons: dict[str, str]) -> None:
@@ -16,7 +19,7 @@ def skip_checks(resource: TerraformResource, reasons: dict[str, str]) -> None:
     for check_id, reason in reasons.items():
         if not reason.strip():
             raise ValueError(f"checkov skip {check_id} needs a reason")
-    skips = _SKIPS.setdefault(resource.node.path, {})
+    skips = _SKIPS.setdefault(resource, {})
     skips.update(reasons)
     resource.add_override(
         "//.checkov.skip",

@@ -28,6 +28,15 @@ import cdktf_cdktf_provider_databricks
 import cdktf_cdktf_provider_random
 """
 
+# The same imports the way main.py does them (stacks.app.gc_paused), for a like-for-like ratio.
+BASELINE_GC_PAUSED = f"""
+import gc
+gc.disable()
+{BASELINE}
+gc.freeze()
+gc.enable()
+"""
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -98,6 +107,10 @@ def main() -> int:
         cases = {
             "baseline: import cdktf + aws, databricks, random providers": (
                 [python, "-c", BASELINE],
+                env,
+            ),
+            "baseline, GC paused during the imports": (
+                [python, "-c", BASELINE_GC_PAUSED],
                 env,
             ),
             "full synth (9 stacks), GC paused during provider imports": (

@@ -1,0 +1,818 @@
+"""The MLflow and Databricks platform constructs, each synthesized alone in a bare stack.
+
+Each construct gets only what its signature asks for: typed settings built from small dicts (or
+the shipped defaults), plain string ids and ARNs, or an upstream resource where it takes one. The
+whole-stack wiring is tested in test_mlflow_stack.py and test_databricks_stack.py.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from cdktf import App, TerraformOutput, TerraformStack
+from cdktf import Testing as CdktfTesting  # aliased: pytest would collect a class named Test*
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
+from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
+from cdktf_cdktf_provider_random.provider import RandomProvider
+
+from constructs_lib.aws_provider import aws_provider
+from constructs_lib.cache import Cache
+from constructs_lib.compute import MlflowServers
+from constructs_lib.database import Database
+from constructs_lib.databricks_artifacts import TrackedExperiment, UnityCatalogModel
+from constructs_lib.databricks_jobs import JobClusterSpec, NotebookJob, NotebookTaskSpec, ScheduleSpec
+from constructs_lib.load_balancer import LoadBalancer
+from constructs_lib.network import INTERFACE_ENDPOINTS, Network
+from constructs_lib.observability import Alerts, log_group
+from constructs_lib.security import InstanceRole, InstanceScope, SecurityGroups
+from constructs_lib.storage import ArtifactBucket, LogBucket, bucket_suffix
+from platform_config.environment import NetworkSettings
+from platform_config.mlflow import (
+    CacheSettings,
+    DatabaseSettings,
+    LoadBalancerSettings,
+    ServerSettings,
+)
+
+STACK = "platform"  # not "unit": skip_checks keeps per-path state across apps (see the leak test)
+ACCOUNT = "111122223333"
+KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/k"
+CERT = f"arn:aws:acm:eu-west-1:{ACCOUNT}:certificate/12345678-1234-1234-1234-123456789012"
+ZONES_2 = ("eu-west-1a", "eu-west-1b")
+ZONES_3 = ("eu-west-1a", "eu-west-1b", "eu-west-1c")
+
+
+def aws_stack(name: str = STACK) -> TerraformStack:
+    stack = TerraformStack(App(), name)
+    aws_provider(stack, "eu-west-1", {"Project": "unit"})
+    return stack
+
+
+def databricks_stack() -> TerraformStack:
+    stack = TerraformStack(App(), STACK)
+    DatabricksProvider(stack, "databricks", host="https://example.cloud.databricks.com")
+    return stack
+
+
+def synth(stack: TerraformStack, **exposed: str) -> dict[str, Any]:
+    """The stack's JSON; each ``exposed`` attribute (a token) becomes an output, read back resolved."""
+    for name, value in exposed.items():
+        TerraformOutput(stack, name, value=value)
+    data: dict[str, Any] = json.loads(CdktfTesting.synth(stack))
+    return data
+
+
+def exposed(out: dict[str, Any], name: str) -> Any:
+    return out["output"][name]["value"]
+
+
+def addresses(out: dict[str, Any], block: str = "resource") -> set[str]:
+    return {f"{rtype}.{name}" for rtype, items in out.get(block, {}).items() for name in items}
+
+
+# --- network ---------------------------------------------------------------------------------------
+
+
+def network_settings(zones: tuple[str, ...], single_nat: bool) -> NetworkSettings:
+    n = len(zones)
+    return NetworkSettings.model_validate(
+        {
+            "vpc_cidr": "10.0.0.0/16",
+            "availability_zones": list(zones),
+            "public_subnet_cidrs": [f"10.0.{i}.0/24" for i in range(n)],
+            "private_subnet_cidrs": [f"10.0.{10 + i}.0/24" for i in range(n)],
+            "database_subnet_cidrs": [f"10.0.{20 + i}.0/24" for i in range(n)],
+            "single_nat_gateway": single_nat,
+        }
+    )
+
+
+NETWORK_ADDRESSES = {
+    "aws_vpc.main",
+    "aws_default_security_group.default",
+    "aws_internet_gateway.main",
+    "aws_subnet.public",
+    "aws_subnet.private",
+    "aws_subnet.database",
+    "aws_eip.nat",
+    "aws_nat_gateway.main",
+    "aws_route_table.public",
+    "aws_route_table.private",
+    "aws_route_table.database",
+    "aws_route_table_association.public",
+    "aws_route_table_association.private",
+    "aws_route_table_association.database",
+    "aws_iam_role.vpc_flow_logs",
+    "aws_iam_role_policy.vpc_flow_logs",
+    "aws_flow_log.main",
+}
+
+
+def build_network(zones: tuple[str, ...], single_nat: bool) -> tuple[TerraformStack, Network]:
+    stack = aws_stack()
+    flow_logs = log_group(stack, "flow", name="/unit/flow", kms_key_arn=KEY, retention_days=30)
+    network = Network(
+        stack, "network", name="unit", settings=network_settings(zones, single_nat), flow_log_group=flow_logs
+    )
+    return stack, network
+
+
+@pytest.mark.parametrize(
+    ("zones", "single_nat", "nat_count"),
+    [(ZONES_2, True, 1), (ZONES_3, True, 1), (ZONES_3, False, 3)],
+)
+def test_network_alone(zones: tuple[str, ...], single_nat: bool, nat_count: int) -> None:
+    stack, network = build_network(zones, single_nat)
+    out = synth(stack)
+    assert addresses(out) == NETWORK_ADDRESSES | {"aws_cloudwatch_log_group.flow"}
+    res = out["resource"]
+    n = len(zones)
+    assert network.zone_count == n and network.nat_gateway_count == nat_count
+    for tier in ("public", "private", "database"):
+        subnet = res["aws_subnet"][tier]
+        assert subnet["count"] == n
+        assert subnet["map_public_ip_on_launch"] is False
+        assert subnet["availability_zone"] == f"${{element({json.dumps(list(zones))}, count.index)}}"
+        assert res["aws_route_table_association"][tier]["count"] == n
+    assert res["aws_eip"]["nat"]["count"] == nat_count
+    assert res["aws_nat_gateway"]["main"]["count"] == nat_count
+    assert res["aws_route_table"]["private"]["count"] == n
+    # Each zone's private table routes out through its own NAT gateway, or wraps around to the single one.
+    route = res["aws_route_table"]["private"]["route"][0]
+    assert route["nat_gateway_id"] == "${element(aws_nat_gateway.main[*].id, count.index)}"
+    # The database tier has no route out; the public tier goes out through the internet gateway.
+    assert "route" not in res["aws_route_table"]["database"]
+    assert res["aws_route_table"]["public"]["route"][0]["gateway_id"] == "${aws_internet_gateway.main.id}"
+    # Flow logs go to the log group handed in, through a role allowed to write only there.
+    assert res["aws_flow_log"]["main"]["log_destination"] == "${aws_cloudwatch_log_group.flow.arn}"
+    policy = json.loads(res["aws_iam_role_policy"]["vpc_flow_logs"]["policy"])
+    assert policy["Statement"][0]["Resource"] == "${aws_cloudwatch_log_group.flow.arn}:*"
+
+
+def test_network_endpoints() -> None:
+    stack, network = build_network(ZONES_2, single_nat=True)
+    endpoints = network.add_endpoints("eu-west-1", "sg-0123456789abcdef0")
+    out = synth(stack)
+    expected = {"aws_vpc_endpoint.s3", *(f"aws_vpc_endpoint.{s}" for s in INTERFACE_ENDPOINTS)}
+    assert addresses(out) == NETWORK_ADDRESSES | {"aws_cloudwatch_log_group.flow"} | expected
+    assert len(endpoints) == len(expected)
+    eps = out["resource"]["aws_vpc_endpoint"]
+    assert eps["s3"]["vpc_endpoint_type"] == "Gateway"
+    assert eps["s3"]["service_name"] == "com.amazonaws.eu-west-1.s3"
+    for service in INTERFACE_ENDPOINTS:
+        ep = eps[service]
+        assert ep["vpc_endpoint_type"] == "Interface"
+        assert ep["private_dns_enabled"] is True
+        assert ep["security_group_ids"] == ["sg-0123456789abcdef0"]
+        assert ep["subnet_ids"] == "${aws_subnet.private[*].id}"
+
+
+# --- security --------------------------------------------------------------------------------------
+
+
+def all_rules(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    res = out["resource"]
+    rules: dict[str, dict[str, Any]] = {}
+    for rtype in ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"):
+        rules |= res.get(rtype, {})
+    return rules
+
+
+@pytest.mark.parametrize("https", [True, False])
+@pytest.mark.parametrize("cache", [True, False])
+def test_security_groups_alone(https: bool, cache: bool) -> None:
+    stack = aws_stack()
+    cidrs = ("10.0.0.0/8", "192.168.0.0/16")
+    groups = SecurityGroups(
+        stack, "sg", name="unit", vpc_id="vpc-1", ingress_cidrs=cidrs, https=https, cache=cache
+    )
+    out = synth(stack)
+    alb_ingress = {f"aws_vpc_security_group_ingress_rule.alb_http_{i}" for i in range(len(cidrs))}
+    if https:
+        alb_ingress |= {f"aws_vpc_security_group_ingress_rule.alb_https_{i}" for i in range(len(cidrs))}
+    expected = {
+        "aws_security_group.alb",
+        "aws_security_group.mlflow_app",
+        "aws_security_group.database",
+        "aws_security_group.vpc_endpoints",
+        "aws_vpc_security_group_egress_rule.alb_to_app",
+        "aws_vpc_security_group_egress_rule.app_https_out",
+        "aws_vpc_security_group_egress_rule.app_to_database",
+        "aws_vpc_security_group_ingress_rule.app_from_alb",
+        "aws_vpc_security_group_ingress_rule.database_from_app",
+        "aws_vpc_security_group_ingress_rule.endpoints_from_app",
+        *alb_ingress,
+    }
+    if cache:
+        expected |= {
+            "aws_security_group.elasticache",
+            "aws_vpc_security_group_egress_rule.app_to_cache",
+            "aws_vpc_security_group_ingress_rule.cache_from_app",
+        }
+    assert addresses(out) == expected
+    assert (groups.cache is not None) == cache
+    # No rule is open to the internet inbound; the only 0.0.0.0/0 rule is the instances' HTTPS egress.
+    for name, rule in out["resource"]["aws_vpc_security_group_ingress_rule"].items():
+        assert rule.get("cidr_ipv4") != "0.0.0.0/0", name
+        assert rule.get("cidr_ipv4") in (None, *cidrs), name
+    open_rules = {name for name, rule in all_rules(out).items() if rule.get("cidr_ipv4") == "0.0.0.0/0"}
+    assert open_rules == {"app_https_out"}
+    # Every rule says why it exists, and names exactly one port over TCP.
+    for name, rule in all_rules(out).items():
+        assert rule["description"].strip(), name
+        assert rule["ip_protocol"] == "tcp" and rule["from_port"] == rule["to_port"], name
+    for group in out["resource"]["aws_security_group"].values():
+        assert group["vpc_id"] == "vpc-1" and group["description"].strip()
+        assert "ingress" not in group and "egress" not in group  # rules are separate resources
+
+
+def test_instance_role_alone() -> None:
+    stack = aws_stack()
+    bucket = "arn:aws:s3:::unit-artifacts"
+    secret = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:db"
+    logs = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/unit/server"
+    role = InstanceRole(
+        stack,
+        "role",
+        name="unit",
+        scope_of=InstanceScope(
+            partition="aws",
+            region="eu-west-1",
+            account_id=ACCOUNT,
+            bucket_arn=bucket,
+            parameter_path="/unit/mlflow",
+            log_group_arns=[logs],
+            kms_key_arn=KEY,
+            secret_arns=[secret],
+            metrics_namespace="unit/instances",
+        ),
+    )
+    out = synth(stack)
+    policies = ("mlflow_s3_policy", "mlflow_cloudwatch_policy", "mlflow_ssm_policy", "mlflow_kms_policy")
+    assert addresses(out) == {
+        "aws_iam_role.mlflow_instance_role",
+        "aws_iam_instance_profile.mlflow_instance_profile",
+        "aws_iam_role_policy_attachment.mlflow_ssm_session_manager",
+        *(f"aws_iam_policy.{p}" for p in policies),
+        *(f"aws_iam_role_policy_attachment.{p}" for p in policies),
+    }
+    assert sorted(role.policies) == sorted(policies)
+    res = out["resource"]
+    trust = json.loads(res["aws_iam_role"]["mlflow_instance_role"]["assume_role_policy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    # Scoped to the ARNs handed in: the only "*" is PutMetricData, narrowed by its namespace.
+    resources: dict[str, Any] = {}
+    for address in policies:
+        for statement in json.loads(res["aws_iam_policy"][address]["policy"])["Statement"]:
+            resources[statement["Sid"]] = statement["Resource"]
+            if statement["Resource"] == "*":
+                assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "unit/instances"}}
+    assert resources == {
+        "ListArtifactBucket": bucket,
+        "ReadWriteArtifacts": f"{bucket}/*",
+        "WriteLogs": [f"{logs}:*"],
+        "PutAgentMetrics": "*",
+        "ReadParameters": [
+            f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/unit/mlflow",
+            f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/unit/mlflow/*",
+        ],
+        "ReadSecrets": [secret],
+        "UseStackKey": KEY,
+    }
+    assert res["aws_iam_role_policy_attachment"]["mlflow_ssm_session_manager"]["policy_arn"] == (
+        "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    )
+
+
+# --- database --------------------------------------------------------------------------------------
+
+
+def build_database(settings: DatabaseSettings, production: bool) -> dict[str, Any]:
+    stack = aws_stack()
+    database = Database(
+        stack,
+        "database",
+        identifier="unit-mlflow",
+        settings=settings,
+        subnet_ids=["subnet-a", "subnet-b"],
+        security_group_id="sg-db",
+        kms_key_arn=KEY,
+        partition="aws",
+        log_retention_days=30,
+        is_production=production,
+    )
+    out = synth(stack, secret_arn=database.secret_arn)
+    assert exposed(out, "secret_arn") == "${aws_db_instance.mlflow.master_user_secret[0].secret_arn}"
+    return out
+
+
+def test_database_alone_with_defaults() -> None:
+    out = build_database(DatabaseSettings(), production=False)
+    assert addresses(out) == {
+        "aws_db_instance.mlflow",
+        "aws_db_subnet_group.database",
+        "aws_db_parameter_group.mlflow",
+        "aws_cloudwatch_log_group.rds_error",
+        "aws_cloudwatch_log_group.rds_slowquery",
+    }
+    res = out["resource"]
+    db = res["aws_db_instance"]["mlflow"]
+    assert db["storage_encrypted"] is True and db["kms_key_id"] == KEY
+    assert db["manage_master_user_password"] is True and db["master_user_secret_kms_key_id"] == KEY
+    assert "password" not in db
+    assert db["publicly_accessible"] is False
+    assert db["vpc_security_group_ids"] == ["sg-db"]
+    assert res["aws_db_subnet_group"]["database"]["subnet_ids"] == ["subnet-a", "subnet-b"]
+    assert db["apply_immediately"] is True
+    # RDS's log groups exist, encrypted, before the instance would create them itself.
+    assert db["depends_on"] == [
+        "aws_cloudwatch_log_group.rds_error",
+        "aws_cloudwatch_log_group.rds_slowquery",
+    ]
+    for log in ("error", "slowquery"):
+        group = res["aws_cloudwatch_log_group"][f"rds_{log}"]
+        assert group["name"] == f"/aws/rds/instance/unit-mlflow/{log}"
+        assert (group["kms_key_id"], group["retention_in_days"]) == (KEY, 30)
+    params = {p["name"]: p["value"] for p in res["aws_db_parameter_group"]["mlflow"]["parameter"]}
+    assert params["require_secure_transport"] == "1"
+    assert params["slow_query_log"] == "1" and "general_log" not in params
+
+
+def test_database_alone_with_monitoring_and_insights() -> None:
+    settings = DatabaseSettings.model_validate(
+        {
+            "instance_class": "db.t3.medium",
+            "monitoring_interval": 60,
+            "performance_insights": True,
+            "multi_az": True,
+            "deletion_protection": True,
+            "log_exports": ["general"],
+        }
+    )
+    out = build_database(settings, production=True)
+    assert addresses(out) == {
+        "aws_db_instance.mlflow",
+        "aws_db_subnet_group.database",
+        "aws_db_parameter_group.mlflow",
+        "aws_cloudwatch_log_group.rds_general",
+        "aws_iam_role.rds_monitoring",
+        "aws_iam_role_policy_attachment.rds_monitoring",
+    }
+    res = out["resource"]
+    db = res["aws_db_instance"]["mlflow"]
+    assert db["monitoring_role_arn"] == "${aws_iam_role.rds_monitoring.arn}"
+    assert db["performance_insights_kms_key_id"] == KEY
+    assert (db["multi_az"], db["deletion_protection"], db["apply_immediately"]) == (True, True, False)
+    params = {p["name"]: p["value"] for p in res["aws_db_parameter_group"]["mlflow"]["parameter"]}
+    assert params["general_log"] == "1" and "slow_query_log" not in params
+
+
+# --- cache -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_cache_alone(nodes: int) -> None:
+    stack = aws_stack()
+    RandomProvider(stack, "random")
+    cache = Cache(
+        stack,
+        "cache",
+        name="unit-mlflow",
+        settings=CacheSettings.model_validate({"enabled": True, "num_nodes": nodes}),
+        subnet_ids=["subnet-a", "subnet-b"],
+        security_group_id="sg-cache",
+        kms_key_arn=KEY,
+        log_group_name="/unit/redis-slow-log",
+        log_retention_days=30,
+    )
+    out = synth(stack, endpoint=cache.endpoint)
+    assert addresses(out) == {
+        "random_password.redis_auth_token",
+        "aws_secretsmanager_secret.redis_auth_token",
+        "aws_secretsmanager_secret_version.redis_auth_token",
+        "aws_elasticache_subnet_group.mlflow",
+        "aws_elasticache_parameter_group.mlflow",
+        "aws_elasticache_replication_group.mlflow",
+        "aws_cloudwatch_log_group.redis_slow_log",
+    }
+    res = out["resource"]
+    group = res["aws_elasticache_replication_group"]["mlflow"]
+    assert group["transit_encryption_enabled"] is True and group["transit_encryption_mode"] == "required"
+    assert group["at_rest_encryption_enabled"] == "true" and group["kms_key_id"] == KEY
+    assert group["auth_token"] == "${random_password.redis_auth_token.result}"
+    assert group["automatic_failover_enabled"] is (nodes >= 2)
+    assert group["multi_az_enabled"] is (nodes >= 2)
+    assert group["num_cache_clusters"] == nodes == cache.num_nodes
+    assert res["aws_elasticache_parameter_group"]["mlflow"]["family"] == "redis7"
+    # The token lives in a secret encrypted with the stack's key; the slow log in an encrypted group.
+    assert res["aws_secretsmanager_secret"]["redis_auth_token"]["kms_key_id"] == KEY
+    assert res["random_password"]["redis_auth_token"]["special"] is False
+    log = res["aws_cloudwatch_log_group"]["redis_slow_log"]
+    assert (log["name"], log["kms_key_id"], log["retention_in_days"]) == ("/unit/redis-slow-log", KEY, 30)
+    assert exposed(out, "endpoint") == "${aws_elasticache_replication_group.mlflow.primary_endpoint_address}"
+
+
+# --- compute ---------------------------------------------------------------------------------------
+
+
+def test_mlflow_servers_alone() -> None:
+    stack = aws_stack()
+    # An upstream resource the group must wait for (the stack passes its SSM parameters).
+    parameter = SsmParameter(stack, "param", name="/unit/mlflow/x", type="SecureString", value="v")
+    parameter.override_logical_id("param")
+    MlflowServers(
+        stack,
+        "servers",
+        name="unit-mlflow",
+        settings=ServerSettings.model_validate({"min_size": 2, "desired_capacity": 2, "max_size": 4}),
+        user_data_base64="IyEvYmluL2Jhc2gK",
+        instance_profile_arn=f"arn:aws:iam::{ACCOUNT}:instance-profile/unit",
+        security_group_id="sg-app",
+        subnet_ids=["subnet-a", "subnet-b"],
+        target_group_arn=f"arn:aws:elasticloadbalancing:eu-west-1:{ACCOUNT}:targetgroup/unit/1",
+        kms_key_arn=KEY,
+        sns_topic_arn=f"arn:aws:sns:eu-west-1:{ACCOUNT}:alerts",
+        tags={"Project": "unit"},
+        depends_on=[parameter],
+    )
+    out = synth(stack)
+    assert addresses(out) == {
+        "aws_ssm_parameter.param",
+        "aws_launch_template.mlflow",
+        "aws_autoscaling_group.mlflow",
+        "aws_autoscaling_policy.mlflow_cpu_target",
+        "aws_autoscaling_notification.mlflow",
+    }
+    assert addresses(out, "data") == {"aws_ssm_parameter.mlflow_ami"}
+    res = out["resource"]
+    template = res["aws_launch_template"]["mlflow"]
+    metadata = template["metadata_options"]
+    assert (metadata["http_tokens"], metadata["http_put_response_hop_limit"]) == ("required", 1)
+    ebs = template["block_device_mappings"][0]["ebs"]
+    assert (ebs["volume_type"], ebs["encrypted"], ebs["kms_key_id"]) == ("gp3", "true", KEY)
+    assert template["network_interfaces"][0]["associate_public_ip_address"] == "false"
+    assert template["network_interfaces"][0]["security_groups"] == ["sg-app"]
+    assert template["image_id"] == "${data.aws_ssm_parameter.mlflow_ami.insecure_value}"
+    assert template["user_data"] == "IyEvYmluL2Jhc2gK"
+    assert "key_name" not in template
+    group = res["aws_autoscaling_group"]["mlflow"]
+    assert (group["min_size"], group["desired_capacity"], group["max_size"]) == (2, 2, 4)
+    assert group["depends_on"] == ["aws_ssm_parameter.param"]
+    assert group["launch_template"]["version"] == "${aws_launch_template.mlflow.latest_version}"
+    assert group["instance_refresh"]["preferences"]["min_healthy_percentage"] == 100
+    assert {t["key"]: t["value"] for t in group["tag"]} == {"Project": "unit", "Name": "unit-mlflow"}
+    assert all(t["propagate_at_launch"] is True for t in group["tag"])
+
+
+# --- load balancer ---------------------------------------------------------------------------------
+
+
+def build_load_balancer(
+    settings: dict[str, Any], stack_name: str = STACK
+) -> tuple[TerraformStack, LoadBalancer]:
+    stack = aws_stack(stack_name)
+    alb = LoadBalancer(
+        stack,
+        "load_balancer",
+        name="unit-mlflow",
+        settings=LoadBalancerSettings.model_validate(settings),
+        subnet_ids=["subnet-a", "subnet-b"],
+        security_group_id="sg-alb",
+        vpc_id="vpc-1",
+        target_port=80,
+        log_bucket="unit-logs",
+    )
+    return stack, alb
+
+
+def test_load_balancer_alone_with_certificate() -> None:
+    stack, alb = build_load_balancer({"certificate_arn": CERT, "deletion_protection": True})
+    out = synth(stack, url=alb.url)
+    assert addresses(out) == {
+        "aws_lb.mlflow",
+        "aws_lb_target_group.mlflow",
+        "aws_lb_listener.http",
+        "aws_lb_listener.https",
+    }
+    res = out["resource"]
+    lb = res["aws_lb"]["mlflow"]
+    assert lb["drop_invalid_header_fields"] is True
+    assert lb["enable_deletion_protection"] is True
+    assert lb["access_logs"] == {"bucket": "unit-logs", "prefix": "alb", "enabled": True}
+    listeners = res["aws_lb_listener"]
+    assert listeners["http"]["default_action"] == [
+        {"type": "redirect", "redirect": {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}
+    ]
+    https = listeners["https"]
+    assert (https["port"], https["protocol"], https["certificate_arn"]) == (443, "HTTPS", CERT)
+    assert https["ssl_policy"].startswith("ELBSecurityPolicy-TLS13-")
+    assert https["default_action"] == [
+        {"type": "forward", "target_group_arn": "${aws_lb_target_group.mlflow.arn}"}
+    ]
+    target = res["aws_lb_target_group"]["mlflow"]
+    assert (target["port"], target["vpc_id"], target["health_check"]["path"]) == (80, "vpc-1", "/health")
+    assert exposed(out, "url") == "https://${aws_lb.mlflow.dns_name}"
+
+
+def test_load_balancer_alone_without_certificate() -> None:
+    stack, alb = build_load_balancer({})
+    out = synth(stack, url=alb.url)
+    assert addresses(out) == {"aws_lb.mlflow", "aws_lb_target_group.mlflow", "aws_lb_listener.http"}
+    res = out["resource"]
+    assert res["aws_lb"]["mlflow"]["drop_invalid_header_fields"] is True
+    assert res["aws_lb_listener"]["http"]["default_action"] == [
+        {"type": "forward", "target_group_arn": "${aws_lb_target_group.mlflow.arn}"}
+    ]
+    assert exposed(out, "url") == "http://${aws_lb.mlflow.dns_name}"
+
+
+def checkov_skips(stack: TerraformStack, rtype: str, name: str) -> set[str]:
+    body = stack.to_terraform()["resource"][rtype][name]
+    return {skip["id"] for skip in body.get("//", {}).get("checkov", {}).get("skip", [])}
+
+
+def test_checkov_skips_do_not_leak_between_apps() -> None:
+    build_load_balancer({}, stack_name="leak")  # no certificate, no deletion protection
+    stack, _ = build_load_balancer({"certificate_arn": CERT, "deletion_protection": True}, stack_name="leak")
+    assert checkov_skips(stack, "aws_lb", "mlflow") == {"CKV2_AWS_28"}
+
+
+# --- storage ---------------------------------------------------------------------------------------
+
+
+def private_bucket_blocks(out: dict[str, Any], address: str) -> None:
+    res = out["resource"]
+    block = res["aws_s3_bucket_public_access_block"][address]
+    flags = ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
+    assert all(block[f] is True for f in flags)
+    assert block["bucket"] == f"${{aws_s3_bucket.{address}.id}}"
+    assert (
+        res["aws_s3_bucket_ownership_controls"][address]["rule"]["object_ownership"] == "BucketOwnerEnforced"
+    )
+    assert res["aws_s3_bucket_versioning"][address]["versioning_configuration"]["status"] == "Enabled"
+    policy = json.loads(res["aws_s3_bucket_policy"][address]["policy"])
+    assert policy["Statement"][0]["Sid"] == "DenyInsecureTransport"
+    assert res["aws_s3_bucket"][address]["force_destroy"] is False
+
+
+def bucket_resources(address: str) -> set[str]:
+    kinds = (
+        "",
+        "_public_access_block",
+        "_ownership_controls",
+        "_versioning",
+        "_server_side_encryption_configuration",
+        "_lifecycle_configuration",
+        "_policy",
+    )
+    return {f"aws_s3_bucket{kind}.{address}" for kind in kinds}
+
+
+def test_log_bucket_alone() -> None:
+    stack = aws_stack()
+    RandomProvider(stack, "random")
+    suffix = bucket_suffix(stack)
+    LogBucket(
+        stack,
+        "log_bucket",
+        name=f"unit-logs-{suffix.hex}",
+        account_id=ACCOUNT,
+        expiration_days=30,
+        abort_incomplete_days=3,
+    )
+    out = synth(stack)
+    assert addresses(out) == bucket_resources("alb_logs") | {"random_id.bucket_suffix"}
+    # The ELB account data source keeps cdktf's generated name (no fixed address).
+    [elb] = out["data"]["aws_elb_service_account"]
+    assert elb.startswith("log_bucket_elb_account_")
+    private_bucket_blocks(out, "alb_logs")
+    res = out["resource"]
+    assert res["aws_s3_bucket"]["alb_logs"]["bucket"] == "unit-logs-${random_id.bucket_suffix.hex}"
+    sse = res["aws_s3_bucket_server_side_encryption_configuration"]["alb_logs"]["rule"][0]
+    assert sse["apply_server_side_encryption_by_default"]["sse_algorithm"] == "AES256"
+    rule = res["aws_s3_bucket_lifecycle_configuration"]["alb_logs"]["rule"][0]
+    assert rule["expiration"][0]["days"] == 30
+    assert rule["abort_incomplete_multipart_upload"][0]["days_after_initiation"] == 3
+    statements = json.loads(res["aws_s3_bucket_policy"]["alb_logs"]["policy"])["Statement"]
+    assert statements[1]["Principal"] == {"AWS": f"${{data.aws_elb_service_account.{elb}.arn}}"}
+    assert statements[1]["Resource"] == f"${{aws_s3_bucket.alb_logs.arn}}/alb/AWSLogs/{ACCOUNT}/*"
+
+
+@pytest.mark.parametrize("protect", [True, False])
+def test_artifact_bucket_alone(protect: bool) -> None:
+    stack = aws_stack()
+    logs = S3Bucket(stack, "logs", bucket="unit-logs")
+    logs.override_logical_id("logs")
+    artifacts = ArtifactBucket(
+        stack,
+        "artifacts",
+        name="unit-artifacts",
+        kms_key_arn=KEY,
+        log_bucket=logs,
+        noncurrent_days=90,
+        abort_incomplete_days=7,
+        protect=protect,
+    )
+    out = synth(stack, artifacts_uri=artifacts.artifacts_uri)
+    assert addresses(out) == bucket_resources("mlflow_artifacts") | {
+        "aws_s3_bucket.logs",
+        "aws_s3_bucket_logging.mlflow_artifacts",
+    }
+    private_bucket_blocks(out, "mlflow_artifacts")
+    res = out["resource"]
+    sse = res["aws_s3_bucket_server_side_encryption_configuration"]["mlflow_artifacts"]["rule"][0]
+    assert sse["apply_server_side_encryption_by_default"] == {
+        "sse_algorithm": "aws:kms",
+        "kms_master_key_id": KEY,
+    }
+    assert sse["bucket_key_enabled"] is True
+    logging = res["aws_s3_bucket_logging"]["mlflow_artifacts"]
+    assert logging["target_bucket"] == "${aws_s3_bucket.logs.id}"
+    bucket = res["aws_s3_bucket"]["mlflow_artifacts"]
+    assert bucket.get("lifecycle") == ({"prevent_destroy": True} if protect else None)
+    assert exposed(out, "artifacts_uri") == "s3://${aws_s3_bucket.mlflow_artifacts.bucket}/artifacts"
+
+
+# --- observability ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("retention", [30, 365])
+def test_log_group_alone(retention: int) -> None:
+    stack = aws_stack()
+    group = log_group(stack, "server", name="/unit/mlflow/server", kms_key_arn=KEY, retention_days=retention)
+    out = synth(stack, group_name=group.name)
+    assert addresses(out) == {"aws_cloudwatch_log_group.server"}
+    assert out["resource"]["aws_cloudwatch_log_group"]["server"] == {
+        "name": "/unit/mlflow/server",
+        "kms_key_id": KEY,
+        "retention_in_days": retention,
+    }
+    skips = checkov_skips(stack, "aws_cloudwatch_log_group", "server")
+    assert skips == ({"CKV_AWS_338"} if retention < 365 else set())
+    assert exposed(out, "group_name") == "${aws_cloudwatch_log_group.server.name}"
+
+
+@pytest.mark.parametrize("emails", [(), ("a@example.com", "b@example.com")])
+def test_alerts_alone(emails: tuple[str, ...]) -> None:
+    stack = aws_stack()
+    alerts = Alerts(stack, "alerts", name="unit-alerts", kms_key_arn=KEY, emails=emails)
+    alerts.alarm(
+        "db_cpu",
+        description="database CPU high",
+        alarm_name="unit-db-cpu",
+        namespace="AWS/RDS",
+        metric_name="CPUUtilization",
+        statistic="Average",
+        period=300,
+        evaluation_periods=3,
+        threshold=80,
+        comparison_operator="GreaterThanThreshold",
+    )
+    out = synth(stack)
+    expected = {"aws_sns_topic.alerts", "aws_cloudwatch_metric_alarm.db_cpu"}
+    if emails:
+        expected.add("aws_sns_topic_subscription.alerts_email")
+    assert addresses(out) == expected
+    res = out["resource"]
+    assert res["aws_sns_topic"]["alerts"]["kms_master_key_id"] == KEY
+    alarm = res["aws_cloudwatch_metric_alarm"]["db_cpu"]
+    topic = "${aws_sns_topic.alerts.arn}"
+    assert alarm["alarm_actions"] == [topic] and alarm["ok_actions"] == [topic]
+    assert alarm["alarm_description"] == "database CPU high"
+    if emails:
+        sub = res["aws_sns_topic_subscription"]["alerts_email"]
+        assert (sub["count"], sub["protocol"], sub["topic_arn"]) == (2, "email", topic)
+
+
+# --- databricks ------------------------------------------------------------------------------------
+
+
+def test_unity_catalog_model_alone() -> None:
+    stack = databricks_stack()
+    model = UnityCatalogModel(
+        stack,
+        "model",
+        catalog="test",
+        schema="proj",
+        name="proj-model",
+        execute_principals=("account users", "ml-engineers"),
+        comment="c",
+    )
+    out = synth(stack, full_name=model.full_name)
+    assert addresses(out) == {"databricks_registered_model.model", "databricks_grants.registered_model_model"}
+    res = out["resource"]
+    assert res["databricks_registered_model"]["model"] == {
+        "catalog_name": "test",
+        "schema_name": "proj",
+        "name": "proj-model",
+        "comment": "c",
+    }
+    grants = res["databricks_grants"]["registered_model_model"]
+    assert grants["function"] == "${databricks_registered_model.model.id}"
+    assert grants["grant"] == [
+        {"principal": "account users", "privileges": ["EXECUTE"]},
+        {"principal": "ml-engineers", "privileges": ["EXECUTE"]},
+    ]
+    assert exposed(out, "full_name") == "${databricks_registered_model.model.id}"
+
+
+def test_tracked_experiment_alone() -> None:
+    stack = databricks_stack()
+    experiment = TrackedExperiment(
+        stack, "experiment", path="/Users/me/test-proj-experiment", read_groups=("users",)
+    )
+    out = synth(stack, experiment_id=experiment.experiment_id)
+    assert addresses(out) == {
+        "databricks_mlflow_experiment.experiment",
+        "databricks_permissions.mlflow_experiment_experiment",
+    }
+    res = out["resource"]
+    assert res["databricks_mlflow_experiment"]["experiment"]["name"] == "/Users/me/test-proj-experiment"
+    permissions = res["databricks_permissions"]["mlflow_experiment_experiment"]
+    assert permissions["experiment_id"] == "${databricks_mlflow_experiment.experiment.id}"
+    assert permissions["access_control"] == [{"group_name": "users", "permission_level": "CAN_READ"}]
+    assert exposed(out, "experiment_id") == "${databricks_mlflow_experiment.experiment.id}"
+
+
+TASKS = (
+    NotebookTaskSpec("Train", "/files/Train", {"env": "test"}),
+    NotebookTaskSpec("Validate", "/files/Validate"),
+    NotebookTaskSpec("Deploy", "/files/Deploy"),
+)
+
+
+def test_notebook_job_on_an_existing_cluster_with_permissions() -> None:
+    stack = databricks_stack()
+    job = NotebookJob(
+        stack,
+        "training",
+        address="training",
+        name="test-proj-training",
+        tasks=TASKS,
+        schedule=ScheduleSpec("0 0 9 * * ?", "Europe/Paris", paused=False),
+        existing_cluster_id="0101-000000-abcdefgh",
+        on_failure_emails=("a@example.com",),
+        run_as_service_principal="00000000-0000-0000-0000-000000000001",
+        tags={"team": "ml"},
+        max_retries=2,
+        timeout_seconds=3600,
+        view_groups=("users",),
+    )
+    out = synth(stack)
+    assert addresses(out) == {"databricks_job.training", "databricks_permissions.job_training"}
+    res = out["resource"]
+    body = res["databricks_job"]["training"]
+    tasks = body["task"]
+    assert [t["task_key"] for t in tasks] == ["Train", "Validate", "Deploy"] == list(job.task_keys)
+    assert [t.get("depends_on") for t in tasks] == [None, [{"task_key": "Train"}], [{"task_key": "Validate"}]]
+    assert [t.get("run_if") for t in tasks] == [None, "ALL_SUCCESS", "ALL_SUCCESS"]
+    assert all(
+        t["existing_cluster_id"] == "0101-000000-abcdefgh" and "job_cluster_key" not in t for t in tasks
+    )
+    assert all(t["max_retries"] == 2 for t in tasks)
+    assert tasks[0]["notebook_task"] == {"notebook_path": "/files/Train", "base_parameters": {"env": "test"}}
+    assert "job_cluster" not in body and job.cluster_key is None
+    assert body["schedule"] == {
+        "quartz_cron_expression": "0 0 9 * * ?",
+        "timezone_id": "Europe/Paris",
+        "pause_status": "UNPAUSED",
+    }
+    assert body["email_notifications"] == {"on_failure": ["a@example.com"]}
+    assert body["run_as"] == {"service_principal_name": "00000000-0000-0000-0000-000000000001"}
+    assert (body["tags"], body["timeout_seconds"]) == ({"team": "ml"}, 3600)
+    permissions = res["databricks_permissions"]["job_training"]
+    assert permissions["job_id"] == "${databricks_job.training.id}"
+    assert permissions["access_control"] == [{"group_name": "users", "permission_level": "CAN_VIEW"}]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_notebook_job_cluster(workers: int) -> None:
+    stack = databricks_stack()
+    NotebookJob(
+        stack,
+        "batch",
+        address="batch",
+        name="batch",
+        tasks=TASKS[:1],
+        schedule=ScheduleSpec("0 0 11 * * ?", "UTC", paused=True),
+        cluster=JobClusterSpec(
+            "15.3.x-cpu-ml-scala2.12", "i3.xlarge", workers, "SINGLE_USER", {"team": "ml"}
+        ),
+    )
+    out = synth(stack)
+    assert addresses(out) == {"databricks_job.batch"}
+    body = out["resource"]["databricks_job"]["batch"]
+    [cluster] = body["job_cluster"]
+    assert cluster["job_cluster_key"] == "batch_cluster"
+    assert body["task"][0]["job_cluster_key"] == "batch_cluster"
+    new = cluster["new_cluster"]
+    assert new["num_workers"] == workers
+    if workers == 0:
+        assert new["spark_conf"]["spark.databricks.cluster.profile"] == "singleNode"
+        assert new["custom_tags"] == {"team": "ml", "ResourceClass": "SingleNode"}
+    else:
+        assert "spark_conf" not in new
+        assert new["custom_tags"] == {"team": "ml"}
