@@ -19,24 +19,16 @@ from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfigurationRuleFilter,
     S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
 )
-from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import (
-    S3BucketOwnershipControls,
-    S3BucketOwnershipControlsRule,
-)
 from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
-from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
 from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
     S3BucketServerSideEncryptionConfigurationA,
     S3BucketServerSideEncryptionConfigurationRuleA,
     S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
 )
-from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
-    S3BucketVersioningA,
-    S3BucketVersioningVersioningConfiguration,
-)
 from constructs import Construct
 
 from constructs_lib import naming
+from constructs_lib.storage import deny_insecure_transport, private_bucket
 
 PROTECTED = TerraformResourceLifecycle(prevent_destroy=True)
 STATE_PREFIX = f"{naming.STATE_KEY_PREFIX}/*"
@@ -61,12 +53,7 @@ class StateBucket(Construct):
         self.bucket.override_logical_id("state")
         bucket_id = self.bucket.id
 
-        S3BucketVersioningA(
-            self,
-            "versioning",
-            bucket=bucket_id,
-            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
-        ).override_logical_id("state")
+        private_bucket(self, "state", self.bucket)
 
         kms = sse_algorithm == "aws:kms"
         S3BucketServerSideEncryptionConfigurationA(
@@ -84,23 +71,6 @@ class StateBucket(Construct):
                     bucket_key_enabled=kms,
                 )
             ],
-        ).override_logical_id("state")
-
-        S3BucketPublicAccessBlock(
-            self,
-            "public_access",
-            bucket=bucket_id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-        ).override_logical_id("state")
-
-        S3BucketOwnershipControls(
-            self,
-            "ownership",
-            bucket=bucket_id,
-            rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
         ).override_logical_id("state")
 
         S3BucketLifecycleConfiguration(
@@ -130,14 +100,7 @@ class StateBucket(Construct):
         policy = {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [arn, f"{arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
+                deny_insecure_transport(arn),
                 {
                     # Terraform sends this header on every state and .tflock write when
                     # encrypt = true (with kms_key_id for aws:kms); anything else is refused.

@@ -48,7 +48,7 @@ def bucket_suffix(scope: Construct) -> RandomId:
     return suffix
 
 
-def _deny_insecure_transport(arn: str) -> dict[str, Any]:
+def deny_insecure_transport(arn: str) -> dict[str, Any]:
     return {
         "Sid": "DenyInsecureTransport",
         "Effect": "Deny",
@@ -59,7 +59,8 @@ def _deny_insecure_transport(arn: str) -> dict[str, Any]:
     }
 
 
-def _private_bucket(scope: Construct, address: str, bucket: S3Bucket) -> None:
+def private_bucket(scope: Construct, address: str, bucket: S3Bucket) -> None:
+    """Versioning, all four public-access-block flags and BucketOwnerEnforced, at ``<type>.<address>``."""
     S3BucketPublicAccessBlock(
         scope,
         f"{address}_public_access",
@@ -105,7 +106,7 @@ class LogBucket(Construct):
                 "CKV2_AWS_62": _NO_EVENTS,
             },
         )
-        _private_bucket(self, "alb_logs", self.bucket)
+        private_bucket(self, "alb_logs", self.bucket)
         S3BucketServerSideEncryptionConfigurationA(
             self,
             "encryption",
@@ -143,7 +144,7 @@ class LogBucket(Construct):
         policy = {
             "Version": "2012-10-17",
             "Statement": [
-                _deny_insecure_transport(arn),
+                deny_insecure_transport(arn),
                 {
                     # Regions opened before August 2022 deliver as the regional ELB account ...
                     "Sid": "AlbLogDeliveryLegacyRegions",
@@ -200,7 +201,7 @@ class ArtifactBucket(Construct):
         )
         self.bucket.override_logical_id("mlflow_artifacts")
         skip_checks(self.bucket, {"CKV_AWS_144": _NO_REPLICATION, "CKV2_AWS_62": _NO_EVENTS})
-        _private_bucket(self, "mlflow_artifacts", self.bucket)
+        private_bucket(self, "mlflow_artifacts", self.bucket)
         S3BucketServerSideEncryptionConfigurationA(
             self,
             "encryption",
@@ -249,7 +250,7 @@ class ArtifactBucket(Construct):
             "policy",
             bucket=self.bucket.id,
             policy=json.dumps(
-                {"Version": "2012-10-17", "Statement": [_deny_insecure_transport(self.bucket.arn)]}
+                {"Version": "2012-10-17", "Statement": [deny_insecure_transport(self.bucket.arn)]}
             ),
         ).override_logical_id("mlflow_artifacts")
 
