@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from cdktf import LocalBackend, S3Backend, TerraformStack
 
-from constructs_lib import naming
+from platform_config import naming
 from platform_config.backend import BackendSettings
 
 # cdktf.out/stacks/<stack>/ is where Terraform runs; local state lives at the repository root.

@@ -27,8 +27,8 @@ from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration imp
 )
 from constructs import Construct
 
-from constructs_lib import naming
 from constructs_lib.storage import deny_insecure_transport, private_bucket
+from platform_config import naming
 
 PROTECTED = TerraformResourceLifecycle(prevent_destroy=True)
 STATE_PREFIX = f"{naming.STATE_KEY_PREFIX}/*"

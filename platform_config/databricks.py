@@ -3,7 +3,7 @@
 Every value a Databricks Asset Bundle made from the databricks/mlops-stacks template would hold in
 ``databricks.yml`` and its resource files, checked before synthesis. Keys left unset take the
 template's values; names that derive from others (catalog, schema, model, experiment, files root)
-are derived in ``constructs_lib.naming``.
+are derived in ``platform_config.naming``.
 """
 
 from __future__ import annotations

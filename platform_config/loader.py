@@ -1,22 +1,33 @@
-"""Turn the text of every environment's two files into validated, typed environments.
+"""The one reader of the environment files: text of every environment's two files -> validated,
+typed environments.
 
-This module does no I/O: main.py reads the files and hands their text over.
+``load(root)`` reads ``env_specific_vars/`` and ``backend_configs/`` under ``root``;
+``load_environments`` does the same from text already in memory (tests).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from constructs_lib import naming
-from platform_config import hcl
+from platform_config import hcl, naming
 from platform_config.backend import REFUSED_KEYS, BackendSettings
 from platform_config.environment import RESERVED_TAGS, EnvironmentSettings
 from platform_config.errors import ConfigError, Problem
+from platform_config.resolved import (
+    BootstrapNames,
+    DatabricksNames,
+    MlflowNames,
+    bootstrap_names,
+    databricks_names,
+    mlflow_names,
+)
 from platform_config.secrets import find_secrets
 
 TFVARS_DIR = "env_specific_vars"
@@ -26,14 +37,52 @@ BACKEND_SUFFIX = ".config"
 
 
 @dataclass(frozen=True)
+class EnvironmentNames:
+    """Every derived physical name of one environment, per stack kind."""
+
+    bootstrap: BootstrapNames
+    mlflow: MlflowNames
+    databricks: DatabricksNames
+
+
+@dataclass(frozen=True)
 class Environment:
-    """One environment: its name and the typed contents of its two files."""
+    """One environment: its name, the typed contents of its two files, and what they resolve to."""
 
     name: str
     settings: EnvironmentSettings
     backend: BackendSettings
     tfvars_file: str
     backend_file: str
+    names: EnvironmentNames
+
+
+def read_config_dir(root: Path, directory: str) -> dict[str, str]:
+    """Map ``<directory>/<file>`` to its text, for every non-hidden file of the directory."""
+    path = root / directory
+    if not path.is_dir():
+        return {}
+    files: dict[str, str] = {}
+    for entry in sorted(path.iterdir()):
+        if entry.name.startswith(".") or entry.name == "README.md" or not entry.is_file():
+            continue
+        try:
+            files[f"{directory}/{entry.name}"] = entry.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                [Problem(f"{directory}/{entry.name}", "", f"cannot read file: {exc}")]
+            ) from None
+    return files
+
+
+def load(root: Path, names: Sequence[str] | None = None, source: str = "--env") -> list[Environment]:
+    """Every environment under ``root`` (or the named ones); ConfigError lists every problem.
+
+    All environments are validated even when only some are selected: a broken file is reported
+    whichever environment is asked for. ``source`` names where ``names`` came from in errors.
+    """
+    envs = load_environments(read_config_dir(root, TFVARS_DIR), read_config_dir(root, BACKEND_DIR))
+    return envs if not names else select(envs, list(names), source)
 
 
 def load_environments(tfvars: dict[str, str], backends: dict[str, str]) -> list[Environment]:
@@ -64,7 +113,7 @@ def load_environments(tfvars: dict[str, str], backends: dict[str, str]) -> list[
             Problem(by_name_backend[name], "", f"no matching variables file {TFVARS_DIR}/{name}.tfvars")
         )
 
-    envs: list[Environment] = []
+    valid: list[tuple[str, EnvironmentSettings, BackendSettings, str, str]] = []
     for name in sorted(set(by_name_vars) & set(by_name_backend)):
         vars_file, backend_file = by_name_vars[name], by_name_backend[name]
         settings = _validate_tfvars(name, vars_file, tfvars[vars_file], problems)
@@ -72,11 +121,18 @@ def load_environments(tfvars: dict[str, str], backends: dict[str, str]) -> list[
         if settings is None or backend is None:
             continue
         problems.extend(_cross_checks(name, settings, vars_file, backend, backend_file))
-        envs.append(Environment(name, settings, backend, vars_file, backend_file))
+        valid.append((name, settings, backend, vars_file, backend_file))
 
     if problems:
         raise ConfigError(problems)
-    return envs
+    return [
+        Environment(name, settings, backend, vars_file, backend_file, _names(name, settings))
+        for name, settings, backend, vars_file, backend_file in valid
+    ]
+
+
+def _names(name: str, settings: EnvironmentSettings) -> EnvironmentNames:
+    return EnvironmentNames(bootstrap_names(name), mlflow_names(name), databricks_names(name, settings))
 
 
 def select(envs: list[Environment], names: list[str], source: str) -> list[Environment]:

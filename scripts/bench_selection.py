@@ -27,7 +27,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from constructs_lib import naming
+from platform_config import naming
 from scripts.stack_runner import ROOT
 
 # A fresh interpreter whose only child is the case: its RUSAGE_CHILDREN covers that run alone.

@@ -33,7 +33,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from constructs_lib import naming
+from platform_config import naming
 from scripts.stack_runner import ROOT
 
 DOC = ROOT / "docs" / "architecture.md"

@@ -26,7 +26,7 @@ if __package__ in (None, ""):
     # Run as a file: make the repository root importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from constructs_lib import naming
+from platform_config import naming
 from scripts.terraform_cli import LockInfo, StateError, StateInfo, Terraform, synthesized_backend
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,10 +31,9 @@ if __package__ in (None, ""):
     # Run as a file (the Makefile does): make the repository root importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from constructs_lib import naming
-from main import read_config_dir
+from platform_config import naming
 from platform_config.errors import ConfigError
-from platform_config.loader import BACKEND_DIR, TFVARS_DIR, Environment, load_environments
+from platform_config.loader import BACKEND_DIR, TFVARS_DIR, Environment, load_environments, read_config_dir
 from scripts.terraform_cli import (
     StateError,
     StateInfo,

@@ -7,8 +7,8 @@ from typing import ClassVar
 from cdktf import TerraformOutput, TerraformStack
 from constructs import Construct
 
-from constructs_lib import naming
 from constructs_lib.state_backend import local_backend, s3_backend
+from platform_config import naming
 from platform_config.loader import Environment
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from constructs import Construct
 
-from constructs_lib import naming
 from constructs_lib.aws_provider import aws_provider
 from constructs_lib.encryption import CustomerKey
 from constructs_lib.state_storage import LockTable, StateBucket, state_access_policy
+from platform_config import naming
 from platform_config.loader import Environment
 from stacks.base import PlatformStack
 

@@ -9,67 +9,18 @@ environment of whoever runs Terraform (see the README's Databricks section).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
-from constructs_lib import naming
 from constructs_lib.databricks_artifacts import TrackedExperiment, UnityCatalogModel
 from constructs_lib.databricks_jobs import JobClusterSpec, NotebookJob, NotebookTaskSpec, ScheduleSpec
 from platform_config.databricks import DatabricksSettings, Schedule
 from platform_config.loader import Environment
+from platform_config.resolved import DatabricksNames
 from stacks.base import PlatformStack
 
 TRAINING_JOB = "model_training_job"
 BATCH_INFERENCE_JOB = "batch_inference_job"
-
-
-@dataclass(frozen=True)
-class DatabricksNames:
-    """Every name of one environment's Databricks resources, derived from its settings."""
-
-    target: str
-    project: str
-    catalog: str
-    schema: str
-    model: str
-    model_full_name: str
-    experiment_path: str
-    files_root: str
-    job_prefix: str
-
-    @classmethod
-    def derive(cls, settings: DatabricksSettings, env_name: str, is_production: bool) -> DatabricksNames:
-        if settings.host is None or settings.project is None:
-            raise ValueError("databricks.host and databricks.project are required (checked by the loader)")
-        project = settings.project
-        target = settings.target or naming.databricks_target(env_name)
-        catalog = settings.catalog or target
-        schema = settings.schema_name or project
-        model = settings.model_name or naming.databricks_model_name(project)
-        deployer = settings.deployer or ""
-        return cls(
-            target=target,
-            project=project,
-            catalog=catalog,
-            schema=schema,
-            model=model,
-            model_full_name=naming.databricks_model_full_name(catalog, schema, model),
-            experiment_path=settings.experiment_path
-            or naming.databricks_experiment_path(deployer, target, project),
-            files_root=settings.files_root or naming.databricks_files_root(deployer, project, target),
-            job_prefix=settings.job_name_prefix
-            if settings.job_name_prefix is not None
-            else naming.databricks_job_prefix(target, is_production),
-        )
-
-    def notebook(self, path: str) -> str:
-        """Workspace path of a notebook given relative to the bundle's files root (or absolute)."""
-        return path if path.startswith("/") else f"{self.files_root}/{path}"
-
-    def job_name(self, job: str) -> str:
-        return naming.databricks_job_name(self.job_prefix, self.project, job)
 
 
 def training_tasks(settings: DatabricksSettings, names: DatabricksNames) -> tuple[NotebookTaskSpec, ...]:
@@ -128,10 +79,8 @@ def batch_inference_task(settings: DatabricksSettings, names: DatabricksNames) -
         names.notebook(batch.notebook),
         {
             "env": names.target,
-            "input_table_name": batch.input_table
-            or naming.databricks_inference_input_table(names.catalog, names.schema),
-            "output_table_name": batch.output_table
-            or naming.databricks_predictions_table(names.catalog, names.schema),
+            "input_table_name": names.batch_input_table,
+            "output_table_name": names.batch_output_table,
             "model_name": names.model_full_name,
         },
     )
@@ -143,10 +92,9 @@ class DatabricksStack(PlatformStack):
     def __init__(self, scope: Construct, env: Environment) -> None:
         super().__init__(scope, env)
         settings = self.settings.databricks
-        production = self.settings.is_production
-        names = DatabricksNames.derive(settings, env.name, production)
+        names = env.names.databricks
         self.names = names
-        DatabricksProvider(self, "databricks", host=settings.host)
+        DatabricksProvider(self, "databricks", host=names.host)
 
         model_settings = settings.model
         model = UnityCatalogModel(
@@ -167,7 +115,7 @@ class DatabricksStack(PlatformStack):
         tags = {**self.tags, **settings.tags}
         cluster = JobClusterSpec(
             spark_version=settings.job_cluster.spark_version,
-            node_type_id=settings.node_type_id,
+            node_type_id=names.node_type_id,
             num_workers=settings.job_cluster.num_workers,
             data_security_mode=settings.job_cluster.data_security_mode,
             custom_tags=tags,
@@ -175,7 +123,7 @@ class DatabricksStack(PlatformStack):
 
         def job(
             address: str,
-            job_name: str,
+            name: str,
             tasks: tuple[NotebookTaskSpec, ...],
             cluster_id: str | None,
             schedule: Schedule,
@@ -184,9 +132,9 @@ class DatabricksStack(PlatformStack):
                 self,
                 address,
                 address=address,
-                name=names.job_name(job_name),
+                name=name,
                 tasks=tasks,
-                schedule=ScheduleSpec(schedule.cron, schedule.timezone, paused=not production),
+                schedule=ScheduleSpec(schedule.cron, schedule.timezone, paused=names.schedules_paused),
                 cluster=None if cluster_id else cluster,
                 existing_cluster_id=cluster_id,
                 on_failure_emails=settings.notifications.on_failure,
@@ -200,14 +148,14 @@ class DatabricksStack(PlatformStack):
 
         training = job(
             TRAINING_JOB,
-            naming.DATABRICKS_TRAINING_JOB,
+            names.training_job_name,
             training_tasks(settings, names),
             settings.training.existing_cluster_id,
             settings.training.schedule,
         )
         batch = job(
             BATCH_INFERENCE_JOB,
-            naming.DATABRICKS_BATCH_INFERENCE_JOB,
+            names.batch_inference_job_name,
             (batch_inference_task(settings, names),),
             settings.batch_inference.existing_cluster_id,
             settings.batch_inference.schedule,

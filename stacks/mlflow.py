@@ -17,7 +17,6 @@ from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
-from constructs_lib import naming
 from constructs_lib.aws_provider import aws_provider
 from constructs_lib.cache import REDIS_PORT, Cache
 from constructs_lib.compute import MlflowServers
@@ -29,6 +28,7 @@ from constructs_lib.observability import Alerts, log_group
 from constructs_lib.security import NGINX_PORT, InstanceRole, InstanceScope, SecurityGroups
 from constructs_lib.storage import ArtifactBucket, LogBucket, bucket_suffix
 from constructs_lib.user_data import UserDataValues, encode, render
+from platform_config import naming
 from platform_config.loader import Environment
 from stacks.base import PlatformStack
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from main import read_config_dir
 from platform_config.errors import ConfigError, Problem
-from platform_config.loader import BACKEND_DIR, TFVARS_DIR, Environment, load_environments
+from platform_config.loader import BACKEND_DIR, TFVARS_DIR, Environment, load_environments, read_config_dir
 from tests.conftest import ROOT
 
 

@@ -15,9 +15,8 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("CHECKPOINT_DISABLE", "1")
 
-from constructs_lib import naming
-from main import read_config_dir
-from platform_config.loader import BACKEND_DIR, TFVARS_DIR, Environment, load_environments
+from platform_config import naming
+from platform_config.loader import BACKEND_DIR, TFVARS_DIR, Environment, load_environments, read_config_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from constructs_lib import naming
+from platform_config import naming
 from scripts.stack_runner import Console
 
 FAKE_TERRAFORM = r"""

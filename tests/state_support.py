@@ -29,7 +29,7 @@ import pytest
 from cdktf import App, DataResource, LocalExecProvisioner, TerraformOutput, TerraformVariable
 from constructs import Construct
 
-from constructs_lib import naming
+from platform_config import naming
 from platform_config.loader import BACKEND_DIR, TFVARS_DIR, Environment, load_environments
 from scripts.terraform_cli import StateInfo, Terraform, state_info
 from stacks.app import stack_class

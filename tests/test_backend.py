@@ -9,7 +9,7 @@ from typing import Any
 import hcl2
 import pytest
 
-from constructs_lib import naming
+from platform_config import naming
 from platform_config.loader import Environment
 from tests.config_support import ConfigFiles
 from tests.conftest import ROOT, Synthesized

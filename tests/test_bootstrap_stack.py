@@ -9,7 +9,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from constructs_lib import naming
+from platform_config import naming
 from tests.config_support import ConfigFiles
 from tests.conftest import Synthesized
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from constructs_lib import naming
+from platform_config import naming
 from platform_config.databricks import DEFAULT_NODE_TYPES, DatabricksSettings, quartz_cron_problem
 from platform_config.errors import ConfigError
 from platform_config.loader import Environment

@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 
 PROBE = """
 import json, sys
-import main, platform_config.loader, constructs_lib.naming, constructs_lib.state_backend, stacks.app
+import main, platform_config.loader, platform_config.naming, constructs_lib.state_backend, stacks.app
 before = sorted(m for m in sys.modules if m.startswith("cdktf_cdktf_provider"))
 import stacks.databricks
 after = sorted({m.split(".")[0] for m in sys.modules if m.startswith("cdktf_cdktf_provider")})

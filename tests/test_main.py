@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from constructs_lib import naming
-from main import summary, synthesize
+from platform_config import naming
+from stacks.app import summary, synthesize
 from tests.config_support import ConfigFiles, add_environment
 from tests.conftest import ROOT, Synthesized
 

@@ -6,9 +6,8 @@ import re
 
 import pytest
 
-from main import read_config_dir
 from platform_config.errors import ConfigError
-from platform_config.loader import BACKEND_DIR, TFVARS_DIR, load_environments
+from platform_config.loader import BACKEND_DIR, TFVARS_DIR, load_environments, read_config_dir
 from platform_config.mlflow import MlflowSettings
 from tests.conftest import ROOT
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from constructs_lib import naming
+from platform_config import naming
 from tests.conftest import ROOT
 from tests.state_support import (
     Applier,

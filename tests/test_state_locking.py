@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from constructs_lib import naming
+from platform_config import naming
 from tests.state_support import (
     ENVS,
     LOCK_ERROR,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from constructs_lib import naming
+from platform_config import naming
 from platform_config.loader import BACKEND_DIR, TFVARS_DIR
 from scripts import migrate_bootstrap
 from scripts.migrate_bootstrap import migrate

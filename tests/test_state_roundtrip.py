@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from constructs_lib import naming
+from platform_config import naming
 from tests.state_support import (
     ENVS,
     Applier,

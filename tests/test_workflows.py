@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from constructs_lib import naming
+from platform_config import naming
 from scripts import lint_workflows
 from scripts.lint_workflows import GITHUB_DIR, action_files, workflow_files
 from scripts.stack_runner import ROOT

@@ -1,0 +1,129 @@
+"""What an environment's settings resolve to: every derived name and default, computed once.
+
+Stacks read these objects and never derive a name or a default themselves. Pure Python: no
+provider import, no pydantic model is built here (the validated settings come in, frozen
+dataclasses go out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from platform_config import naming
+from platform_config.databricks import DatabricksSettings
+from platform_config.environment import EnvironmentSettings
+
+
+@dataclass(frozen=True)
+class BootstrapNames:
+    """Physical names of ``bootstrap-<env>``'s resources (seed 003's naming)."""
+
+    state_bucket: str
+    lock_table: str
+    kms_alias: str
+
+
+@dataclass(frozen=True)
+class MlflowNames:
+    """Physical names of ``mlflow-<env>``'s resources."""
+
+    prefix: str  # mlopspltf-<env>-mlflow: VPC, groups, database, cache, load balancer, instances
+    kms_alias: str
+    alerts_topic: str
+    parameter_path: str  # SSM path the instances read their settings from
+    metrics_namespace: str  # CloudWatch agent metrics
+    # CloudWatch log groups by role: vpc_flow_logs, server, nginx, system, redis_slow_log
+    log_groups: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class DatabricksNames:
+    """Every name of one environment's Databricks resources, resolved from its settings."""
+
+    host: str
+    target: str
+    project: str
+    catalog: str
+    schema: str
+    model: str
+    model_full_name: str
+    experiment_path: str
+    files_root: str
+    job_prefix: str
+    training_job_name: str
+    batch_inference_job_name: str
+    batch_input_table: str
+    batch_output_table: str
+    node_type_id: str
+    schedules_paused: bool
+
+    def notebook(self, path: str) -> str:
+        """Workspace path of a notebook given relative to the bundle's files root (or absolute)."""
+        return path if path.startswith("/") else f"{self.files_root}/{path}"
+
+
+def bootstrap_names(env: str) -> BootstrapNames:
+    return BootstrapNames(naming.state_bucket(env), naming.lock_table(env), naming.state_kms_alias(env))
+
+
+def mlflow_names(env: str) -> MlflowNames:
+    prefix = naming.mlflow_name(env)
+    parts = {
+        "vpc_flow_logs": "vpc-flow-logs",
+        "server": "server",
+        "nginx": "nginx",
+        "system": "system",
+        "redis_slow_log": "redis-slow-log",
+    }
+    return MlflowNames(
+        prefix=prefix,
+        kms_alias=f"alias/{prefix}",
+        alerts_topic=f"{prefix}-alerts",
+        parameter_path=naming.mlflow_parameter_path(env),
+        metrics_namespace=f"{prefix}/instances",
+        log_groups=MappingProxyType(
+            {role: naming.mlflow_log_group(env, part) for role, part in parts.items()}
+        ),
+    )
+
+
+def databricks_names(env: str, settings: EnvironmentSettings) -> DatabricksNames:
+    """Resolve the ``databricks`` block; the loader has already checked the required keys."""
+    s: DatabricksSettings = settings.databricks
+    if s.host is None or s.project is None:
+        raise ValueError("databricks.host and databricks.project are required (checked by the loader)")
+    project = s.project
+    target = s.target or naming.databricks_target(env)
+    catalog = s.catalog or target
+    schema = s.schema_name or project
+    model = s.model_name or naming.databricks_model_name(project)
+    deployer = s.deployer or ""
+    prefix = (
+        s.job_name_prefix
+        if s.job_name_prefix is not None
+        else naming.databricks_job_prefix(target, settings.is_production)
+    )
+    return DatabricksNames(
+        host=s.host,
+        target=target,
+        project=project,
+        catalog=catalog,
+        schema=schema,
+        model=model,
+        model_full_name=naming.databricks_model_full_name(catalog, schema, model),
+        experiment_path=s.experiment_path or naming.databricks_experiment_path(deployer, target, project),
+        files_root=s.files_root or naming.databricks_files_root(deployer, project, target),
+        job_prefix=prefix,
+        training_job_name=naming.databricks_job_name(prefix, project, naming.DATABRICKS_TRAINING_JOB),
+        batch_inference_job_name=naming.databricks_job_name(
+            prefix, project, naming.DATABRICKS_BATCH_INFERENCE_JOB
+        ),
+        batch_input_table=s.batch_inference.input_table
+        or naming.databricks_inference_input_table(catalog, schema),
+        batch_output_table=s.batch_inference.output_table
+        or naming.databricks_predictions_table(catalog, schema),
+        node_type_id=s.node_type_id,
+        schedules_paused=not settings.is_production,
+    )
