@@ -21,6 +21,12 @@ from platform_config.loader import BACKEND_DIR, TFVARS_DIR, Environment, load_en
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def shipped_env_names(root: Path = ROOT) -> list[str]:
+    """The environments that exist in the repository (one per tfvars file): tests over shipped
+    environments parametrize over this, so a new environment is tested with no test edit."""
+    return sorted(p.stem for p in (root / TFVARS_DIR).glob("*.tfvars"))
+
+
 def load_repo_environments(root: Path = ROOT) -> list[Environment]:
     return load_environments(read_config_dir(root, TFVARS_DIR), read_config_dir(root, BACKEND_DIR))
 
