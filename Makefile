@@ -1,4 +1,5 @@
-# mlops-infra: every command a user or CI runs. `make help` lists them.
+# mlops-infra: every command a user or CI runs. `make help` lists them and their variables.
+# Each daily target is a thin alias of `python -m ops <command>` (see `python -m ops --help`).
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -7,17 +8,41 @@ PYTHON ?= python3
 VENV := .venv
 TOOLS_VENV := .venv-tools
 PY := $(VENV)/bin/python
-ENV ?=
-STACK ?=
+OPS := $(PY) -m ops
+
+# Variables (`make help` prints these lines):
+ENV ?=## environment(s), e.g. dev; one per env_specific_vars/<env>.tfvars (synth: default all)
+STACK ?=## stack kind(s): bootstrap, mlflow, databricks, comma-separated (default: all)
+LOCK_TIMEOUT ?= 0s## how long to wait for a state lock another run holds, e.g. 10m
+AUTO_APPROVE ?=## 1: no confirmation prompt (CI)
+FORCE_PRD ?=## 1: allow destroying an environment with is_production = true
+MIGRATE_STATE ?=## 1: approve a backend change (cdktf --migrate-state)
+RECONFIGURE ?=## 1: terraform init -reconfigure (lock settings changed)
+LOCK_ID ?=## the lock to release, exactly as state-unlock showed it
+CHECK ?=## 1: change nothing, exit 1 if the files are stale
+SELECTION ?=## 1: bench each stack kind alone against all kinds
+RUNS ?= 3## bench: runs per case
 
 # Quiet, reproducible runs of jsii (Node 20 is end-of-life for it) and Terraform.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CHECKPOINT_DISABLE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
+comma := ,
+env-args = $(if $(strip $(ENV)),--env $(subst $(comma), ,$(strip $(ENV))))
+stack-args = $(if $(strip $(STACK)),--stack $(subst $(comma), ,$(strip $(STACK))))
+flag = $(if $(filter 1,$(strip $($(1)))),$(2))
+
 .PHONY: help
-help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+help: ## [] List the targets, their variables, and what the variables mean
+	@echo "usage: make <target> [VARIABLE=value ...]"
+	@echo
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## \[([^]]*)\] (.*)$$/\1|\2|\3/' \
+		| awk -F'|' '{printf "  %-14s %-58s %s\n", $$1, $$2, $$3}'
+	@echo
+	@echo "variables:"
+	@grep -hE '^[A-Z_]+ \?=.*## ' $(MAKEFILE_LIST) | sed -E 's/^([A-Z_]+) \?= ?([^#]*)## (.*)$$/\1|\2|\3/' \
+		| awk -F'|' '{d = ($$2 == "") ? "" : " (default " $$2 ")"; printf "  %-14s %s%s\n", $$1, $$3, d}'
 
 # --- set-up -------------------------------------------------------------------------------
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
@@ -40,85 +65,84 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 .PHONY: setup
-setup: $(VENV)/.installed node_modules/.installed ## Create .venv and node_modules (done by synth/test when missing)
+setup: $(VENV)/.installed node_modules/.installed ## [] Create .venv and node_modules (done by the other targets when missing)
 
-# --- synthesis ----------------------------------------------------------------------------
+# --- targets that need an environment: checked when the Makefile is read, before any set-up --
+NEEDS_ENV := plan diff deploy destroy state-migrate state-unlock
+ifneq ($(filter $(NEEDS_ENV),$(MAKECMDGOALS)),)
+ifeq ($(strip $(ENV)),)
+$(error usage: make $(firstword $(filter $(NEEDS_ENV),$(MAKECMDGOALS))) ENV=<env> (see `make help`))
+endif
+endif
+ifneq ($(filter state-unlock,$(MAKECMDGOALS)),)
+ifeq ($(strip $(STACK)),)
+$(error usage: make state-unlock ENV=<env> STACK=<kind> [LOCK_ID=<id>])
+endif
+endif
+
+# --- synthesis and checks -----------------------------------------------------------------
 .PHONY: synth
-synth: setup ## Synthesize every stack of every environment to cdktf.out/ (ENV=, STACK= narrow it)
-	@MLOPS_ENVS="$(ENV)" MLOPS_STACKS="$(STACK)" $(PY) main.py
+synth: setup ## [ENV= STACK=] Synthesize the stacks to cdktf.out/ (default: every kind of every environment)
+	@$(OPS) synth $(env-args) $(stack-args)
 
-# --- checks -------------------------------------------------------------------------------
 .PHONY: test
-test: setup $(TOOLS_VENV)/.installed ## The full check: ruff, mypy, pytest (CI runs exactly this)
+test: setup $(TOOLS_VENV)/.installed ## [] The full check: ruff, ruff format --check, mypy, pytest (CI runs exactly this)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest
 
-.PHONY: bench
-bench: setup ## Wall time and peak memory of synthesis against a bare provider-import baseline
-	$(PY) scripts/bench.py
+.PHONY: policy
+policy: setup $(TOOLS_VENV)/.installed ## [ENV= STACK=] checkov on the synthesized stacks (default: mlflow); every finding needs a recorded reason
+	$(OPS) policy $(env-args) $(stack-args)
 
-# --- daily commands: plan, diff, deploy, destroy (scripts/plan.py, scripts/deploy.py) ----------
-AUTO_APPROVE ?=
-FORCE_PRD ?=
-MIGRATE_STATE ?=
-RECONFIGURE ?=
-LOCK_TIMEOUT ?= 0s
-stack-arg = $(if $(STACK),--stack $(STACK))
-# Checked when the Makefile is read, so a forgotten ENV= fails before any set-up work.
-ifneq ($(filter plan diff deploy destroy,$(MAKECMDGOALS)),)
-ifeq ($(strip $(ENV)),)
-$(error usage: make $(firstword $(filter plan diff deploy destroy,$(MAKECMDGOALS))) ENV=<env> [STACK=<kind>])
-endif
-endif
-
+# --- daily commands -----------------------------------------------------------------------
 .PHONY: plan
-plan: setup ## Synth ENV, then terraform init + plan per stack (STACK= narrows); one summary line each
-	$(PY) scripts/plan.py --env $(ENV) $(stack-arg) --lock-timeout $(LOCK_TIMEOUT) $(if $(filter 1,$(RECONFIGURE)),--reconfigure)
+plan: setup ## [ENV= STACK= LOCK_TIMEOUT= RECONFIGURE=1] Synthesize ENV, then terraform init + plan per stack
+	$(OPS) plan --env $(strip $(ENV)) $(stack-args) --lock-timeout $(strip $(LOCK_TIMEOUT)) $(call flag,RECONFIGURE,--reconfigure)
 
 .PHONY: diff
-diff: setup ## `cdktf diff` of ENV's stacks, one at a time (STACK= narrows)
-	$(PY) scripts/deploy.py diff --env $(ENV) $(stack-arg) $(if $(filter 1,$(MIGRATE_STATE)),--migrate-state)
+diff: setup ## [ENV= STACK= LOCK_TIMEOUT= MIGRATE_STATE=1] cdktf diff of ENV's stacks, one at a time
+	$(OPS) diff --env $(strip $(ENV)) $(stack-args) --lock-timeout $(strip $(LOCK_TIMEOUT)) $(call flag,MIGRATE_STATE,--migrate-state)
 
 .PHONY: deploy
-deploy: setup ## `cdktf deploy` of ENV's stacks in dependency order; asks first unless AUTO_APPROVE=1
-	$(PY) scripts/deploy.py deploy --env $(ENV) $(stack-arg) $(if $(filter 1,$(AUTO_APPROVE)),--auto-approve) $(if $(filter 1,$(MIGRATE_STATE)),--migrate-state)
+deploy: setup ## [ENV= STACK= LOCK_TIMEOUT= AUTO_APPROVE=1 MIGRATE_STATE=1] cdktf deploy in dependency order; asks first
+	$(OPS) deploy --env $(strip $(ENV)) $(stack-args) --lock-timeout $(strip $(LOCK_TIMEOUT)) $(call flag,AUTO_APPROVE,--auto-approve) $(call flag,MIGRATE_STATE,--migrate-state)
 
 .PHONY: destroy
-destroy: setup ## `cdktf destroy` in reverse order (bootstrap only if STACK=bootstrap); prd needs FORCE_PRD=1
-	$(PY) scripts/deploy.py destroy --env $(ENV) $(stack-arg) $(if $(filter 1,$(AUTO_APPROVE)),--auto-approve) $(if $(filter 1,$(FORCE_PRD)),--force-production)
-
-# --- formatting, linting, pictures, benchmarks -----------------------------------------------
-.PHONY: fmt
-fmt: setup ## Format Python (ruff) and the environment files (terraform fmt)
-	$(PY) scripts/fmt.py
-
-.PHONY: lint
-lint: setup $(TOOLS_VENV)/.installed ## ruff, terraform fmt -check, and the GitHub workflow linters
-	$(PY) -m ruff check .
-	$(PY) scripts/fmt.py --check
-	$(PY) scripts/lint_workflows.py
-
-.PHONY: diagram
-diagram: setup ## Architecture diagrams from the synthesized JSON: docs/architecture.md (+ SVG with Graphviz)
-	$(PY) scripts/diagram.py
-
-.PHONY: bench-selection
-bench-selection: setup ## Synthesis time and peak memory per stack kind alone against all kinds
-	$(PY) scripts/bench_selection.py
+destroy: setup ## [ENV= STACK= LOCK_TIMEOUT= AUTO_APPROVE=1 FORCE_PRD=1] cdktf destroy in reverse order (bootstrap only if named)
+	$(OPS) destroy --env $(strip $(ENV)) $(stack-args) --lock-timeout $(strip $(LOCK_TIMEOUT)) $(call flag,AUTO_APPROVE,--auto-approve) $(call flag,FORCE_PRD,--force-production)
 
 # --- state --------------------------------------------------------------------------------
-.PHONY: migrate-bootstrap
-migrate-bootstrap: setup ## Move bootstrap-ENV's local state into its own S3 bucket, lineage checked
-	@test -n "$(ENV)" || { echo "usage: make migrate-bootstrap ENV=<env>"; exit 2; }
-	$(PY) scripts/migrate_bootstrap.py $(ENV)
+.PHONY: state-migrate
+state-migrate: setup ## [ENV=] Move bootstrap-ENV's local state into its own S3 bucket, lineage checked
+	$(OPS) state migrate --env $(strip $(ENV))
 
-.PHONY: force-unlock
-force-unlock: setup ## Show (or, with LOCK_ID=, release) the state lock of STACK in ENV; state checked after
-	@test -n "$(ENV)" -a -n "$(STACK)" || { echo "usage: make force-unlock ENV=<env> STACK=<kind> [LOCK_ID=<id>]"; exit 2; }
-	$(PY) scripts/force_unlock.py $(ENV) $(STACK) $(LOCK_ID)
+.PHONY: state-unlock
+state-unlock: setup ## [ENV= STACK= LOCK_ID=] Show (or, with LOCK_ID=, release) the state lock of one stack
+	$(OPS) state unlock --env $(strip $(ENV)) --stack $(strip $(STACK)) $(if $(strip $(LOCK_ID)),--lock-id $(strip $(LOCK_ID)))
+
+# --- formatting, linting, generated docs, benchmarks ----------------------------------------
+.PHONY: fmt
+fmt: setup ## [CHECK=1] Format Python (ruff) and the environment files (terraform fmt)
+	$(OPS) fmt $(call flag,CHECK,--check)
+
+.PHONY: lint
+lint: setup $(TOOLS_VENV)/.installed ## [] ruff, the formatting check, and the GitHub workflow linters
+	$(OPS) lint
+
+.PHONY: diagram
+diagram: setup ## [CHECK=1] Architecture diagrams from the synthesized stacks
+	$(OPS) diagram $(call flag,CHECK,--check)
+
+.PHONY: docs
+docs: setup ## [CHECK=1] Write docs/configuration.md from the configuration models
+	$(OPS) docs $(call flag,CHECK,--check)
+
+.PHONY: bench
+bench: setup ## [RUNS= SELECTION=1] Synthesis wall time and peak memory, each case in a fresh process
+	$(OPS) bench --runs $(strip $(RUNS)) $(call flag,SELECTION,--selection)
 
 .PHONY: clean
-clean: ## Remove cdktf.out and plans/ (never local_state/)
+clean: ## [] Remove cdktf.out and plans/ (never local_state/)
 	rm -rf cdktf.out .cdktf.out.new-* .cdktf.out.old-* plans

@@ -33,8 +33,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ops.runner import ROOT
 from platform_config import naming
-from scripts.stack_runner import ROOT
 
 DOC = ROOT / "docs" / "architecture.md"
 SVG_DIR = ROOT / "docs" / "architecture"

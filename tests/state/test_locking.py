@@ -1,4 +1,5 @@
-"""Issue 7 (2, 3): state locking with DynamoDB (prd), S3-native lockfile (dev) and both (tst).
+"""Issue 7 (2, 3): state locking with DynamoDB, the S3-native lockfile, or both, as each environment's
+backend config says (shipped: dev lockfile, tst both, prd DynamoDB).
 
 moto 5.2.5 implements S3 conditional writes (``If-None-Match: *`` answered with 412), which
 Terraform's ``use_lockfile`` relies on, so the S3-native cases run for real instead of xfailing:
@@ -13,20 +14,16 @@ from pathlib import Path
 import pytest
 
 from platform_config import naming
-from tests.state_support import (
+from tests.state.support import (
     ENVS,
     LOCK_ERROR,
     Applier,
     MotoServer,
-    backend,
-    moto_server,
     server_environment,
     synth_probe,
     terraform_env,
     written_value,
 )
-
-__all__ = ["backend", "moto_server"]  # fixtures
 
 pytestmark = pytest.mark.state
 
@@ -69,9 +66,9 @@ def test_second_apply_is_refused_while_the_first_holds_the_lock(
 
     running = holder.start_apply("held", hold=HOLD_SECONDS)
     holder.wait_until_holding(running)
-    lockfile, item = _lock_artefacts(backend, env)
     # Each config's lock mechanism, and only it, is in use.
-    assert (lockfile, item) == {"dev": (True, False), "tst": (True, True), "prd": (False, True)}[env]
+    settings = server_environment(env, backend.url).backend
+    assert _lock_artefacts(backend, env) == (bool(settings.use_lockfile), settings.dynamodb_table is not None)
 
     refused = other.apply("intruder")
     assert refused.returncode != 0

@@ -2,7 +2,7 @@
 
 The apply is SIGKILLed while it holds the lock (inside its ``local-exec`` sleep), as when a CI
 runner dies: Terraform gets no chance to release the lock, which stays in the lock table and/or
-as the ``.tflock`` object. ``scripts/force_unlock.py`` must refuse a wrong lock ID, release the
+as the ``.tflock`` object. ``ops state unlock`` must refuse a wrong lock ID, release the
 right one, and leave the state exactly as it was.
 """
 
@@ -14,22 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from scripts import force_unlock as runbook
-from scripts.terraform_cli import StateError
-from tests.state_support import (
+from ops import cli
+from ops import state as runbook
+from ops.runner import CommandError
+from tests.state.support import (
     ENVS,
     LOCK_ERROR,
     Applier,
     MotoServer,
-    backend,
-    moto_server,
     server_environment,
     synth_probe,
     terraform_env,
     written_value,
 )
-
-__all__ = ["backend", "moto_server"]  # fixtures
 
 pytestmark = pytest.mark.state
 
@@ -68,17 +65,18 @@ def test_killed_apply_lock_is_released_by_the_runbook(
     assert holder.operation == "OperationTypeApply"
     assert holder.id in refused.stderr
 
-    with pytest.raises(StateError, match="not 00000000"):
+    with pytest.raises(CommandError, match="not 00000000"):
         runbook.force_unlock(stack_dir, "00000000-0000-0000-0000-000000000000", env=tf_env)
     assert backend.is_locked(env, KIND)
 
-    # The runbook as a user runs it (`make force-unlock ENV= STACK= [LOCK_ID=]`).
+    # The runbook as a user runs it (`make state-unlock ENV= STACK= [LOCK_ID=]`).
     for key, value in tf_env.items():
         monkeypatch.setenv(key, value)
-    assert runbook.main([env, KIND], root=root) == 0
+    unlock = ["--root", str(root), "state", "unlock", "--env", env, "--stack", KIND]
+    assert cli.main(unlock) == 0
     shown = capsys.readouterr().out
     assert f"LOCK_ID={holder.id}" in shown
-    assert runbook.main([env, KIND, holder.id], root=root) == 0
+    assert cli.main([*unlock, "--lock-id", holder.id]) == 0
     released = capsys.readouterr().out
     assert f"released the lock ID {holder.id}" in released
     assert f"state intact: lineage {before.lineage}, serial {before.serial}" in released
@@ -98,9 +96,15 @@ def test_killed_apply_lock_is_released_by_the_runbook(
     assert again.holder is None
 
 
-def test_runbook_script_usage(capsys: pytest.CaptureFixture[str]) -> None:
-    assert runbook.main(["dev"]) == 2
-    assert runbook.main(["dev", "nosuchkind", "x"]) == 2
-    err = capsys.readouterr().err
-    assert "usage:" in err
-    assert "unknown stack kind" in err
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--env", "dev"], "the following arguments are required: --stack"),
+        (["--env", "dev", "--stack", "nosuchkind"], "invalid choice: 'nosuchkind'"),
+    ],
+)
+def test_runbook_usage(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["state", "unlock", *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

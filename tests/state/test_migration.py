@@ -1,4 +1,4 @@
-"""Issue 7 (4): the two-phase bootstrap, phase 1 on local state, migrated by ``make migrate-bootstrap``'s code.
+"""Issue 7 (4): the two-phase bootstrap, phase 1 on local state, migrated by ``ops state migrate``'s code.
 
 The stack is a probe stack of kind ``bootstrap`` (the real one needs the AWS provider plugin): its
 backend is chosen by ``BootstrapStack.uses_local_state`` from the env file's ``bootstrap_state``,
@@ -15,25 +15,21 @@ from pathlib import Path
 
 import pytest
 
+from ops import cli
+from ops.runner import CommandError, state_info
+from ops.state import migrate
 from platform_config import naming
 from platform_config.loader import BACKEND_DIR, TFVARS_DIR
-from scripts import migrate_bootstrap
-from scripts.migrate_bootstrap import migrate
-from scripts.terraform_cli import StateError, state_info
 from tests.conftest import ROOT
-from tests.state_support import (
+from tests.state.support import (
     COMMITTED,
     Applier,
     MotoServer,
-    backend,
-    moto_server,
     server_environment,
     synth_probe,
     terraform_env,
     written_value,
 )
-
-__all__ = ["backend", "moto_server"]  # fixtures
 
 pytestmark = pytest.mark.state
 
@@ -118,7 +114,7 @@ def test_migration_refuses_to_overwrite_a_different_state(backend: MotoServer, t
     ).encode()
     backend.put_state(ENV, KIND, foreign)
 
-    with pytest.raises(StateError, match="already holds a different state"):
+    with pytest.raises(CommandError, match="already holds a different state"):
         migrate(stack_dir, local_state, root / "local_state" / "backups", env=terraform_env(tmp_path))
     assert backend.state_object(ENV, KIND) == foreign
 
@@ -126,7 +122,7 @@ def test_migration_refuses_to_overwrite_a_different_state(backend: MotoServer, t
 def test_migration_refuses_a_stack_still_on_local_state(backend: MotoServer, tmp_path: Path) -> None:
     root = tmp_path / "repo"
     applier, local_state = _phase_one(backend, root)
-    with pytest.raises(StateError, match='set bootstrap_state = "s3"'):
+    with pytest.raises(CommandError, match='set bootstrap_state = "s3"'):
         migrate(applier.dir, local_state, root / "local_state" / "backups", env=terraform_env(tmp_path))
 
 
@@ -146,26 +142,34 @@ def _repo_copy(tmp_path: Path, bootstrap_state: str) -> Path:
     return root
 
 
-def test_script_refuses_while_the_env_file_says_local(
+def _migrate_command(root: Path, *argv: str) -> int:
+    """``python -m ops --root <root> state migrate <argv>``; argparse's usage errors exit 2 too."""
+    try:
+        return cli.main(["--root", str(root), "state", "migrate", *argv])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+def test_command_refuses_while_the_env_file_says_local(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = _repo_copy(tmp_path, "local")
-    assert migrate_bootstrap.main([ENV], root=root) == 2
+    assert _migrate_command(root, "--env", ENV) == 2
     err = capsys.readouterr().err
-    assert f"{TFVARS_DIR}/{ENV}.tfvars: bootstrap_state:" in err
+    assert f"error: {TFVARS_DIR}/{ENV}.tfvars: bootstrap_state:" in err
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv", [[], ["nope"], ["dev", "extra"]])
-def test_script_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+@pytest.mark.parametrize("argv", [[], ["--env", "nope"], ["--env", ENV, "extra"]])
+def test_command_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     root = _repo_copy(tmp_path, "s3")
-    assert migrate_bootstrap.main(argv, root=root) == 2
+    assert _migrate_command(root, *argv) == 2
     assert capsys.readouterr().err.strip()
 
 
-def test_script_refuses_without_local_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_refuses_without_local_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = _repo_copy(tmp_path, "s3")
-    assert migrate_bootstrap.main([ENV], root=root) == 1
+    assert _migrate_command(root, "--env", ENV) == 1
     err = capsys.readouterr().err
     assert f"no local state at {naming.local_state_path(KIND, ENV)}" in err
     assert not (root / "cdktf.out").exists(), "synthesized although there is nothing to migrate"

@@ -29,22 +29,20 @@ import pytest
 from cdktf import App, DataResource, LocalExecProvisioner, TerraformOutput, TerraformVariable
 from constructs import Construct
 
+from ops.runner import StateInfo, Terraform, state_info
 from platform_config import naming
 from platform_config.loader import BACKEND_DIR, TFVARS_DIR, Environment, load_environments
-from scripts.terraform_cli import StateInfo, Terraform, state_info
 from stacks.app import stack_class
 from stacks.base import PlatformStack
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shipped_env_names
 
-ENVS = ("dev", "tst", "prd")
+ENVS = shipped_env_names()
 # The probe's ``round`` default: what a plan without -var compares against ("the committed code").
 COMMITTED = "committed"
 # Created in the working directory once an apply is inside its provisioner: lock taken, state
 # read, final write still to come.
 HOLDING_MARKER = "apply-is-holding.marker"
 LOCK_ERROR = "Error acquiring the state lock"
-# dev: S3-native lock only; tst: both; prd: DynamoDB only (see backend_configs/).
-LOCK_MODES = {"dev": "S3 lockfile", "tst": "S3 lockfile + DynamoDB", "prd": "DynamoDB"}
 
 
 def free_port() -> int:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts import force_unlock as runbook
-from scripts.terraform_cli import state_info
-from tests.state_support import (
+from ops import state as runbook
+from ops.runner import state_info
+from tests.state.support import (
     Applier,
     MotoServer,
     server_environment,

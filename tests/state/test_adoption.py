@@ -10,17 +10,14 @@ import pytest
 
 from platform_config import naming
 from tests.conftest import ROOT
-from tests.state_support import (
+from tests.state.support import (
+    ENVS,
     Applier,
     MotoServer,
-    backend,
-    moto_server,
     server_environment,
     synth_probe,
     terraform_env,
 )
-
-__all__ = ["backend", "moto_server"]  # fixtures
 
 pytestmark = pytest.mark.state
 
@@ -34,7 +31,7 @@ def _addresses(doc: dict[str, object]) -> list[str]:
     return sorted(f"{r['type']}.{r['name']}" for r in resources if r["mode"] == "managed")
 
 
-@pytest.mark.parametrize("env", ["dev", "tst", "prd"])
+@pytest.mark.parametrize("env", ENVS)
 def test_existing_state_is_adopted_unchanged(backend: MotoServer, tmp_path: Path, env: str) -> None:
     seed = SEED_STATE.read_bytes()
     seed_doc = json.loads(seed)

@@ -1,16 +1,20 @@
-"""Fakes for the pipeline tests: a ``terraform`` and a ``cdktf`` that log their calls, and small
-synthesized-looking stack directories. No provider plugin, no network, no synthesis."""
+"""Fakes for the CLI tests: a ``terraform`` and a ``cdktf`` that log their calls, a repository
+copy with small synthesized-looking stack directories. No provider plugin, no network, no synthesis."""
 
 from __future__ import annotations
 
 import io
 import json
+import shutil
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ops.runner import Console
 from platform_config import naming
-from scripts.stack_runner import Console
+from platform_config.loader import BACKEND_DIR, TFVARS_DIR
+from tests.conftest import ROOT
 
 FAKE_TERRAFORM = r"""
 import json, os, sys
@@ -22,19 +26,28 @@ with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps({"tool": "terraform", "stack": stack, "args": args}) + "\n")
 fail = os.environ.get("FAKE_FAIL", "")
 cmd = args[0]
+
+def ui(kind, message, **extra):
+    print(json.dumps({"@level": extra.pop("level", "info"), "@message": message, "type": kind, **extra}))
+
 if fail == f"{stack}:{cmd}":
     if cmd == "init":
         print("Initializing the backend...")
-    print("\u2577\n\u2502 Error: Failed to get existing workspaces: S3 bucket does not exist.\n\u2575", file=sys.stderr)
+        print("\u2577\n\u2502 Error: Failed to get existing workspaces: S3 bucket does not exist.\n\u2575", file=sys.stderr)
+    else:
+        ui("diagnostic", "Error: Failed to get existing workspaces", level="error",
+           diagnostic={"severity": "error", "summary": "Failed to get existing workspaces",
+                       "detail": "S3 bucket does not exist."})
     sys.exit(1)
 if cmd == "init":
     print("Initializing the backend...\nTerraform has been successfully initialized!")
 elif cmd == "plan":
     out = next(a.split("=", 1)[1] for a in args if a.startswith("-out="))
-    Path(out).write_text(os.environ.get("FAKE_PLAN_JSON", "{}"))
-    print("Terraform will perform the following actions:\nPlan: 1 to add, 0 to change, 0 to destroy.")
-elif cmd == "show" and "-json" in args:
-    print(Path(args[-1]).read_text())
+    Path(out).write_text("fake plan")
+    changes = json.loads(os.environ.get("FAKE_CHANGES", '{"add": 1, "change": 0, "import": 0, "remove": 0}'))
+    ui("version", "Terraform 1.11.4")
+    ui("planned_change", "terraform_data.x: Plan to create")
+    ui("change_summary", "Plan: ...", changes={**changes, "operation": "plan"})
 elif cmd == "show":
     print(f"  # plan text of {stack}")
 """
@@ -42,21 +55,15 @@ elif cmd == "show":
 FAKE_CDKTF = r"""
 import json, os, sys
 args = sys.argv[1:]
+tf_args = {k: v for k, v in os.environ.items() if k.startswith("TF_CLI_ARGS")}
 with open(os.environ["FAKE_LOG"], "a") as log:
-    log.write(json.dumps({"tool": "cdktf", "args": args}) + "\n")
+    log.write(json.dumps({"tool": "cdktf", "args": args, "tf_cli_args": tf_args}) + "\n")
 stack = args[1]
 if os.environ.get("FAKE_FAIL") == stack:
     print(f"{stack}  Error: creating S3 Bucket: AccessDenied", file=sys.stderr)
     sys.exit(1)
 print(f"{stack}  {args[0]} complete")
 """
-
-PLAN_ONE_CREATE: dict[str, Any] = {
-    "format_version": "1.2",
-    "resource_changes": [
-        {"address": "aws_s3_bucket.state", "mode": "managed", "change": {"actions": ["create"]}}
-    ],
-}
 
 
 def write_tool(directory: Path, name: str, body: str) -> Path:
@@ -67,7 +74,19 @@ def write_tool(directory: Path, name: str, body: str) -> Path:
     return path
 
 
-def fake_outdir(root: Path, env: str = "dev", kinds: tuple[str, ...] = naming.STACK_KINDS) -> Path:
+def repo_copy(root: Path) -> Path:
+    """A repository root holding the shipped environment files (what the CLI loads)."""
+    for directory in (TFVARS_DIR, BACKEND_DIR):
+        shutil.copytree(ROOT / directory, root / directory, dirs_exist_ok=True)
+    return root
+
+
+def fake_outdir(
+    root: Path,
+    env: str = "dev",
+    kinds: Sequence[str] = naming.STACK_KINDS,
+    dependencies: Mapping[str, list[str]] | None = None,
+) -> Path:
     """A cdktf.out with a manifest and one tiny ``cdk.tf.json`` per stack."""
     outdir = root / "cdktf.out"
     stacks = {}
@@ -83,7 +102,7 @@ def fake_outdir(root: Path, env: str = "dev", kinds: tuple[str, ...] = naming.ST
             "name": name,
             "constructPath": name,
             "annotations": [],
-            "dependencies": [],
+            "dependencies": list((dependencies or {}).get(name, [])),
             "synthesizedStackPath": f"stacks/{name}/cdk.tf.json",
             "workingDirectory": f"stacks/{name}",
             "stackMetadataPath": f"stacks/{name}/metadata.json",

@@ -1,0 +1,182 @@
+"""``ops deploy``, ``ops diff`` and ``ops destroy``: the cdktf CLI, one stack at a time, in order.
+
+The environment is synthesized once (only the selected kinds, so unused providers are never
+loaded), then ``cdktf <command> <stack> --skip-synth`` runs per stack in the order of the stack
+dependencies cdktf recorded in ``manifest.json`` (stacks without a dependency between them in
+``naming.STACK_KINDS`` order: bootstrap first, since it holds everybody's state), destroy in the
+reverse order. One call per stack stops at the first failure and keeps each stack's output
+together; ``--ignore-missing-stack-dependencies`` lets such a call name one stack of a chain.
+
+Deploy and destroy ask for confirmation on standard input (type the environment name) unless
+``--auto-approve``. Destroy refuses a production environment (``is_production = true`` in the
+loaded environment) unless ``--force-production``, and leaves the bootstrap stack alone unless it
+is named with ``--stack``: it holds the state of every other stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+from ops import synth
+from ops.plan import plan_dir, recorded_plan
+from ops.runner import ROOT, CommandError, Console, UsageError, automation_env, cdktf_command
+from ops.synth import Target
+from platform_config import naming
+from platform_config.loader import load
+
+# The Terraform command each cdktf command runs: cdktf has no lock-timeout option, but Terraform
+# reads extra arguments per subcommand from TF_CLI_ARGS_<subcommand>.
+TERRAFORM_SUBCOMMAND = {"deploy": "apply", "destroy": "destroy", "diff": "plan"}
+
+
+def stack_order(manifest: Mapping[str, Any], names: Sequence[str]) -> list[str]:
+    """``names`` in dependency order (the manifest's ``dependencies``), ties in kind order."""
+    stacks = manifest.get("stacks")
+    if not isinstance(stacks, dict):
+        raise CommandError("manifest.json lists no stacks: synthesize first")
+    missing = [n for n in names if n not in stacks]
+    if missing:
+        raise CommandError(f"not synthesized: {', '.join(missing)}")
+    graph = {n: [d for d in stacks[n].get("dependencies", []) if d in names] for n in names}
+    sorter = TopologicalSorter(graph)
+    try:
+        sorter.prepare()
+    except CycleError as exc:
+        raise CommandError(f"the stacks depend on each other in a cycle: {exc.args[1]}") from None
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(
+            sorter.get_ready(), key=lambda n: naming.STACK_KINDS.index(naming.parse_stack_id(n)[0])
+        )
+        order += ready
+        sorter.done(*ready)
+    return order
+
+
+def cdktf_args(command: str, target: Target, migrate_state: bool, color: bool) -> list[str]:
+    args = [command, target.name, "--skip-synth", "--output", str(target.outdir)]
+    if command in ("deploy", "destroy"):
+        # Confirmed already (our prompt or --auto-approve); cdktf's own prompt needs a terminal.
+        args += ["--auto-approve", "--ignore-missing-stack-dependencies"]
+    if migrate_state and command in ("deploy", "diff"):
+        args.append("--migrate-state")
+    if not color:
+        args.append("--no-color")
+    return args
+
+
+def plan_notes(selected: Sequence[Target], plans: Path) -> list[str]:
+    """What ``ops plan`` found for each stack, while it is still current."""
+    notes = []
+    for target in selected:
+        record = recorded_plan(plans, target)
+        if record is None:
+            notes.append(f"  {target.name}: no current plan (run `make plan ENV={target.env}` to review)")
+        else:
+            age = max(0.0, time.time() - float(record.get("planned_at", 0)))
+            notes.append(f"  {target.name}: {record.get('line', '?')} (planned {age / 60:.0f} min ago)")
+    return notes
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    helps = {
+        "deploy": "cdktf deploy of ENV's stacks in dependency order; asks first unless --auto-approve",
+        "diff": "cdktf diff of ENV's stacks, one at a time",
+        "destroy": "cdktf destroy in reverse order (bootstrap only if named); production needs --force-production",
+    }
+    for command, text in helps.items():
+        parser = subparsers.add_parser(command, help=text, description=text)
+        synth.add_env_option(parser)
+        synth.add_stack_option(parser)
+        parser.add_argument("--lock-timeout", default="0s", help="wait this long for a held state lock")
+        if command != "diff":
+            parser.add_argument("--auto-approve", action="store_true", help="no confirmation prompt")
+        if command != "destroy":
+            parser.add_argument("--migrate-state", action="store_true", help="approve a backend change")
+        if command == "destroy":
+            parser.add_argument("--force-production", action="store_true", help="allow destroying production")
+        parser.add_argument("--no-synth", action="store_true", help="use what is already in cdktf.out")
+        parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    command: str = args.command
+    console = Console()
+    # Loading fails safe: a configuration problem stops here, before anything is touched.
+    [env] = load(args.root, [args.env], "--env")
+    kinds = synth.kinds(args.stack)
+    if command == "destroy":
+        if not args.stack:
+            kinds = tuple(k for k in kinds if k != "bootstrap")
+        if env.settings.is_production and not args.force_production:
+            raise UsageError(
+                f"refusing to destroy production environment {env.name!r} ({env.tfvars_file}: "
+                "is_production = true); if you really mean it, run again with FORCE_PRD=1 (--force-production)"
+            )
+    if not kinds:
+        raise UsageError("no stack selected")
+    out = synth.outdir(args.root).resolve()
+    if not args.no_synth:
+        synth.synthesize([env], kinds, out, console)
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"{out / 'manifest.json'}: cannot read the synthesized manifest ({exc})") from None
+    order = stack_order(manifest, [naming.stack_id(k, env.name) for k in kinds])
+    selected = [Target(*naming.parse_stack_id(name), out) for name in order]
+    if command == "destroy":
+        selected.reverse()
+    if command != "diff" and not args.auto_approve and not _confirmed(command, selected, args.root, console):
+        return 1
+    return _run_stacks(command, selected, args, console)
+
+
+def _confirmed(command: str, selected: list[Target], root: Path, console: Console) -> bool:
+    env = selected[0].env
+    names = ", ".join(t.name for t in selected)
+    verb = "Deploy" if command == "deploy" else "DESTROY every resource of"
+    lines = [f"{verb} {len(selected)} stack(s) in environment {env!r}, in this order: {names}"]
+    if command == "deploy":
+        lines += plan_notes(selected, plan_dir(root))
+    expected = env if command == "deploy" else f"destroy {env}"
+    return console.confirm("\n".join(lines), expected)
+
+
+def _run_stacks(command: str, selected: list[Target], args: argparse.Namespace, console: Console) -> int:
+    env = selected[0].env
+    names = ", ".join(t.name for t in selected)
+    variable = f"TF_CLI_ARGS_{TERRAFORM_SUBCOMMAND[command]}"
+    tf_env = automation_env()
+    tf_env[variable] = f"{tf_env.get(variable, '')} -lock-timeout={args.lock_timeout}".strip()
+    migrate_state = getattr(args, "migrate_state", False)
+    color = sys.stdout.isatty() and "NO_COLOR" not in tf_env
+    for done, target in enumerate(selected):
+        name = target.name
+
+        def strip_own_name(text: str, name: str = name) -> str:
+            # cdktf already starts its lines with the stack name; ours comes first.
+            return text[len(name) :].lstrip() if text.startswith(name) else text
+
+        result = console.run(
+            [*cdktf_command(), *cdktf_args(command, target, migrate_state, color)],
+            label=name,
+            env_name=env,
+            step=f"cdktf {command}",
+            cwd=ROOT,
+            env=tf_env,
+            stdout_filter=strip_own_name,
+        )
+        if not result.ok:
+            rest = [t.name for t in selected[done + 1 :]]
+            tail = f"; not run: {', '.join(rest)}" if rest else ""
+            console.error(f"{command} stopped: {name} failed{tail}")
+            return 1
+    console.line(f"{command} finished ({env}): {names}")
+    return 0

@@ -1,0 +1,120 @@
+"""``ops synth``: the environments' files -> ``cdktf.out``, in this process.
+
+Also what the other commands share about stacks: the ``--env``/``--stack`` options, the selected
+stacks (``Target``), and ``synthesize``, the CLI's one way to synthesize (``stacks.app``'s
+function, called in-process). A configuration problem raises ``ConfigError`` before anything is
+written, so the previous ``cdktf.out`` stays as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ops.runner import Console
+from platform_config import naming
+from platform_config.loader import Environment, load
+
+
+@dataclass(frozen=True)
+class Target:
+    """One synthesized stack that a command works on."""
+
+    kind: str
+    env: str
+    outdir: Path
+
+    @property
+    def name(self) -> str:
+        return naming.stack_id(self.kind, self.env)
+
+    @property
+    def directory(self) -> Path:
+        return self.outdir / "stacks" / self.name
+
+
+def add_stack_option(
+    parser: argparse.ArgumentParser, *, required: bool = False, many: bool = True, default: str = "all"
+) -> None:
+    if many:
+        parser.add_argument(
+            "--stack",
+            nargs="+",
+            action="extend",
+            choices=naming.STACK_KINDS,
+            metavar="KIND",
+            help=f"stack kinds ({', '.join(naming.STACK_KINDS)}; default: {default})",
+        )
+    else:
+        parser.add_argument("--stack", required=required, choices=naming.STACK_KINDS, metavar="KIND")
+
+
+def add_env_option(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
+    if many:
+        parser.add_argument(
+            "--env", nargs="+", action="extend", metavar="ENV", help="environments (default: all)"
+        )
+    else:
+        parser.add_argument("--env", required=True, metavar="ENV", help="environment, e.g. dev")
+
+
+def kinds(selected: Sequence[str] | None) -> tuple[str, ...]:
+    """The selected kinds in deployment order; none selected means every kind."""
+    return tuple(k for k in naming.STACK_KINDS if not selected or k in selected)
+
+
+def outdir(root: Path) -> Path:
+    return root / "cdktf.out"
+
+
+def synthesize(
+    envs: Sequence[Environment],
+    selected_kinds: tuple[str, ...],
+    out: Path,
+    console: Console | None = None,
+    pause_gc: bool = True,
+) -> Path:
+    """``stacks.app.synthesize`` with a progress line; only the selected kinds' providers load."""
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    from stacks.app import synthesize as synthesize_app  # late: a config error never pays for jsii
+
+    names = ", ".join(e.name for e in envs)
+    if console is not None:
+        console.progress("synth", names, f"synthesize {', '.join(selected_kinds)} ...")
+    start = time.monotonic()
+    result = synthesize_app(envs, selected_kinds, out, pause_gc)
+    if console is not None:
+        console.progress("synth", names, f"done in {time.monotonic() - start:.1f} s")
+    return result
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "synth",
+        help="synthesize stacks to cdktf.out/",
+        description="Synthesize the selected stacks (default: every kind of every environment).",
+    )
+    add_env_option(parser, many=True)
+    add_stack_option(parser)
+    parser.add_argument("--outdir", type=Path, help="output directory (default: cdktf.out)")
+    parser.add_argument("--quiet", action="store_true", help="no summary table")
+    parser.add_argument(
+        "--gc-running",
+        action="store_true",
+        help="import provider packages with the garbage collector running (`ops bench` measures what pausing it saves)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    envs = load(args.root, args.env, "--env")
+    out = synthesize(envs, kinds(args.stack), args.outdir or outdir(args.root), pause_gc=not args.gc_running)
+    if not args.quiet:
+        from stacks.app import summary
+
+        print(summary(out))
+    return 0

@@ -1,0 +1,380 @@
+"""``ops deploy / diff / destroy`` and the Makefile aliases of the daily commands.
+
+A fake ``cdktf`` logs its calls; one test runs the real pinned cdktf CLI on provider-free stacks.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ops import cli, plan
+from ops.deploy import stack_order
+from ops.runner import CommandError
+from tests.cli.support import FAKE_CDKTF, fake_outdir, read_log, repo_copy, write_tool
+from tests.conftest import ROOT
+
+ORDER = ["bootstrap-dev", "mlflow-dev", "databricks-dev"]
+
+
+@pytest.fixture
+def fake_cdktf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    tool = write_tool(tmp_path / "bin", "cdktf", FAKE_CDKTF)
+    monkeypatch.setenv("MLOPS_CDKTF", str(tool))
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.jsonl"))
+    monkeypatch.delenv("TF_CLI_ARGS_apply", raising=False)
+    return tmp_path / "calls.jsonl"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return repo_copy(tmp_path / "repo")
+
+
+def ops(
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *argv: str,
+    answer: str = "",
+) -> tuple[int, str, str]:
+    """``python -m ops --root <root> <argv> --no-synth`` in this process, ``answer`` on stdin."""
+    if not (root / "cdktf.out").exists():
+        env = argv[argv.index("--env") + 1]
+        fake_outdir(root, env=env)
+    monkeypatch.setattr("sys.stdin", io.StringIO(answer))
+    rc = cli.main(["--root", str(root), *argv, "--no-synth"])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def stacks_called(log: Path) -> list[str]:
+    return [c["args"][1] for c in read_log(log)]
+
+
+def test_deploy_runs_one_stack_at_a_time_bootstrap_first(
+    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve")
+    assert rc == 0, err
+    assert stacks_called(fake_cdktf) == ORDER
+    for call in read_log(fake_cdktf):
+        args = call["args"]
+        assert args[0] == "deploy"
+        assert {"--skip-synth", "--auto-approve", "--ignore-missing-stack-dependencies"} <= set(args)
+        assert args[args.index("--output") + 1] == str((root / "cdktf.out").resolve())
+        # cdktf has no lock-timeout option: Terraform's own per-command variable carries it.
+        assert call["tf_cli_args"] == {"TF_CLI_ARGS_apply": "-lock-timeout=0s"}
+    assert "==> mlflow-dev (dev): cdktf deploy done in" in out
+    # cdktf's own stack prefix is not doubled.
+    assert "mlflow-dev | deploy complete" in out
+    assert "deploy finished (dev): bootstrap-dev, mlflow-dev, databricks-dev" in out
+
+
+def test_lock_timeout_reaches_terraform_apply(
+    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TF_CLI_ARGS_apply", "-parallelism=4")
+    rc, _, err = ops(
+        root,
+        monkeypatch,
+        capsys,
+        "deploy",
+        "--env",
+        "dev",
+        "--stack",
+        "mlflow",
+        "--auto-approve",
+        "--lock-timeout",
+        "10m",
+    )
+    assert rc == 0, err
+    [call] = read_log(fake_cdktf)
+    assert call["tf_cli_args"] == {"TF_CLI_ARGS_apply": "-parallelism=4 -lock-timeout=10m"}
+
+
+def test_order_follows_the_manifest_dependencies() -> None:
+    manifest = {
+        "stacks": {
+            "bootstrap-dev": {"dependencies": []},
+            "mlflow-dev": {"dependencies": ["databricks-dev"]},
+            "databricks-dev": {"dependencies": ["bootstrap-dev"]},
+        }
+    }
+    assert stack_order(manifest, ORDER) == ["bootstrap-dev", "databricks-dev", "mlflow-dev"]
+    # A dependency that is not selected does not hold the others back.
+    assert stack_order(manifest, ["mlflow-dev"]) == ["mlflow-dev"]
+    no_dependencies: dict[str, Any] = {"stacks": {name: {"dependencies": []} for name in ORDER}}
+    assert stack_order(no_dependencies, list(reversed(ORDER))) == ORDER
+    with pytest.raises(CommandError, match="not synthesized: mlflow-tst"):
+        stack_order(no_dependencies, ["mlflow-tst"])
+    cycle = {
+        "stacks": {
+            "bootstrap-dev": {"dependencies": ["mlflow-dev"]},
+            "mlflow-dev": {"dependencies": ["bootstrap-dev"]},
+        }
+    }
+    with pytest.raises(CommandError, match="cycle"):
+        stack_order(cycle, ["bootstrap-dev", "mlflow-dev"])
+
+
+def test_deploy_and_destroy_follow_the_synthesized_dependencies(
+    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_outdir(root, dependencies={"mlflow-dev": ["databricks-dev"], "databricks-dev": ["bootstrap-dev"]})
+    assert ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve")[0] == 0
+    assert stacks_called(fake_cdktf) == ["bootstrap-dev", "databricks-dev", "mlflow-dev"]
+    assert ops(root, monkeypatch, capsys, "destroy", "--env", "dev", "--auto-approve")[0] == 0
+    assert stacks_called(fake_cdktf)[3:] == ["mlflow-dev", "databricks-dev"]
+
+
+def test_deploy_asks_first_and_only_the_environment_name_confirms(
+    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", answer="yes\n")
+    assert rc == 1
+    assert "Deploy 3 stack(s) in environment 'dev', in this order: " + ", ".join(ORDER) in out
+    assert "Type 'dev' to continue" in out
+    assert "answer was not 'dev': nothing done" in err
+    assert read_log(fake_cdktf) == []
+
+    rc, _, _ = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", answer="dev\n")
+    assert rc == 0
+    assert stacks_called(fake_cdktf) == ORDER
+
+
+def test_deploy_without_stdin_does_nothing(
+    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, _, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev")
+    assert rc == 1
+    assert "no answer on standard input: nothing done (AUTO_APPROVE=1" in err
+    assert read_log(fake_cdktf) == []
+
+
+def test_prompt_shows_a_current_plan(
+    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outdir = fake_outdir(root)
+    plans = root / "plans"
+    plans.mkdir()
+    source = plan.source_hash(outdir / "stacks" / "mlflow-dev")
+    (plans / "mlflow-dev.json").write_text(
+        json.dumps({"line": "3 to add, 0 to change, 0 to destroy", "source_sha256": source, "planned_at": 0})
+    )
+    rc, out, _ = ops(root, monkeypatch, capsys, "deploy", "--env", "dev")
+    assert rc == 1
+    assert "  mlflow-dev: 3 to add, 0 to change, 0 to destroy (planned" in out
+    assert "  bootstrap-dev: no current plan (run `make plan ENV=dev` to review)" in out
+
+
+def test_a_failed_stack_stops_the_ones_after_it(
+    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FAKE_FAIL", "mlflow-dev")
+    rc, _, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve")
+    assert rc == 1
+    assert stacks_called(fake_cdktf) == ["bootstrap-dev", "mlflow-dev"]
+    assert "mlflow-dev | mlflow-dev  Error: creating S3 Bucket: AccessDenied" in err
+    assert "deploy stopped: mlflow-dev failed; not run: databricks-dev" in err
+
+
+def test_diff_runs_cdktf_diff_once_per_stack_without_approval(
+    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ("diff", "--env", "dev", "--stack", "databricks", "mlflow", "--migrate-state")
+    assert ops(root, monkeypatch, capsys, *argv)[0] == 0
+    calls = read_log(fake_cdktf)
+    assert [c["args"][:2] for c in calls] == [["diff", "mlflow-dev"], ["diff", "databricks-dev"]]
+    assert all("--auto-approve" not in c["args"] and "--migrate-state" in c["args"] for c in calls)
+    assert all(c["tf_cli_args"] == {"TF_CLI_ARGS_plan": "-lock-timeout=0s"} for c in calls)
+
+
+def test_destroy_goes_in_reverse_order_and_spares_bootstrap_unless_named(
+    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = ops(root, monkeypatch, capsys, "destroy", "--env", "dev", answer="destroy dev\n")
+    assert rc == 0, err
+    assert "DESTROY every resource of 2 stack(s) in environment 'dev'" in out
+    assert stacks_called(fake_cdktf) == ["databricks-dev", "mlflow-dev"]
+
+    rc, _, _ = ops(
+        root, monkeypatch, capsys, "destroy", "--env", "dev", "--stack", "bootstrap", "--auto-approve"
+    )
+    assert rc == 0
+    assert stacks_called(fake_cdktf)[-1] == "bootstrap-dev"
+
+
+def test_destroy_needs_the_exact_phrase(
+    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, _, _ = ops(root, monkeypatch, capsys, "destroy", "--env", "dev", answer="dev\n")
+    assert rc == 1
+    assert read_log(fake_cdktf) == []
+
+
+def test_destroy_refuses_production_unless_forced(
+    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, _, err = ops(root, monkeypatch, capsys, "destroy", "--env", "prd", "--auto-approve")
+    assert rc == 2
+    assert "refusing to destroy production environment 'prd'" in err
+    assert "FORCE_PRD=1" in err
+    assert read_log(fake_cdktf) == []
+
+    rc, _, _ = ops(
+        root, monkeypatch, capsys, "destroy", "--env", "prd", "--auto-approve", "--force-production"
+    )
+    assert rc == 0
+    assert stacks_called(fake_cdktf) == ["databricks-prd", "mlflow-prd"]
+
+
+def test_production_comes_from_the_loaded_environment(
+    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever the name: ``is_production = true`` in the environment's file is what counts."""
+    for directory, suffix in (("env_specific_vars", "tfvars"), ("backend_configs", "config")):
+        text = (root / directory / f"prd.{suffix}").read_text()
+        (root / directory / f"qa.{suffix}").write_text(text.replace("prd", "qa"))
+    fake_outdir(root, env="qa")
+    rc, _, err = ops(root, monkeypatch, capsys, "destroy", "--env", "qa", "--auto-approve")
+    assert rc == 2, err
+    assert "refusing to destroy production environment 'qa' (env_specific_vars/qa.tfvars" in err
+    assert read_log(fake_cdktf) == []
+
+
+def test_destroy_refuses_when_the_configuration_does_not_load(
+    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (root / "env_specific_vars" / "dev.tfvars").write_text("is_production = \n")
+    rc, _, err = ops(root, monkeypatch, capsys, "destroy", "--env", "dev", "--auto-approve")
+    assert rc == 2
+    assert err.startswith("error: env_specific_vars/dev.tfvars")
+    assert "Traceback" not in err
+    assert read_log(fake_cdktf) == []
+
+    shutil.copy(ROOT / "env_specific_vars" / "dev.tfvars", root / "env_specific_vars" / "dev.tfvars")
+    rc, _, err = ops(root, monkeypatch, capsys, "destroy", "--env", "nope", "--auto-approve")
+    assert rc == 2
+    assert "--env: unknown environment 'nope'" in err
+
+
+def _make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+
+def _last_line(*args: str) -> list[str]:
+    """The words of the last command ``make -n`` prints (the ops call)."""
+    proc = _make("-n", *args)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()[-1].split()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make not installed")
+def test_make_targets_pass_the_variables_through() -> None:
+    words = _last_line("deploy", "ENV=tst", "STACK=mlflow,databricks", "AUTO_APPROVE=1")
+    assert words[1:] == [
+        "-m", "ops", "deploy", "--env", "tst", "--stack", "mlflow", "databricks", "--lock-timeout", "0s", "--auto-approve"
+    ]  # fmt: skip
+    words = _last_line("destroy", "ENV=prd", "FORCE_PRD=1")
+    assert words[3:] == ["destroy", "--env", "prd", "--lock-timeout", "0s", "--force-production"]
+    words = _last_line("diff", "ENV=dev", "MIGRATE_STATE=1", "LOCK_TIMEOUT=5m")
+    assert words[3:] == ["diff", "--env", "dev", "--lock-timeout", "5m", "--migrate-state"]
+    words = _last_line("plan", "ENV=dev", "STACK=databricks", "RECONFIGURE=1")
+    assert words[3:] == [
+        "plan",
+        "--env",
+        "dev",
+        "--stack",
+        "databricks",
+        "--lock-timeout",
+        "0s",
+        "--reconfigure",
+    ]
+    words = _last_line("state-unlock", "ENV=dev", "STACK=mlflow", "LOCK_ID=abc")
+    assert words[3:] == ["state", "unlock", "--env", "dev", "--stack", "mlflow", "--lock-id", "abc"]
+    assert _last_line("state-migrate", "ENV=dev")[3:] == ["state", "migrate", "--env", "dev"]
+    assert _last_line("synth", "ENV=dev,tst")[3:] == ["synth", "--env", "dev", "tst"]
+    assert _last_line("bench", "SELECTION=1")[3:] == ["bench", "--runs", "3", "--selection"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make not installed")
+@pytest.mark.parametrize("target", ["plan", "deploy", "diff", "destroy", "state-migrate", "state-unlock"])
+def test_make_targets_need_an_environment(target: str) -> None:
+    proc = _make(target)
+    assert proc.returncode == 2
+    assert f"usage: make {target} ENV=<env>" in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make not installed")
+def test_make_help_lists_each_target_with_its_variables() -> None:
+    proc = _make("help")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ")}
+    expected = {
+        "synth": ["ENV=", "STACK="],
+        "plan": ["ENV=", "STACK=", "LOCK_TIMEOUT=", "RECONFIGURE=1"],
+        "deploy": ["ENV=", "STACK=", "LOCK_TIMEOUT=", "AUTO_APPROVE=1", "MIGRATE_STATE=1"],
+        "destroy": ["ENV=", "STACK=", "AUTO_APPROVE=1", "FORCE_PRD=1"],
+        "state-unlock": ["ENV=", "STACK=", "LOCK_ID="],
+        "state-migrate": ["ENV="],
+        "diff": ["ENV=", "STACK=", "MIGRATE_STATE=1"],
+    }
+    for target in ("setup", "test", "policy", "diagram", "bench", "fmt", "lint", "docs", "clean", *expected):
+        assert target in rows, f"make help does not list {target}"
+    for target, variables in expected.items():
+        assert all(v in rows[target].split() for v in variables), rows[target]
+    # ... and says what each variable means.
+    for variable in ("ENV", "STACK", "LOCK_TIMEOUT", "AUTO_APPROVE", "FORCE_PRD", "MIGRATE_STATE", "LOCK_ID"):
+        assert len(rows[variable].split()) > 2, rows[variable]
+
+
+@pytest.mark.skipif(
+    shutil.which("terraform") is None or not (ROOT / "node_modules" / ".bin" / "cdktf").exists(),
+    reason="needs Terraform and the pinned cdktf CLI (make setup)",
+)
+def test_real_cdktf_deploy_and_destroy_of_provider_free_stacks(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The arguments we pass are ones cdktf 0.21 accepts, end to end, with a local backend: a stack
+    whose dependency is recorded in the manifest, deployed alone, and the lock timeout variable."""
+    rc_file = root / "empty.tfrc"
+    rc_file.write_text("")
+    for key, value in {
+        "TF_CLI_CONFIG_FILE": str(rc_file),
+        "CHECKPOINT_DISABLE": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MLOPS_CDKTF", raising=False)
+    monkeypatch.delenv("TERRAFORM_BINARY_NAME", raising=False)
+    outdir = fake_outdir(root, kinds=("bootstrap", "mlflow"), dependencies={"mlflow-dev": ["bootstrap-dev"]})
+    state = root / "mlflow-dev.tfstate"
+    (outdir / "stacks" / "mlflow-dev" / "cdk.tf.json").write_text(
+        json.dumps(
+            {
+                "//": {"metadata": {"backend": "local", "stackName": "mlflow-dev", "version": "0.21.0"}},
+                "terraform": {"backend": {"local": {"path": str(state)}}},
+                "resource": {"terraform_data": {"marker": {"input": "deployed by test"}}},
+            }
+        )
+    )
+    argv = ("--env", "dev", "--stack", "mlflow", "--lock-timeout", "5s")
+    rc, out, err = ops(root, monkeypatch, capsys, "deploy", *argv, "--auto-approve")
+    assert rc == 0, out + err
+    assert "Apply complete! Resources: 1 added" in out
+    assert json.loads(state.read_text())["resources"][0]["type"] == "terraform_data"
+
+    rc, out, err = ops(root, monkeypatch, capsys, "destroy", *argv, answer="destroy dev\n")
+    assert rc == 0, out + err
+    assert json.loads(state.read_text())["resources"] == []
+    assert os.environ.get("MLOPS_CDKTF") is None

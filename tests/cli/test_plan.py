@@ -1,0 +1,216 @@
+"""``ops plan``: summaries from Terraform's ``change_summary``, order, error prefixing, the PR
+comment's Markdown.
+
+A fake ``terraform`` stands in for the real one where provider plugins would be needed; one test
+runs the real Terraform CLI on a provider-free stack to check the ``plan -json`` contract.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ops import cli, plan
+from ops.synth import Target
+from tests.cli.support import FAKE_TERRAFORM, fake_outdir, read_log, write_tool
+from tests.conftest import Synthesized
+
+STACKS = ("bootstrap-dev", "mlflow-dev", "databricks-dev")
+
+
+@pytest.fixture
+def fake_tf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    tool = write_tool(tmp_path / "bin", "terraform", FAKE_TERRAFORM)
+    monkeypatch.setenv("TERRAFORM_BINARY_NAME", str(tool))
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.jsonl"))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    return tmp_path / "calls.jsonl"
+
+
+def run_plan(
+    root: Path, capsys: pytest.CaptureFixture[str], *extra: str, env: str = "dev"
+) -> tuple[int, str, str]:
+    rc = cli.main(["--root", str(root), "plan", "--env", env, "--no-synth", *extra])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def test_summary_is_terraforms_change_summary() -> None:
+    messages = plan.ui_messages(
+        "\n".join(
+            [
+                json.dumps({"type": "version", "@message": "Terraform 1.11.4"}),
+                "not json",
+                json.dumps(
+                    {
+                        "type": "change_summary",
+                        "@message": "Plan: 4 to add, 1 to change, 3 to destroy, 1 to import.",
+                        "changes": {"add": 4, "change": 1, "remove": 3, "import": 1, "operation": "plan"},
+                    }
+                ),
+            ]
+        )
+    )
+    summary = plan.change_summary(messages)
+    assert summary == plan.PlanSummary(add=4, change=1, destroy=3, imports=1)
+    assert summary.line() == "4 to add, 1 to change, 3 to destroy, 1 to import"
+    assert plan.PlanSummary().line() == "no changes"
+    assert plan.change_summary(messages[:1]) is None
+
+
+def test_unknown_kind_is_a_usage_error(
+    tmp_path: Path, fake_tf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_plan(tmp_path, capsys, "--stack", "mlflow", "network")
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'network'" in capsys.readouterr().err
+    assert read_log(fake_tf) == []
+
+
+def test_plans_every_stack_in_order_with_one_summary_line_each(
+    tmp_path: Path, fake_tf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_outdir(tmp_path)
+    rc, out, err = run_plan(tmp_path, capsys, "--lock-timeout", "10m")
+    assert rc == 0, err
+    calls = [(c["stack"], c["args"][0]) for c in read_log(fake_tf)]
+    assert calls == [(stack, step) for stack in STACKS for step in ("init", "plan")]
+    plan_args = next(c["args"] for c in read_log(fake_tf) if c["args"][0] == "plan")
+    assert {"-input=false", "-json", "-lock-timeout=10m"} <= set(plan_args)
+    assert any(a.startswith("-out=") and a.endswith("bootstrap-dev.tfplan") for a in plan_args)
+    for stack in STACKS:
+        assert f"{stack} | Plan: 1 to add, 0 to change, 0 to destroy" in out
+        assert f"==> {stack} (dev): terraform plan done in" in out
+    assert "plan summary (dev):" in out
+    # Terraform's messages are shown as text, behind the stack name.
+    assert "mlflow-dev | terraform_data.x: Plan to create" in out
+
+
+def test_terraform_errors_are_shown_behind_the_stack_name_and_other_stacks_go_on(
+    tmp_path: Path, fake_tf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_outdir(tmp_path)
+    monkeypatch.setenv("FAKE_FAIL", "mlflow-dev:plan")
+    rc, out, err = run_plan(tmp_path, capsys, "--markdown", str(tmp_path / "comment.md"))
+    assert rc == 1
+    assert "mlflow-dev | Error: Failed to get existing workspaces" in err
+    assert "mlflow-dev |   S3 bucket does not exist." in err
+    assert "==> mlflow-dev (dev): terraform plan FAILED (exit 1)" in out
+    assert "databricks-dev | Plan: 1 to add" in out
+    assert "mlflow-dev      FAILED at terraform plan" in out
+    comment = (tmp_path / "comment.md").read_text()
+    assert "| `mlflow-dev` | | | | :x: failed at terraform plan" in comment
+    assert "| `bootstrap-dev` | 1 | 0 | 0 | 1 to add, 0 to change, 0 to destroy |" in comment
+
+
+def test_a_failed_init_shows_its_whole_output(
+    tmp_path: Path, fake_tf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_outdir(tmp_path, kinds=("bootstrap",))
+    monkeypatch.setenv("FAKE_FAIL", "bootstrap-dev:init")
+    rc, _, err = run_plan(tmp_path, capsys, "--stack", "bootstrap")
+    assert rc == 1
+    assert "bootstrap-dev | Initializing the backend..." in err
+    assert "bootstrap-dev | │ Error:" in err
+    assert [c["args"][0] for c in read_log(fake_tf)] == ["init"]
+
+
+def test_missing_stack_directory_is_reported(
+    tmp_path: Path, fake_tf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_outdir(tmp_path, kinds=("bootstrap",))
+    rc, _, err = run_plan(tmp_path, capsys, "--stack", "bootstrap", "mlflow")
+    assert rc == 1
+    assert "mlflow-dev | not synthesized" in err
+
+
+def test_markdown_has_a_table_and_the_plan_text(
+    tmp_path: Path, fake_tf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_outdir(tmp_path, env="tst")
+    monkeypatch.setenv("FAKE_CHANGES", json.dumps({"add": 0, "change": 2, "remove": 1, "import": 0}))
+    rc, _, _ = run_plan(tmp_path, capsys, "--markdown", str(tmp_path / "tst.md"), env="tst")
+    assert rc == 0
+    text = (tmp_path / "tst.md").read_text()
+    assert text.startswith("#### Environment `tst`")
+    assert "| `databricks-tst` | 0 | 2 | 1 | 0 to add, 2 to change, 1 to destroy |" in text
+    assert "<details><summary><code>bootstrap-tst</code>: 0 to add" in text
+    assert "# plan text of bootstrap-tst" in text
+
+
+def test_github_step_summary_is_appended(
+    tmp_path: Path, fake_tf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_outdir(tmp_path)
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert run_plan(tmp_path, capsys)[0] == 0
+    assert "| `mlflow-dev` | 1 | 0 | 0 |" in summary.read_text()
+
+
+def test_recorded_plan_is_dropped_when_the_code_changes(
+    tmp_path: Path, fake_tf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outdir = fake_outdir(tmp_path, kinds=("bootstrap",))
+    assert run_plan(tmp_path, capsys, "--stack", "bootstrap")[0] == 0
+    target = Target("bootstrap", "dev", outdir)
+    record = plan.recorded_plan(tmp_path / "plans", target)
+    assert record is not None
+    assert record["line"] == "1 to add, 0 to change, 0 to destroy"
+    (target.directory / "cdk.tf.json").write_text("{}")
+    assert plan.recorded_plan(tmp_path / "plans", target) is None
+
+
+def test_every_synthesized_stack_can_be_planned(
+    synth: Synthesized, fake_tf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ops plan`` finds each real stack directory the app synthesizes (fake terraform)."""
+    for env in sorted({s.rsplit("-", 1)[1] for s in synth.stack_names()}):
+        rc, _, err = run_plan(synth.outdir.parent, capsys, env=env)
+        assert rc == 0, err
+    assert sorted({c["stack"] for c in read_log(fake_tf)}) == synth.stack_names()
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="Terraform CLI not installed")
+def test_real_terraform_plan_of_a_provider_free_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Real ``terraform init/plan -json/show`` (terraform_data is built in: no download)."""
+    rc_file = tmp_path / "empty.tfrc"
+    rc_file.write_text("")
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(rc_file))
+    monkeypatch.setenv("CHECKPOINT_DISABLE", "1")
+    monkeypatch.delenv("TERRAFORM_BINARY_NAME", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    stack_dir = tmp_path / "cdktf.out" / "stacks" / "bootstrap-dev"
+    stack_dir.mkdir(parents=True)
+    (stack_dir / "cdk.tf.json").write_text(
+        json.dumps(
+            {
+                "terraform": {"backend": {"local": {"path": str(tmp_path / "state.tfstate")}}},
+                "resource": {
+                    "terraform_data": {
+                        "a": {"input": "x"},
+                        "b": {"input": "${terraform_data.a.output}"},
+                    }
+                },
+            }
+        )
+    )
+    rc, out, err = run_plan(tmp_path, capsys, "--stack", "bootstrap", "--markdown", str(tmp_path / "dev.md"))
+    assert rc == 0, err
+    assert "bootstrap-dev | Plan: 2 to add, 0 to change, 0 to destroy" in out
+    assert "bootstrap-dev | terraform_data.a: Plan to create" in out
+    assert "# terraform_data.a will be created" in (tmp_path / "dev.md").read_text()
+    assert (tmp_path / "plans" / "bootstrap-dev.tfplan").is_file()
+
+    broken = json.loads((stack_dir / "cdk.tf.json").read_text())
+    broken["resource"]["terraform_data"]["b"]["input"] = "${bad}"
+    (stack_dir / "cdk.tf.json").write_text(json.dumps(broken))
+    rc, out, err = run_plan(tmp_path, capsys, "--stack", "bootstrap")
+    assert rc == 1
+    assert "bootstrap-dev | Error: Invalid reference" in err

@@ -1,0 +1,178 @@
+"""The runner every command uses, ``ops fmt`` / ``ops lint`` helpers, the benchmark's memory
+probe, and ``ops policy``'s handling of checkov's report (with a fake checkov)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ops import bench, lint, policy
+from ops.runner import CommandError, Terraform, execute
+from tests.cli.support import Captured, write_tool
+
+
+@pytest.fixture
+def quiet_terraform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rc_file = tmp_path / "empty.tfrc"
+    rc_file.write_text("")
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(rc_file))
+    monkeypatch.setenv("CHECKPOINT_DISABLE", "1")
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="Terraform CLI not installed")
+@pytest.mark.usefixtures("quiet_terraform")
+def test_terraform_fmt_covers_tfvars_and_backend_configs(tmp_path: Path) -> None:
+    (tmp_path / "env_specific_vars").mkdir()
+    (tmp_path / "backend_configs").mkdir()
+    tfvars = tmp_path / "env_specific_vars" / "qa.tfvars"
+    config = tmp_path / "backend_configs" / "qa.config"
+    tfvars.write_text('environment = "qa"\nis_production=false\n')
+    config.write_text('bucket = "b"\nuse_lockfile   = true\n')
+    problems = lint.format_hcl(check=True, root=tmp_path)
+    assert [p.splitlines()[0] for p in problems] == [
+        "backend_configs/qa.config: not formatted (make fmt)",
+        "env_specific_vars/qa.tfvars: not formatted (make fmt)",
+    ]
+    assert "+is_production = false" in problems[1]
+    assert lint.format_hcl(check=False, root=tmp_path) == [
+        "backend_configs/qa.config: formatted",
+        "env_specific_vars/qa.tfvars: formatted",
+    ]
+    assert config.read_text() == 'bucket       = "b"\nuse_lockfile = true\n'
+    assert lint.format_hcl(check=True, root=tmp_path) == []
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="Terraform CLI not installed")
+@pytest.mark.usefixtures("quiet_terraform")
+def test_shipped_environment_files_are_formatted() -> None:
+    from tests.conftest import ROOT
+
+    assert lint.format_hcl(check=True, root=ROOT) == []
+
+
+def test_a_missing_linter_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(lint, "TOOLS_BIN", tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = lint.zizmor()
+    assert result.missing and not result.ok
+    assert "run `make test`" in result.output
+    assert lint.actionlint() is None
+
+
+def test_memory_probe_counts_the_child_processes() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; x = bytearray(64 * 2**20); time.sleep(5)"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            if bench.tree_rss_kib(child.pid) > 64 * 1024:
+                break
+            subprocess.run(["sleep", "0.05"], check=True)
+        own = bench.tree_rss_kib(child.pid)
+        tree = bench.tree_rss_kib(os.getpid())
+        assert own > 64 * 1024
+        assert tree >= own
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_benchmark_sample_sees_the_largest_process() -> None:
+    sample = bench.measure([sys.executable, "-c", "import time; x = bytearray(96 * 2**20); time.sleep(0.5)"])
+    assert sample.process_mib > 96
+    assert sample.tree_mib >= sample.process_mib * 0.5
+    assert 0.5 <= sample.seconds < 30
+
+
+def test_long_steps_report_progress_and_prefix_every_line(tmp_path: Path) -> None:
+    console = Captured()
+    script = "import sys, time; print('out line'); print('err line', file=sys.stderr); time.sleep(0.5)"
+    result = console.run(
+        [sys.executable, "-c", script],
+        label="mlflow-tst",
+        env_name="tst",
+        step="terraform plan",
+        cwd=tmp_path,
+        heartbeat=0.1,
+    )
+    assert result.ok
+    assert "==> mlflow-tst (tst): terraform plan ..." in console.stdout
+    assert "==> mlflow-tst (tst): terraform plan still running (0 s)" in console.stdout
+    assert "mlflow-tst | out line" in console.stdout
+    assert "mlflow-tst | err line" in console.stderr
+    assert "==> mlflow-tst (tst): terraform plan done in" in console.stdout
+
+
+def test_a_missing_tool_is_one_prefixed_line(tmp_path: Path) -> None:
+    console = Captured()
+    result = console.run(
+        [str(tmp_path / "no-such-terraform"), "init"],
+        label="bootstrap-dev",
+        env_name="dev",
+        step="init",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 127
+    assert "bootstrap-dev | " in console.stderr and "command not found" in console.stderr
+
+
+def test_the_runner_feeds_stdin_and_enforces_its_timeout(tmp_path: Path) -> None:
+    echoed = execute(
+        [sys.executable, "-c", "import sys; print(sys.stdin.read().upper())"], cwd=tmp_path, input_text="abc"
+    )
+    assert echoed.stdout == "ABC"
+    with pytest.raises(subprocess.TimeoutExpired):
+        execute([sys.executable, "-c", "import time; time.sleep(30)"], cwd=tmp_path, timeout=0.3)
+
+
+def test_terraform_failures_say_what_failed(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="not found on PATH"):
+        Terraform(tmp_path, binary=str(tmp_path / "no-terraform")).run("version")
+    failing = write_tool(
+        tmp_path / "bin", "terraform", "import sys; print('Error: boom', file=sys.stderr); sys.exit(3)"
+    )
+    with pytest.raises(CommandError, match=r"failed in .* \(exit 3\):\n    Error: boom"):
+        Terraform(tmp_path, binary=str(failing)).run("init")
+    assert Terraform(tmp_path, binary=str(failing)).run("init", check=False).returncode == 3
+
+
+FAKE_CHECKOV = r"""
+import json, sys
+files = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "-f"]
+failed = [
+    # A resource check, named by its block: the runner maps its first line to the address.
+    {"check_id": "CKV_AWS_1", "check_name": "explained", "file_abs_path": files[0],
+     "resource": "resource.aws_s3_bucket", "file_line_range": [4, 9]},
+    {"check_id": "CKV_AWS_2", "check_name": "nobody said why", "file_abs_path": files[0],
+     "resource": "aws_s3_bucket.logs[0]", "file_line_range": [4, 9]},
+]
+print(json.dumps([{"check_type": "terraform_json", "results": {"failed_checks": failed},
+                   "summary": {"passed": 7, "parsing_errors": 0}}]))
+"""
+
+
+def test_policy_applies_recorded_skips_and_reports_stale_ones(tmp_path: Path) -> None:
+    stack_dir = tmp_path / "stacks" / "mlflow-dev"
+    stack_dir.mkdir(parents=True)
+    skips = [{"id": "CKV_AWS_1", "comment": "a reason"}, {"id": "CKV_AWS_9", "comment": "no longer found"}]
+    doc = {"resource": {"aws_s3_bucket": {"logs": {"//": {"checkov": {"skip": skips}}, "bucket": "b"}}}}
+    (stack_dir / "cdk.tf.json").write_text(json.dumps(doc, indent=2))
+    checkov = write_tool(tmp_path / "bin", "checkov", FAKE_CHECKOV)
+
+    report = policy.findings(tmp_path, ["mlflow-dev"], checkov)
+    assert report.passed == 7
+    assert report.unexplained == ("mlflow-dev: aws_s3_bucket.logs: CKV_AWS_2 nobody said why",)
+    assert report.stale == ("mlflow-dev: aws_s3_bucket.logs: CKV_AWS_9",)
+    assert not report.ok
+
+
+def test_policy_without_the_tool_venv_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="run `make test`"):
+        policy.findings(tmp_path, [], tmp_path / "no-such-venv" / "bin" / "checkov")
