@@ -25,7 +25,6 @@ import itertools
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -35,6 +34,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ops.runner import CommandError, execute
 from platform_config import naming
 
 ARCHITECTURE_DIR = Path("docs/architecture")
@@ -960,7 +960,9 @@ def write(files: Mapping[Path, str], root: Path, dot_binary: str) -> list[Path]:
         written.append(path)
         if path.suffix == ".dot":
             svg = path.with_suffix(".svg")
-            subprocess.run([dot_binary, "-Tsvg", "-o", str(root / svg), str(root / path)], check=True)
+            result = execute([dot_binary, "-Tsvg", "-o", str(root / svg), str(root / path)], cwd=root)
+            if not result.ok:
+                raise CommandError(f"{dot_binary} could not render {path}:\n{result.stderr.strip()}")
             written.append(svg)
     return written
 
