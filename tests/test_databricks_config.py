@@ -53,7 +53,7 @@ def test_minimal_block_loads_with_the_template_defaults() -> None:
     assert s.batch_inference.schedule.cron == "0 0 11 * * ?"
     assert s.job_cluster.spark_version == "15.3.x-cpu-ml-scala2.12"
     assert s.job_cluster.num_workers == 3 and s.job_cluster.data_security_mode == "SINGLE_USER"
-    assert s.node_type_id == "Standard_D3_v2"
+    assert env.names.databricks.node_type_id == "Standard_D3_v2"
     assert s.model_execute_principals == ("account users",)
     assert s.experiment_read_groups == ("users",)
     assert s.job_permissions is False
@@ -67,7 +67,7 @@ def test_minimal_block_loads_with_the_template_defaults() -> None:
 ])  # fmt: skip
 def test_each_cloud_picks_its_node_type(cloud: str, host: str) -> None:
     (env,) = load_variants({"dev": (block(cloud=cloud, host=host), "dev")})
-    assert env.settings.databricks.node_type_id == DEFAULT_NODE_TYPES[cloud]
+    assert env.names.databricks.node_type_id == DEFAULT_NODE_TYPES[cloud]
     assert DEFAULT_NODE_TYPES == {"azure": "Standard_D3_v2", "aws": "i3.xlarge", "gcp": "n2-highmem-4"}
 
 
