@@ -10,7 +10,7 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from platform_config import naming
-from tests.config_support import ConfigFiles
+from tests.fixtures.envs import ConfigFiles
 from tests.conftest import Synthesized
 
 ENVS = ["dev", "tst", "prd"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from platform_config import naming
 from stacks.app import summary, synthesize
-from tests.config_support import ConfigFiles, add_environment
+from tests.fixtures.envs import ConfigFiles, add_environment
 from tests.conftest import ROOT, Synthesized
 
 
