@@ -201,9 +201,16 @@ def _validate_model(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
+        errors = exc.errors()
+        for err in errors:
+            if err["type"] == "too_short" and _has_item_errors(err["loc"], errors):
+                continue  # pydantic counts only the valid items: the bad item is the one problem
             problems.append(Problem(file, _loc(err["loc"]), _message(err)))
         return None
+
+
+def _has_item_errors(loc: tuple[int | str, ...], errors: list[Any]) -> bool:
+    return any(len(e["loc"]) > len(loc) and e["loc"][: len(loc)] == loc for e in errors)
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

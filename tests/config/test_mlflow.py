@@ -57,6 +57,8 @@ def test_a_disabled_cache_needs_no_failover_in_production() -> None:
 
 @pytest.mark.parametrize(("key", "value", "problem"), [
     ("server.instance_typo", "t3.medium", "mlflow.server.instance_typo: unknown key"),
+    ("load_balancer.ingress_cidrs", ["203.0.113.0/33"],
+     "mlflow.load_balancer.ingress_cidrs[0]: '203.0.113.0/33' is not a valid CIDR block"),
     ("load_balancer.ingress_cidrs", [], "mlflow.load_balancer.ingress_cidrs: Tuple should have at least 1 item"),
     ("alerts.emails", ["not-an-address"], "mlflow.alerts.emails[0]: 'not-an-address' is not an e-mail address"),
     ("database.performance_insights", True, "mlflow.database: performance_insights is not available on db.t3.micro"),
