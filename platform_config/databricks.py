@@ -3,7 +3,7 @@
 Every value a Databricks Asset Bundle made from the databricks/mlops-stacks template would hold in
 ``databricks.yml`` and its resource files, checked before synthesis. Keys left unset take the
 template's values; names that derive from others (catalog, schema, model, experiment, files root)
-are derived in ``platform_config.naming``.
+are derived in ``platform_config.resolved``; rules across keys are in ``platform_config.rules``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,11 @@ import re
 import uuid
 import zoneinfo
 from functools import cache
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from platform_config.types import Bool, Frozen, Int, Str
-
-if TYPE_CHECKING:
-    from platform_config.environment import EnvironmentSettings
+from platform_config.types import Bool, Frozen, Int, Kind, Str
 
 Cloud = Literal["azure", "aws", "gcp"]
 
@@ -28,17 +25,17 @@ DEFAULT_NODE_TYPES: dict[str, str] = {"azure": "Standard_D3_v2", "aws": "i3.xlar
 # Pinned, not "latest": a runtime change must be a reviewed diff, never a silent drift.
 DEFAULT_SPARK_VERSION = "15.3.x-cpu-ml-scala2.12"
 
-_HOST_SUFFIXES: dict[str, tuple[str, ...]] = {
+HOST_SUFFIXES: dict[str, tuple[str, ...]] = {
     "azure": (".azuredatabricks.net",),
     "aws": (".cloud.databricks.com",),
     "gcp": (".gcp.databricks.com",),
 }
-_STORAGE_SCHEMES: dict[str, tuple[str, ...]] = {
+STORAGE_SCHEMES: dict[str, tuple[str, ...]] = {
     "azure": ("abfss://",),
     "aws": ("s3://",),
     "gcp": ("gs://",),
 }
-_NODE_TYPE_PATTERNS: dict[str, re.Pattern[str]] = {
+NODE_TYPE_PATTERNS: dict[str, re.Pattern[str]] = {
     "azure": re.compile(r"^Standard_[A-Za-z0-9_]+$"),
     "aws": re.compile(r"^[a-z][a-z0-9-]*\.[0-9a-z]+$"),
     "gcp": re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$"),
@@ -161,21 +158,21 @@ def _is_uuid(value: str) -> bool:
         return False
 
 
-Host = Annotated[Str, AfterValidator(_host)]
-Name = Annotated[Str, AfterValidator(_name)]
-Identifier = Annotated[Str, AfterValidator(_identifier)]
-Table = Annotated[Str, AfterValidator(_table)]
-PrincipalName = Annotated[Str, AfterValidator(_principal_name)]
-Email = Annotated[Str, AfterValidator(_email)]
-ApplicationId = Annotated[Str, AfterValidator(_application_id)]
-AbsolutePath = Annotated[Str, AfterValidator(_absolute_path)]
-NotebookPath = Annotated[Str, AfterValidator(_notebook_path)]
-TaskKey = Annotated[Str, AfterValidator(_task_key)]
-ClusterId = Annotated[Str, AfterValidator(_cluster_id)]
-SparkVersion = Annotated[Str, AfterValidator(_spark_version)]
-TimeZone = Annotated[Str, AfterValidator(_timezone)]
-QuartzCron = Annotated[Str, AfterValidator(_cron)]
-GroupName = Annotated[Str, Field(min_length=1, max_length=255)]
+Host = Annotated[Str, AfterValidator(_host), Kind("workspace URL")]
+Name = Annotated[Str, AfterValidator(_name), Kind("lowercase name")]
+Identifier = Annotated[Str, AfterValidator(_identifier), Kind("Unity Catalog identifier")]
+Table = Annotated[Str, AfterValidator(_table), Kind("three-part table name")]
+PrincipalName = Annotated[Str, AfterValidator(_principal_name), Kind("user e-mail or application id")]
+Email = Annotated[Str, AfterValidator(_email), Kind("e-mail address")]
+ApplicationId = Annotated[Str, AfterValidator(_application_id), Kind("application id (UUID)")]
+AbsolutePath = Annotated[Str, AfterValidator(_absolute_path), Kind("absolute workspace path")]
+NotebookPath = Annotated[Str, AfterValidator(_notebook_path), Kind("notebook path")]
+TaskKey = Annotated[Str, AfterValidator(_task_key), Kind("task key")]
+ClusterId = Annotated[Str, AfterValidator(_cluster_id), Kind("cluster id")]
+SparkVersion = Annotated[Str, AfterValidator(_spark_version), Kind("ML runtime version")]
+TimeZone = Annotated[Str, AfterValidator(_timezone), Kind("time zone id")]
+QuartzCron = Annotated[Str, AfterValidator(_cron), Kind("Quartz cron expression")]
+GroupName = Annotated[Str, Field(min_length=1, max_length=255), Kind("principal or group name")]
 
 
 # --- Quartz cron ---------------------------------------------------------------------------------
@@ -279,198 +276,209 @@ def _cron_value(text: str, names: list[str]) -> int | None:
 class Schedule(Frozen):
     """A job's trigger. Outside production it is synthesized paused, as bundle development mode does."""
 
-    cron: QuartzCron
-    timezone: TimeZone = "UTC"
+    cron: QuartzCron = Field(
+        description="Quartz cron: seconds first, exactly one of day-of-month and day-of-week is `?`."
+    )
+    timezone: TimeZone = Field(default="UTC", description="IANA time zone id of the schedule.")
 
 
 class NotebookTask(Frozen):
     """One task of the free task layout; tasks run in list order, each after its predecessor succeeded."""
 
-    key: TaskKey
-    notebook: NotebookPath
-    parameters: dict[Str, Str] = Field(default_factory=dict)
+    key: TaskKey = Field(description="Task key, unique within the job (letters, digits, `_.-`, up to 100).")
+    notebook: NotebookPath = Field(
+        description="Notebook path relative to `files_root` (or absolute), without a file extension."
+    )
+    parameters: dict[Str, Str] = Field(default_factory=dict, description="Base parameters of the notebook.")
 
 
 class Validation(Frozen):
     """Base parameters of the template's ModelValidation notebook."""
 
-    run_mode: Literal["disabled", "dry_run", "enabled"] = "dry_run"
-    enable_baseline_comparison: Bool = False
-    input: Str = "SELECT * FROM delta.`dbfs:/databricks-datasets/nyctaxi-with-zipcodes/subsampled`"
-    model_type: Literal["regressor", "classifier"] = "regressor"
-    targets: Str = "fare_amount"
+    run_mode: Literal["disabled", "dry_run", "enabled"] = Field(
+        default="dry_run", description="Whether validation runs, and whether a failure stops deployment."
+    )
+    enable_baseline_comparison: Bool = Field(
+        default=False, description="Compare the candidate with the current champion model."
+    )
+    input: Str = Field(
+        default="SELECT * FROM delta.`dbfs:/databricks-datasets/nyctaxi-with-zipcodes/subsampled`",
+        description="Query returning the validation data.",
+    )
+    model_type: Literal["regressor", "classifier"] = Field(
+        default="regressor", description="Kind of model, for the MLflow evaluation metrics."
+    )
+    targets: Str = Field(default="fare_amount", description="Label column of the validation data.")
 
 
 class Training(Frozen):
     """The model training job: the template's three tasks or a free list of notebooks."""
 
-    layout: Literal["template", "notebooks"] = "template"
-    tasks: tuple[NotebookTask, ...] = ()
-    training_data_path: Str = "/databricks-datasets/nyctaxi-with-zipcodes/subsampled"
-    validation: Validation = Validation()
-    existing_cluster_id: ClusterId | None = None
-    schedule: Schedule = Schedule(cron="0 0 9 * * ?")
+    layout: Literal["template", "notebooks"] = Field(
+        default="template",
+        description="`template`: Train -> ModelValidation -> ModelDeployment with the template's "
+        "parameters; `notebooks`: the `tasks` list.",
+    )
+    tasks: tuple[NotebookTask, ...] = Field(
+        default=(),
+        description='The job\'s tasks, run in order; only with `layout = "notebooks"`, which needs at least one.',
+    )
+    training_data_path: Str = Field(
+        default="/databricks-datasets/nyctaxi-with-zipcodes/subsampled",
+        description='Train\'s data; only with `layout = "template"`.',
+    )
+    validation: Validation = Field(
+        default=Validation(), description='ModelValidation\'s parameters; only with `layout = "template"`.'
+    )
+    existing_cluster_id: ClusterId | None = Field(
+        default=None, description="Run every task on this cluster instead of the job cluster."
+    )
+    schedule: Schedule = Field(default=Schedule(cron="0 0 9 * * ?"), description="When the job runs.")
 
 
 class BatchInference(Frozen):
     """The batch inference job: one notebook reading ``input_table``, writing ``output_table``."""
 
-    notebook: NotebookPath = "deployment/batch_inference/notebooks/BatchInference"
-    input_table: Table | None = None
-    output_table: Table | None = None
-    existing_cluster_id: ClusterId | None = None
-    schedule: Schedule = Schedule(cron="0 0 11 * * ?")
+    notebook: NotebookPath = Field(
+        default="deployment/batch_inference/notebooks/BatchInference",
+        description="Notebook path relative to `files_root` (or absolute).",
+    )
+    input_table: Table | None = Field(
+        default=None,
+        description="Table scored by the job; unset: `<catalog>.<schema>.feature_store_inference_input`.",
+    )
+    output_table: Table | None = Field(
+        default=None, description="Table the predictions go to; unset: `<catalog>.<schema>.predictions`."
+    )
+    existing_cluster_id: ClusterId | None = Field(
+        default=None, description="Run the job on this cluster instead of the job cluster."
+    )
+    schedule: Schedule = Field(default=Schedule(cron="0 0 11 * * ?"), description="When the job runs.")
 
 
 class JobCluster(Frozen):
     """The job cluster of jobs that set no ``existing_cluster_id``."""
 
-    spark_version: SparkVersion = DEFAULT_SPARK_VERSION
-    node_type_id: Str | None = None
-    num_workers: Int = Field(default=3, ge=0, le=100)
-    data_security_mode: Literal["SINGLE_USER", "USER_ISOLATION"] = "SINGLE_USER"
+    spark_version: SparkVersion = Field(
+        default=DEFAULT_SPARK_VERSION,
+        description="Pinned Databricks ML runtime (the notebooks need MLflow and the ML libraries).",
+    )
+    node_type_id: Str | None = Field(
+        default=None,
+        description="Node type; must fit `cloud`. Unset: the template's (`Standard_D3_v2`, `i3.xlarge`, "
+        "`n2-highmem-4`).",
+    )
+    num_workers: Int = Field(default=3, ge=0, le=100, description="Workers; 0 makes a single-node cluster.")
+    data_security_mode: Literal["SINGLE_USER", "USER_ISOLATION"] = Field(
+        default="SINGLE_USER", description="Unity Catalog access mode of the cluster."
+    )
 
 
 class Model(Frozen):
     """The Unity Catalog registered model."""
 
-    comment: Str | None = None
-    # A user e-mail, a service principal's application id or a group name.
-    owner: GroupName | None = None
-    storage_location: Str | None = None
+    comment: Str | None = Field(default=None, description="Comment shown on the registered model.")
+    owner: GroupName | None = Field(
+        default=None,
+        description="Owner: a user e-mail, a service principal's application id or a group name.",
+    )
+    storage_location: Str | None = Field(
+        default=None,
+        description="Must use the cloud's scheme (`abfss://`, `s3://`, `gs://`). Leave it unset for an "
+        "adopted model: Unity Catalog chose it, and a different value replaces the model.",
+    )
 
 
 class Notifications(Frozen):
-    on_failure: tuple[Email, ...] = ()
+    """Who is told about job runs."""
+
+    on_failure: tuple[Email, ...] = Field(default=(), description="E-mail addresses told about failed runs.")
 
 
 class DatabricksSettings(Frozen):
     """Workspace, target and jobs of the Databricks MLOps stack."""
 
-    # Optional here only so an environment file can be checked key by key; check() requires them.
-    host: Host | None = None
-    project: Name | None = None
-    deployer: PrincipalName | None = None
+    host: Host = Field(
+        description="Workspace URL, `https://<host>` with no path; must belong to `cloud` "
+        "(`*.azuredatabricks.net`, `*.cloud.databricks.com`, `*.gcp.databricks.com`)."
+    )
+    project: Name = Field(
+        description="Bundle (project) name; schema, model, experiment and job names derive from it."
+    )
+    # Optional: the deployer only names the default experiment_path and files_root.
+    deployer: PrincipalName | None = Field(
+        default=None,
+        description="User e-mail or service principal application id that deployed the bundle; names the "
+        "default `experiment_path` and `files_root`, so it is required unless both are set.",
+    )
 
-    cloud: Cloud = "azure"
-    target: Name | None = None
-    catalog: Identifier | None = None
-    schema_name: Identifier | None = Field(default=None, alias="schema")
-    model_name: Str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,255}$")
-    experiment_path: AbsolutePath | None = None
-    files_root: AbsolutePath | None = None
-    job_name_prefix: Str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\[\] .-]{0,40}$")
+    cloud: Cloud = Field(
+        default="azure",
+        description="Cloud of the workspace: picks the default node type and the storage scheme.",
+    )
+    target: Name | None = Field(
+        default=None,
+        description="Bundle target. Unset: dev `test`, tst `staging`, prd `prod`, other environments their "
+        "name. `prod` only in a production environment.",
+    )
+    catalog: Identifier | None = Field(default=None, description="Unity Catalog catalog; unset: the target.")
+    schema_name: Identifier | None = Field(
+        default=None, alias="schema", description="Unity Catalog schema; unset: the project."
+    )
+    model_name: Str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,255}$",
+        description="Registered model name; unset: `<project>-model`.",
+    )
+    experiment_path: AbsolutePath | None = Field(
+        default=None,
+        description="MLflow experiment; unset: `/Users/<deployer>/<target>-<project>-experiment`.",
+    )
+    files_root: AbsolutePath | None = Field(
+        default=None,
+        description="Root of relative notebook paths; unset: "
+        "`/Workspace/Users/<deployer>/.bundle/<project>/<target>/files`.",
+    )
+    job_name_prefix: Str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_\[\] .-]{0,40}$",
+        description='Prefix of job names; unset: `<target>-` outside production, none in production (set `"prod-"` '
+        "to keep a bundle's production job names).",
+    )
 
-    model: Model = Model()
-    model_execute_principals: tuple[GroupName, ...] = Field(default=("account users",), min_length=1)
-    experiment_read_groups: tuple[GroupName, ...] = Field(default=("users",), min_length=1)
-    job_permissions: Bool = False
-    job_view_groups: tuple[GroupName, ...] = Field(default=("users",), min_length=1)
+    model: Model = Field(default=Model(), description="The registered model.")
+    model_execute_principals: tuple[GroupName, ...] = Field(
+        default=("account users",), min_length=1, description="Principals granted `EXECUTE` on the model."
+    )
+    experiment_read_groups: tuple[GroupName, ...] = Field(
+        default=("users",), min_length=1, description="Groups granted `CAN_READ` on the experiment."
+    )
+    job_permissions: Bool = Field(
+        default=False, description="Manage job permissions: `CAN_VIEW` for `job_view_groups` on every job."
+    )
+    job_view_groups: tuple[GroupName, ...] = Field(
+        default=("users",),
+        min_length=1,
+        description="Groups granted `CAN_VIEW` on the jobs; only with `job_permissions = true`.",
+    )
 
-    training: Training = Training()
-    batch_inference: BatchInference = BatchInference()
-    job_cluster: JobCluster = JobCluster()
-    notifications: Notifications = Notifications()
-    run_as_service_principal: ApplicationId | None = None
-    tags: dict[Str, Str] = Field(default_factory=dict)
-    max_retries: Int = Field(default=0, ge=-1, le=100)
-    timeout_seconds: Int = Field(default=0, ge=0, le=7 * 24 * 3600)
-    max_concurrent_runs: Int = Field(default=1, ge=1, le=1000)
-
-    @property
-    def node_type_id(self) -> str:
-        return self.job_cluster.node_type_id or DEFAULT_NODE_TYPES[self.cloud]
-
-    def check(self, env: EnvironmentSettings) -> list[tuple[str, str]]:
-        """Cross-field problems as ``(key under databricks, message)``; the loader adds the file."""
-        problems: list[tuple[str, str]] = []
-        for key in ("host", "project"):
-            if getattr(self, key) is None:
-                problems.append((key, "missing required key"))
-        if self.deployer is None and (self.experiment_path is None or self.files_root is None):
-            problems.append(
-                (
-                    "deployer",
-                    "missing: the user or service principal that deployed the bundle names the default "
-                    "experiment_path and files_root; set deployer or both paths",
-                )
-            )
-        host_cloud = _host_cloud(self.host)
-        if host_cloud is not None and host_cloud != self.cloud:
-            problems.append(
-                ("host", f"{self.host!r} is a workspace on {host_cloud}, but cloud = {self.cloud!r}")
-            )
-        location = self.model.storage_location
-        if location is not None and not location.startswith(_STORAGE_SCHEMES[self.cloud]):
-            problems.append(
-                (
-                    "model.storage_location",
-                    f"must start with {' or '.join(_STORAGE_SCHEMES[self.cloud])} on {self.cloud}",
-                )
-            )
-        node_type = self.job_cluster.node_type_id
-        if node_type is not None and not _NODE_TYPE_PATTERNS[self.cloud].match(node_type):
-            problems.append(
-                (
-                    "job_cluster.node_type_id",
-                    f"{node_type!r} is not a node type on {self.cloud} (e.g. {DEFAULT_NODE_TYPES[self.cloud]})",
-                )
-            )
-        problems.extend(self._task_problems())
-        problems.extend(self._unused_keys())
-        for key, tag_value in self.tags.items():
-            if not re.fullmatch(r"[A-Za-z0-9_.:/=+@ -]{1,127}", key) or len(tag_value) > 255:
-                problems.append(
-                    (f"tags.{key}", "tag keys are 1-127 letters, digits or _.:/=+-@; values up to 255")
-                )
-        if not env.is_production and self.target == "prod":
-            problems.append(
-                ("target", '"prod" is the production target; this is not a production environment')
-            )
-        return problems
-
-    def _task_problems(self) -> list[tuple[str, str]]:
-        training = self.training
-        problems: list[tuple[str, str]] = []
-        if training.layout == "notebooks" and not training.tasks:
-            problems.append(("training.tasks", 'layout = "notebooks" needs at least one task'))
-        if training.layout == "template" and training.tasks:
-            problems.append(
-                (
-                    "training.tasks",
-                    'only used with layout = "notebooks" (the template layout has fixed tasks)',
-                )
-            )
-        seen: dict[str, int] = {}
-        for i, task in enumerate(training.tasks):
-            if task.key in seen:
-                problems.append(
-                    (
-                        f"training.tasks[{i}].key",
-                        f"duplicate task key {task.key!r} (also training.tasks[{seen[task.key]}])",
-                    )
-                )
-            else:
-                seen[task.key] = i
-        return problems
-
-    def _unused_keys(self) -> list[tuple[str, str]]:
-        """Keys that would be silently ignored are errors: a setting that does nothing misleads."""
-        problems: list[tuple[str, str]] = []
-        if "job_view_groups" in self.model_fields_set and not self.job_permissions:
-            problems.append(("job_view_groups", "has no effect unless job_permissions = true"))
-        if self.training.layout == "notebooks":
-            for key in sorted(self.training.model_fields_set & {"training_data_path", "validation"}):
-                problems.append((f"training.{key}", 'only used with layout = "template"'))
-        both_existing = self.training.existing_cluster_id and self.batch_inference.existing_cluster_id
-        if both_existing and "job_cluster" in self.model_fields_set:
-            problems.append(("job_cluster", "has no effect: both jobs set existing_cluster_id"))
-        return problems
-
-
-def _host_cloud(host: str | None) -> str | None:
-    """The cloud a workspace URL belongs to; None for hosts we cannot tell (e.g. custom domains)."""
-    for cloud, suffixes in _HOST_SUFFIXES.items():
-        if host is not None and host.endswith(suffixes):
-            return cloud
-    return None
+    training: Training = Field(default=Training(), description="The model training job.")
+    batch_inference: BatchInference = Field(default=BatchInference(), description="The batch inference job.")
+    job_cluster: JobCluster = Field(
+        default=JobCluster(),
+        description="Cluster of jobs without `existing_cluster_id`; refused when both jobs set one.",
+    )
+    notifications: Notifications = Field(default=Notifications(), description="Job run notifications.")
+    run_as_service_principal: ApplicationId | None = Field(
+        default=None, description="Application id the jobs run as; unset: the job owner."
+    )
+    tags: dict[Str, Str] = Field(
+        default_factory=dict,
+        description="Added to the platform tags on jobs and job clusters; keys 1-127 of letters, digits and "
+        "`_.:/=+-@`, values up to 255 characters.",
+    )
+    max_retries: Int = Field(default=0, ge=-1, le=100, description="Retries per task; -1 retries forever.")
+    timeout_seconds: Int = Field(
+        default=0, ge=0, le=7 * 24 * 3600, description="Timeout per job run; 0 means none."
+    )
+    max_concurrent_runs: Int = Field(default=1, ge=1, le=1000, description="Concurrent runs per job.")

@@ -16,32 +16,69 @@ RESERVED_TAGS = ("Project", "Environment", "Stack", "ManagedBy")
 class StateBucketSettings(Frozen):
     """Encryption and retention of the environment's Terraform state bucket (bootstrap stack)."""
 
-    sse_algorithm: Literal["aws:kms", "AES256"] = "aws:kms"
-    noncurrent_version_expiration_days: Int = Field(default=90, ge=1, le=3650)
-    abort_incomplete_multipart_upload_days: Int = Field(default=7, ge=1, le=365)
-    kms_deletion_window_days: Int = Field(default=30, ge=7, le=30)
+    sse_algorithm: Literal["aws:kms", "AES256"] = Field(
+        default="aws:kms",
+        description="State bucket encryption; `aws:kms` uses the bootstrap stack's rotating customer "
+        "key (the backend config then needs `kms_key_id`).",
+    )
+    noncurrent_version_expiration_days: Int = Field(
+        default=90, ge=1, le=3650, description="Days old state versions are kept."
+    )
+    abort_incomplete_multipart_upload_days: Int = Field(
+        default=7, ge=1, le=365, description="Days after which incomplete uploads are aborted."
+    )
+    kms_deletion_window_days: Int = Field(
+        default=30, ge=7, le=30, description="Waiting period before the state key can be deleted."
+    )
 
 
 class NetworkSettings(Frozen):
     """The MLflow platform's VPC: one public, private and database subnet per availability zone."""
 
-    vpc_cidr: Cidr
-    availability_zones: tuple[Str, ...] = Field(min_length=2, max_length=3)
-    public_subnet_cidrs: tuple[Cidr, ...]
-    private_subnet_cidrs: tuple[Cidr, ...]
-    database_subnet_cidrs: tuple[Cidr, ...]
-    single_nat_gateway: Bool = False
+    vpc_cidr: Cidr = Field(description="The MLflow VPC.")
+    availability_zones: tuple[Str, ...] = Field(
+        min_length=2, max_length=3, description="2-3 distinct zones of `aws_region`."
+    )
+    public_subnet_cidrs: tuple[Cidr, ...] = Field(
+        description="Load balancer and NAT subnets: one per zone, inside `vpc_cidr`, overlapping no other subnet."
+    )
+    private_subnet_cidrs: tuple[Cidr, ...] = Field(
+        description="MLflow instance subnets: one per zone, inside `vpc_cidr`, overlapping no other subnet."
+    )
+    database_subnet_cidrs: tuple[Cidr, ...] = Field(
+        description="RDS and Redis subnets: one per zone, inside `vpc_cidr`, overlapping no other subnet."
+    )
+    single_nat_gateway: Bool = Field(
+        default=False,
+        description="One shared NAT gateway instead of one per zone (cheaper, not zone-redundant).",
+    )
 
 
 class EnvironmentSettings(Frozen):
     """Every per-environment value; file name and ``environment`` must agree."""
 
-    environment: Str
-    aws_region: Region
-    is_production: Bool = False
-    bootstrap_state: Literal["local", "s3"] = "local"
-    tags: dict[Str, Str] = Field(default_factory=dict)
-    state_bucket: StateBucketSettings = StateBucketSettings()
-    network: NetworkSettings
-    mlflow: MlflowSettings = MlflowSettings()
-    databricks: DatabricksSettings = DatabricksSettings()
+    environment: Str = Field(
+        description='Must equal the file name (`dev.tfvars` -> `"dev"`): 2-8 lowercase letters or digits, '
+        "starting with a letter."
+    )
+    aws_region: Region = Field(description="AWS region of the environment (state bucket, MLflow platform).")
+    is_production: Bool = Field(
+        default=False,
+        description="Turns on the production rules: the keys marked in the Production column must hold.",
+    )
+    bootstrap_state: Literal["local", "s3"] = Field(
+        default="local",
+        description="Where `bootstrap-<env>` keeps its own state: `local` until its state bucket exists, "
+        "then `s3` (see the bootstrap runbook).",
+    )
+    tags: dict[Str, Str] = Field(
+        default_factory=dict,
+        description="Extra tags on every AWS resource (provider `default_tags`); `Project`, `Environment`, "
+        "`Stack` and `ManagedBy` are set by the app and refused here.",
+    )
+    state_bucket: StateBucketSettings = Field(
+        default=StateBucketSettings(), description="The Terraform state bucket (bootstrap stack)."
+    )
+    network: NetworkSettings = Field(description="The MLflow platform's VPC and subnets.")
+    mlflow: MlflowSettings = Field(default=MlflowSettings(), description="The MLflow platform stack.")
+    databricks: DatabricksSettings = Field(description="The Databricks MLOps stack.")

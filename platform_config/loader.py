@@ -7,7 +7,6 @@ typed environments.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,33 +15,17 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from platform_config import hcl, naming
+from platform_config import hcl, naming, rules
 from platform_config.backend import REFUSED_KEYS, BackendSettings
-from platform_config.environment import RESERVED_TAGS, EnvironmentSettings
+from platform_config.environment import EnvironmentSettings
 from platform_config.errors import ConfigError, Problem
-from platform_config.resolved import (
-    BootstrapNames,
-    DatabricksNames,
-    MlflowNames,
-    bootstrap_names,
-    databricks_names,
-    mlflow_names,
-)
+from platform_config.resolved import EnvironmentNames, resolve
 from platform_config.secrets import find_secrets
 
 TFVARS_DIR = "env_specific_vars"
 BACKEND_DIR = "backend_configs"
 TFVARS_SUFFIX = ".tfvars"
 BACKEND_SUFFIX = ".config"
-
-
-@dataclass(frozen=True)
-class EnvironmentNames:
-    """Every derived physical name of one environment, per stack kind."""
-
-    bootstrap: BootstrapNames
-    mlflow: MlflowNames
-    databricks: DatabricksNames
 
 
 @dataclass(frozen=True)
@@ -113,26 +96,23 @@ def load_environments(tfvars: dict[str, str], backends: dict[str, str]) -> list[
             Problem(by_name_backend[name], "", f"no matching variables file {TFVARS_DIR}/{name}.tfvars")
         )
 
-    valid: list[tuple[str, EnvironmentSettings, BackendSettings, str, str]] = []
+    valid: list[rules.Validated] = []
     for name in sorted(set(by_name_vars) & set(by_name_backend)):
         vars_file, backend_file = by_name_vars[name], by_name_backend[name]
         settings = _validate_tfvars(name, vars_file, tfvars[vars_file], problems)
         backend = _validate_backend(name, backend_file, backends[backend_file], problems)
         if settings is None or backend is None:
             continue
-        problems.extend(_cross_checks(name, settings, vars_file, backend, backend_file))
-        valid.append((name, settings, backend, vars_file, backend_file))
+        env = rules.Validated(name, settings, backend, vars_file, backend_file)
+        problems.extend(rules.check_environment(env))
+        valid.append(env)
 
     if problems:
         raise ConfigError(problems)
     return [
-        Environment(name, settings, backend, vars_file, backend_file, _names(name, settings))
-        for name, settings, backend, vars_file, backend_file in valid
+        Environment(v.name, v.settings, v.backend, v.tfvars_file, v.backend_file, resolve(v.name, v.settings))
+        for v in valid
     ]
-
-
-def _names(name: str, settings: EnvironmentSettings) -> EnvironmentNames:
-    return EnvironmentNames(bootstrap_names(name), mlflow_names(name), databricks_names(name, settings))
 
 
 def select(envs: list[Environment], names: list[str], source: str) -> list[Environment]:
@@ -210,32 +190,9 @@ def _validate_backend(name: str, file: str, text: str, problems: list[Problem]) 
     backend = _validate_model(BackendSettings, data, file, problems)
     if not isinstance(backend, BackendSettings):
         return None
-    before = len(problems)
-    expected_bucket = naming.state_bucket(name)
-    if backend.bucket != expected_bucket:
-        problems.append(
-            Problem(file, "bucket", f"is {backend.bucket!r}; environment {name!r} uses {expected_bucket!r}")
-        )
-    expected_table = naming.lock_table(name)
-    if backend.dynamodb_table is not None and backend.dynamodb_table != expected_table:
-        problems.append(
-            Problem(
-                file,
-                "dynamodb_table",
-                f"is {backend.dynamodb_table!r}; environment {name!r} uses {expected_table!r}",
-            )
-        )
-    if backend.dynamodb_table is None and not backend.use_lockfile:
-        problems.append(
-            Problem(
-                file,
-                "dynamodb_table",
-                "no state locking configured: set dynamodb_table, use_lockfile = true, or both",
-            )
-        )
-    if not backend.encrypt:
-        problems.append(Problem(file, "encrypt", "must be true: state files hold sensitive data"))
-    return backend if len(problems) == before else None
+    backend_problems = rules.check_backend(name, backend, file)
+    problems.extend(backend_problems)
+    return None if backend_problems else backend
 
 
 def _validate_model(
@@ -244,9 +201,16 @@ def _validate_model(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
+        errors = exc.errors()
+        for err in errors:
+            if err["type"] == "too_short" and _has_item_errors(err["loc"], errors):
+                continue  # pydantic counts only the valid items: the bad item is the one problem
             problems.append(Problem(file, _loc(err["loc"]), _message(err)))
         return None
+
+
+def _has_item_errors(loc: tuple[int | str, ...], errors: list[Any]) -> bool:
+    return any(len(e["loc"]) > len(loc) and e["loc"][: len(loc)] == loc for e in errors)
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -264,7 +228,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 def _message(err: Any) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling; see the README for the accepted keys)"
+        return "unknown key (check the spelling; docs/configuration.md lists the accepted keys)"
     if kind == "missing":
         return "missing required key"
     msg = str(err["msg"])
@@ -274,89 +238,3 @@ def _message(err: Any) -> str:
     if kind.endswith("_type") or kind in {"literal_error", "bool_parsing", "int_parsing"}:
         return f"{msg} (got {got!r})"
     return msg
-
-
-def _cross_checks(
-    name: str,
-    settings: EnvironmentSettings,
-    vars_file: str,
-    backend: BackendSettings,
-    backend_file: str,
-) -> list[Problem]:
-    problems: list[Problem] = []
-    if backend.region != settings.aws_region:
-        problems.append(
-            Problem(
-                backend_file,
-                "region",
-                f"is {backend.region!r} but {vars_file} sets aws_region = {settings.aws_region!r}; "
-                "the state bucket is created in the environment's region",
-            )
-        )
-    if settings.state_bucket.sse_algorithm == "aws:kms":
-        alias = naming.state_kms_alias(name)
-        if backend.kms_key_id is None:
-            problems.append(
-                Problem(
-                    backend_file,
-                    "kms_key_id",
-                    f"missing: the state bucket only accepts SSE-KMS writes; set kms_key_id = {alias!r}",
-                )
-            )
-        elif not (backend.kms_key_id == alias or backend.kms_key_id.startswith("arn:")):
-            problems.append(Problem(backend_file, "kms_key_id", f"must be {alias!r} or a key ARN"))
-    for tag in settings.tags:
-        if tag in RESERVED_TAGS:
-            problems.append(Problem(vars_file, f"tags.{tag}", "is set by the app; remove it"))
-    problems.extend(_network_checks(settings, vars_file))
-    for block in ("mlflow", "databricks"):
-        for key, message in getattr(settings, block).check(settings):
-            problems.append(Problem(vars_file, f"{block}.{key}" if key else block, message))
-    return problems
-
-
-def _network_checks(settings: EnvironmentSettings, file: str) -> list[Problem]:
-    net = settings.network
-    problems: list[Problem] = []
-    for i, az in enumerate(net.availability_zones):
-        if not re.fullmatch(re.escape(settings.aws_region) + r"[a-z]", az):
-            problems.append(
-                Problem(
-                    file,
-                    f"network.availability_zones[{i}]",
-                    f"{az!r} is not an availability zone of {settings.aws_region}",
-                )
-            )
-    if len(set(net.availability_zones)) != len(net.availability_zones):
-        problems.append(Problem(file, "network.availability_zones", "lists a zone twice"))
-    vpc = ipaddress.ip_network(net.vpc_cidr)
-    seen: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
-    for tier in ("public", "private", "database"):
-        key = f"network.{tier}_subnet_cidrs"
-        cidrs: tuple[str, ...] = getattr(net, f"{tier}_subnet_cidrs")
-        if len(cidrs) != len(net.availability_zones):
-            problems.append(
-                Problem(
-                    file,
-                    key,
-                    f"has {len(cidrs)} entries; needs one per availability zone "
-                    f"({len(net.availability_zones)})",
-                )
-            )
-        for i, cidr in enumerate(cidrs):
-            sub = ipaddress.ip_network(cidr)
-            if not sub.subnet_of(vpc):  # type: ignore[arg-type]
-                problems.append(Problem(file, f"{key}[{i}]", f"{cidr} is outside vpc_cidr {net.vpc_cidr}"))
-            for other_key, other in seen:
-                if sub.overlaps(other):
-                    problems.append(Problem(file, f"{key}[{i}]", f"{cidr} overlaps {other_key} ({other})"))
-            seen.append((f"{key}[{i}]", sub))
-    if settings.is_production and net.single_nat_gateway:
-        problems.append(
-            Problem(
-                file,
-                "network.single_nat_gateway",
-                "must be false in a production environment (one NAT gateway per zone)",
-            )
-        )
-    return problems

@@ -1,20 +1,18 @@
 """The ``mlflow = { ... }`` block of an environment's tfvars (MLflow platform stack).
 
 Every key has a default suited to a small non-production environment; production environments
-must opt in to the settings :meth:`MlflowSettings.check` lists (multi-AZ, deletion protection, ...).
+must opt in to the settings ``platform_config.rules.PRODUCTION`` lists (multi-AZ, deletion
+protection, ...).
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from platform_config.types import Bool, Cidr, Frozen, Int, Str
-
-if TYPE_CHECKING:
-    from platform_config.environment import EnvironmentSettings
+from platform_config.types import Bool, Cidr, Frozen, Int, Kind, Str
 
 # Values CloudWatch Logs accepts for retention_in_days.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
@@ -48,26 +46,41 @@ def _retention(value: int) -> int:
     return value
 
 
-Email = Annotated[Str, AfterValidator(_email)]
-Hostname = Annotated[Str, AfterValidator(_hostname)]
-RetentionDays = Annotated[Int, AfterValidator(_retention)]
+Email = Annotated[Str, AfterValidator(_email), Kind("e-mail address")]
+Hostname = Annotated[Str, AfterValidator(_hostname), Kind("DNS name")]
+RetentionDays = Annotated[Int, AfterValidator(_retention), Kind("CloudWatch retention days")]
 
 
 class ServerSettings(Frozen):
     """The EC2 instances running MLflow behind nginx, and their auto scaling group."""
 
-    instance_type: Str = Field(default="t3.medium", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+    instance_type: Str = Field(
+        default="t3.medium", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", description="EC2 instance type."
+    )
     ami_ssm_parameter: Str = Field(
         default="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
         pattern=r"^/aws/service/ami-amazon-linux-latest/al2023-ami-",
+        description="Public SSM parameter naming the Amazon Linux 2023 AMI.",
     )
-    root_volume_size_gb: Int = Field(default=30, ge=20, le=1000)
-    min_size: Int = Field(default=1, ge=1, le=20)
-    max_size: Int = Field(default=2, ge=1, le=20)
-    desired_capacity: Int = Field(default=1, ge=1, le=20)
-    cpu_target_percent: Int = Field(default=60, ge=10, le=90)
-    workers: Int = Field(default=4, ge=1, le=64)
-    allowed_hosts: tuple[Hostname, ...] = ()
+    root_volume_size_gb: Int = Field(
+        default=30, ge=20, le=1000, description="Size of the encrypted gp3 root volume."
+    )
+    min_size: Int = Field(
+        default=1, ge=1, le=20, description="Auto scaling group minimum (min <= desired <= max)."
+    )
+    max_size: Int = Field(
+        default=2, ge=1, le=20, description="Auto scaling group maximum (min <= desired <= max)."
+    )
+    desired_capacity: Int = Field(
+        default=1, ge=1, le=20, description="Auto scaling group desired size (min <= desired <= max)."
+    )
+    cpu_target_percent: Int = Field(
+        default=60, ge=10, le=90, description="Target-tracking scaling on average CPU."
+    )
+    workers: Int = Field(default=4, ge=1, le=64, description="MLflow server worker processes per instance.")
+    allowed_hosts: tuple[Hostname, ...] = Field(
+        default=(), description="Extra host names MLflow accepts (custom DNS names pointing at the ALB)."
+    )
 
     @model_validator(mode="after")
     def _sizes(self) -> ServerSettings:
@@ -82,17 +95,40 @@ class ServerSettings(Frozen):
 class DatabaseSettings(Frozen):
     """RDS for MySQL 8.0, MLflow's backend store."""
 
-    instance_class: Str = Field(default="db.t3.micro", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
-    engine_version: Str = Field(default="8.0", pattern=r"^8\.0(\.\d+)?$")
-    allocated_storage_gb: Int = Field(default=20, ge=20, le=65536)
-    max_allocated_storage_gb: Int = Field(default=100, ge=20, le=65536)
-    backup_retention_days: Int = Field(default=7, ge=1, le=35)
-    multi_az: Bool = False
-    deletion_protection: Bool = False
-    performance_insights: Bool = False
-    monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 0
+    instance_class: Str = Field(
+        default="db.t3.micro", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$", description="RDS instance class."
+    )
+    engine_version: Str = Field(
+        default="8.0", pattern=r"^8\.0(\.\d+)?$", description="MySQL 8.0 (minor upgrades are automatic)."
+    )
+    allocated_storage_gb: Int = Field(default=20, ge=20, le=65536, description="Initial gp3 storage.")
+    max_allocated_storage_gb: Int = Field(
+        default=100,
+        ge=20,
+        le=65536,
+        description="Storage autoscaling ceiling; at least `allocated_storage_gb`.",
+    )
+    backup_retention_days: Int = Field(
+        default=7,
+        ge=1,
+        le=35,
+        description="Days automated backups are kept; a final snapshot is always kept.",
+    )
+    multi_az: Bool = Field(default=False, description="A standby instance in a second zone.")
+    deletion_protection: Bool = Field(default=False, description="RDS deletion protection.")
+    performance_insights: Bool = Field(
+        default=False,
+        description="Performance Insights (encrypted with the stack's key); not offered on the t2/t3/t4g "
+        "micro and small classes.",
+    )
+    monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = Field(
+        default=0, description="Enhanced monitoring interval in seconds; 0 turns it off."
+    )
     # "audit" is left out: on RDS for MySQL it needs an option group with the MariaDB audit plugin.
-    log_exports: tuple[Literal["error", "general", "slowquery"], ...] = ("error", "slowquery")
+    log_exports: tuple[Literal["error", "general", "slowquery"], ...] = Field(
+        default=("error", "slowquery"),
+        description="Logs exported to (pre-created, encrypted) log groups, each at most once.",
+    )
 
     @model_validator(mode="after")
     def _storage(self) -> DatabaseSettings:
@@ -106,59 +142,104 @@ class DatabaseSettings(Frozen):
 
 
 class CacheSettings(Frozen):
-    """ElastiCache for Redis 7 (see the README: stock MLflow does not use it)."""
+    """ElastiCache for Redis 7 (see docs/decisions: stock MLflow does not use it)."""
 
-    enabled: Bool = False
-    node_type: Str = Field(default="cache.t4g.micro", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
-    num_nodes: Int = Field(default=2, ge=1, le=6)
-    engine_version: Str = Field(default="7.1", pattern=r"^7\.\d+$")
-    snapshot_retention_days: Int = Field(default=1, ge=0, le=35)
+    enabled: Bool = Field(default=False, description="Create the Redis replication group.")
+    node_type: Str = Field(
+        default="cache.t4g.micro", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$", description="Redis node type."
+    )
+    num_nodes: Int = Field(
+        default=2,
+        ge=1,
+        le=6,
+        description="Redis nodes, at most two per availability zone; 2 or more enables automatic "
+        "failover and multi-AZ.",
+    )
+    engine_version: Str = Field(default="7.1", pattern=r"^7\.\d+$", description="Redis 7 engine version.")
+    snapshot_retention_days: Int = Field(
+        default=1, ge=0, le=35, description="Days daily snapshots are kept; 0 takes none."
+    )
 
 
 class LoadBalancerSettings(Frozen):
     """The internet-facing application load balancer."""
 
     # Private by default: opening MLflow (which has no login here) to the internet is a decision.
-    ingress_cidrs: tuple[Cidr, ...] = Field(default=("10.0.0.0/8",), min_length=1)
+    ingress_cidrs: tuple[Cidr, ...] = Field(
+        default=("10.0.0.0/8",),
+        min_length=1,
+        description="Networks allowed to reach the load balancer (443, and 80 for the redirect).",
+    )
     certificate_arn: Str | None = Field(
-        default=None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$"
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$",
+        description="ACM certificate of the HTTPS listener; unset serves plain HTTP.",
     )
-    ssl_policy: Literal["ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-3-2021-06"] = (
-        "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    ssl_policy: Literal["ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-3-2021-06"] = Field(
+        default="ELBSecurityPolicy-TLS13-1-2-2021-06", description="TLS policy of the HTTPS listener."
     )
-    deletion_protection: Bool = False
-    idle_timeout_seconds: Int = Field(default=300, ge=1, le=4000)
+    deletion_protection: Bool = Field(default=False, description="Load balancer deletion protection.")
+    idle_timeout_seconds: Int = Field(
+        default=300, ge=1, le=4000, description="Idle timeout (large artifact uploads need a long one)."
+    )
 
 
 class StorageSettings(Frozen):
     """The artifact bucket and the log bucket (ALB and S3 access logs)."""
 
-    noncurrent_version_expiration_days: Int = Field(default=90, ge=1, le=3650)
-    abort_incomplete_multipart_upload_days: Int = Field(default=7, ge=1, le=365)
-    log_expiration_days: Int = Field(default=365, ge=1, le=3650)
+    noncurrent_version_expiration_days: Int = Field(
+        default=90, ge=1, le=3650, description="Days artifact versions are kept after an overwrite or delete."
+    )
+    abort_incomplete_multipart_upload_days: Int = Field(
+        default=7,
+        ge=1,
+        le=365,
+        description="Days after which incomplete uploads to either bucket are aborted.",
+    )
+    log_expiration_days: Int = Field(
+        default=365, ge=1, le=3650, description="Days load balancer and S3 access logs are kept."
+    )
 
 
 class AlertSettings(Frozen):
     """Who is told, and when: SNS e-mail subscriptions and CloudWatch alarm thresholds."""
 
-    emails: tuple[Email, ...] = ()
-    http_5xx_rate_percent: Int = Field(default=5, ge=1, le=100)
-    db_cpu_percent: Int = Field(default=80, ge=1, le=100)
-    db_free_storage_gb: Int = Field(default=5, ge=1, le=10000)
-    cache_memory_percent: Int = Field(default=80, ge=1, le=100)
+    emails: tuple[Email, ...] = Field(
+        default=(), description="E-mail subscriptions of the alerts topic (each address confirms once)."
+    )
+    http_5xx_rate_percent: Int = Field(
+        default=5, ge=1, le=100, description="Alarm: share of load balancer responses that are 5xx."
+    )
+    db_cpu_percent: Int = Field(default=80, ge=1, le=100, description="Alarm: database CPU utilisation.")
+    db_free_storage_gb: Int = Field(
+        default=5, ge=1, le=10000, description="Alarm: database free storage falls below this."
+    )
+    cache_memory_percent: Int = Field(
+        default=80, ge=1, le=100, description="Alarm: Redis memory utilisation."
+    )
 
 
 class MlflowSettings(Frozen):
     """Sizes and switches of the MLflow platform stack."""
 
-    mlflow_version: Str = Field(default="3.17.2", pattern=r"^\d+\.\d+\.\d+$")
-    log_retention_days: RetentionDays = 365
-    server: ServerSettings = ServerSettings()
-    database: DatabaseSettings = DatabaseSettings()
-    cache: CacheSettings = CacheSettings()
-    load_balancer: LoadBalancerSettings = LoadBalancerSettings()
-    storage: StorageSettings = StorageSettings()
-    alerts: AlertSettings = AlertSettings()
+    mlflow_version: Str = Field(
+        default="3.17.2",
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="Pinned MLflow release installed on the instances; 3.5.0 or later (`--allowed-hosts`).",
+    )
+    log_retention_days: RetentionDays = Field(
+        default=365, description="Retention of every log group of the stack."
+    )
+    server: ServerSettings = Field(default=ServerSettings(), description="The MLflow instances.")
+    database: DatabaseSettings = Field(default=DatabaseSettings(), description="The backend store (RDS).")
+    cache: CacheSettings = Field(default=CacheSettings(), description="The Redis replication group.")
+    load_balancer: LoadBalancerSettings = Field(
+        default=LoadBalancerSettings(), description="The application load balancer."
+    )
+    storage: StorageSettings = Field(default=StorageSettings(), description="The artifact and log buckets.")
+    alerts: AlertSettings = Field(
+        default=AlertSettings(), description="Alert recipients and alarm thresholds."
+    )
 
     @model_validator(mode="after")
     def _version(self) -> MlflowSettings:
@@ -168,37 +249,3 @@ class MlflowSettings(Frozen):
                 f"mlflow_version {self.mlflow_version} is too old: 3.5.0+ is needed for --allowed-hosts"
             )
         return self
-
-    def check(self, env: EnvironmentSettings) -> list[tuple[str, str]]:
-        """Cross-field problems as ``(key under mlflow, message)``; the loader adds the file."""
-        problems: list[tuple[str, str]] = []
-        if self.cache.enabled and self.cache.num_nodes > len(env.network.availability_zones) * 2:
-            problems.append(("cache.num_nodes", "more nodes than two per availability zone"))
-        if not env.is_production:
-            return problems
-        required = {
-            "database.multi_az": self.database.multi_az,
-            "database.deletion_protection": self.database.deletion_protection,
-            "database.performance_insights": self.database.performance_insights,
-            "load_balancer.deletion_protection": self.load_balancer.deletion_protection,
-        }
-        for key, value in required.items():
-            if not value:
-                problems.append((key, "must be true in a production environment"))
-        if self.database.monitoring_interval == 0:
-            problems.append(("database.monitoring_interval", "enhanced monitoring must be on in production"))
-        if self.database.backup_retention_days < 7:
-            problems.append(("database.backup_retention_days", "must be at least 7 in production"))
-        if self.load_balancer.certificate_arn is None:
-            problems.append(
-                ("load_balancer.certificate_arn", "production serves HTTPS only: set an ACM certificate")
-            )
-        if self.server.min_size < 2:
-            problems.append(("server.min_size", "must be at least 2 in production (one instance per zone)"))
-        if self.cache.enabled and self.cache.num_nodes < 2:
-            problems.append(("cache.num_nodes", "must be at least 2 in production (automatic failover)"))
-        if not self.alerts.emails:
-            problems.append(("alerts.emails", "production alerts need at least one recipient"))
-        if self.log_retention_days < 365:
-            problems.append(("log_retention_days", "must be at least 365 in production"))
-        return problems

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from platform_config import naming
-from platform_config.databricks import DatabricksSettings
+from platform_config.databricks import DEFAULT_NODE_TYPES, DatabricksSettings
 from platform_config.environment import EnvironmentSettings
 
 
@@ -90,15 +90,14 @@ def mlflow_names(env: str) -> MlflowNames:
 
 
 def databricks_names(env: str, settings: EnvironmentSettings) -> DatabricksNames:
-    """Resolve the ``databricks`` block; the loader has already checked the required keys."""
+    """Resolve the ``databricks`` block of settings that passed ``platform_config.rules``."""
     s: DatabricksSettings = settings.databricks
-    if s.host is None or s.project is None:
-        raise ValueError("databricks.host and databricks.project are required (checked by the loader)")
     project = s.project
     target = s.target or naming.databricks_target(env)
     catalog = s.catalog or target
     schema = s.schema_name or project
     model = s.model_name or naming.databricks_model_name(project)
+    # Unset only when both paths are set (rules.databricks_deployer), so "" is never used.
     deployer = s.deployer or ""
     prefix = (
         s.job_name_prefix
@@ -124,6 +123,20 @@ def databricks_names(env: str, settings: EnvironmentSettings) -> DatabricksNames
         or naming.databricks_inference_input_table(catalog, schema),
         batch_output_table=s.batch_inference.output_table
         or naming.databricks_predictions_table(catalog, schema),
-        node_type_id=s.node_type_id,
+        node_type_id=s.job_cluster.node_type_id or DEFAULT_NODE_TYPES[s.cloud],
         schedules_paused=not settings.is_production,
     )
+
+
+@dataclass(frozen=True)
+class EnvironmentNames:
+    """Every derived physical name of one environment, per stack kind."""
+
+    bootstrap: BootstrapNames
+    mlflow: MlflowNames
+    databricks: DatabricksNames
+
+
+def resolve(env: str, settings: EnvironmentSettings) -> EnvironmentNames:
+    """Every derived name of environment ``env``, whose settings passed ``platform_config.rules``."""
+    return EnvironmentNames(bootstrap_names(env), mlflow_names(env), databricks_names(env, settings))

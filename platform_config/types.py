@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import (
@@ -27,6 +28,13 @@ AWS_REGIONS = frozenset(
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Kind:
+    """What the configuration reference calls a constrained type (pydantic ignores this marker)."""
+
+    name: str
+
+
 class Frozen(BaseModel):
     """Base of every config model: immutable, unknown keys are errors."""
 
@@ -49,15 +57,8 @@ def _cidr(value: str) -> str:
     return value
 
 
-def _positive(value: int) -> int:
-    if value < 1:
-        raise ValueError(f"must be at least 1, got {value}")
-    return value
-
-
-Region = Annotated[StrictStr, AfterValidator(_region)]
-Cidr = Annotated[StrictStr, AfterValidator(_cidr)]
-PositiveInt = Annotated[StrictInt, AfterValidator(_positive)]
+Region = Annotated[StrictStr, AfterValidator(_region), Kind("AWS region")]
+Cidr = Annotated[StrictStr, AfterValidator(_cidr), Kind("IPv4 CIDR")]
 Str = StrictStr
 Bool = StrictBool
 Int = StrictInt

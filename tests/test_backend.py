@@ -11,8 +11,8 @@ import pytest
 
 from platform_config import naming
 from platform_config.loader import Environment
-from tests.config_support import ConfigFiles
 from tests.conftest import ROOT, Synthesized
+from tests.fixtures.envs import ConfigFiles
 
 _HCL = hcl2.SerializationOptions(with_comments=False, strip_string_quotes=True)
 

@@ -10,8 +10,8 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from platform_config import naming
-from tests.config_support import ConfigFiles
 from tests.conftest import Synthesized
+from tests.fixtures.envs import ConfigFiles
 
 ENVS = ["dev", "tst", "prd"]
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from platform_config import naming
 from stacks.app import summary, synthesize
-from tests.config_support import ConfigFiles, add_environment
 from tests.conftest import ROOT, Synthesized
+from tests.fixtures.envs import ConfigFiles, add_environment
 
 
 def test_summary_has_one_line_per_stack(synth: Synthesized) -> None:

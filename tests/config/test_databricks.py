@@ -1,7 +1,7 @@
-"""The ``databricks`` block: shipped values, defaults, and one failing test per validation.
+"""The ``databricks`` block: defaults, derived names, and one failing test per validation.
 
-Everything goes through the real loader (``load_environments``) with the shipped files' text, only
-the databricks block replaced, and asserts the "file: key: problem" the user would see.
+Everything goes through the real loader (``load_environments``) with the test-owned environments'
+databricks block replaced, and asserts the "file: key: problem" the user would see.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from platform_config import naming
-from platform_config.databricks import DEFAULT_NODE_TYPES, DatabricksSettings, quartz_cron_problem
+from platform_config.databricks import DatabricksSettings, quartz_cron_problem
 from platform_config.errors import ConfigError
 from platform_config.loader import Environment
-from tests.fixtures.databricks_env import BASE, databricks_problems, load_variants, problems_for, tfvars_text
+from tests.conftest import shipped_env_names
+from tests.fixtures.databricks_env import BASE, databricks_problems, load_variants, problems_for
+from tests.fixtures.envs import FIXTURES
 
 
 def block(**changes: Any) -> dict[str, Any]:
@@ -29,23 +31,33 @@ def only_problem(problems: list[tuple[str, str]]) -> tuple[str, str]:
 # --- shipped environments ------------------------------------------------------------------------
 
 
-def test_shipped_targets_follow_the_bundle_stages(repo_envs: list[Environment]) -> None:
-    by_name = {e.name: e.settings.databricks for e in repo_envs}
-    assert {n: s.target for n, s in by_name.items()} == {"dev": "test", "tst": "staging", "prd": "prod"}
-    assert all(s.project == "my_mlops_project_luv_v6" for s in by_name.values())
-    assert all(s.cloud == "azure" for s in by_name.values())
-    assert by_name["prd"].catalog == "prod"
-    assert by_name["prd"].training.existing_cluster_id == by_name["prd"].batch_inference.existing_cluster_id
-    assert by_name["dev"].job_cluster.num_workers == 0
+@pytest.mark.parametrize("name", shipped_env_names())
+def test_a_shipped_target_equals_the_naming_default(repo_envs: list[Environment], name: str) -> None:
+    env = next(e for e in repo_envs if e.name == name)
+    assert env.names.databricks.target == naming.databricks_target(name)
 
 
-def test_the_shipped_targets_equal_the_naming_defaults(repo_envs: list[Environment]) -> None:
-    for env in repo_envs:
-        assert env.settings.databricks.target == naming.databricks_target(env.name)
+@pytest.mark.parametrize("name", shipped_env_names())
+def test_a_variant_with_the_same_block_loads_the_same_settings(
+    repo_envs: list[Environment], name: str
+) -> None:
+    """load_variants (used by the stack tests) rewrites the file: it must change only the block."""
+    env = next(e for e in repo_envs if e.name == name)
+    block = env.settings.databricks.model_dump(by_alias=True, exclude_unset=True)
+    (variant,) = load_variants({name: (block, name)})
+    assert variant.settings == env.settings
+
+
+# --- defaults ------------------------------------------------------------------------------------
+
+
+def fixture_variant(b: dict[str, Any]) -> Environment:
+    (env,) = load_variants({"dev": (b, "dev")}, root=FIXTURES)
+    return env
 
 
 def test_minimal_block_loads_with_the_template_defaults() -> None:
-    (env,) = load_variants({"dev": (block(), "dev")})
+    env = fixture_variant(block())
     s = env.settings.databricks
     assert s.target is None and s.catalog is None and s.schema_name is None
     assert s.training.layout == "template"
@@ -53,37 +65,54 @@ def test_minimal_block_loads_with_the_template_defaults() -> None:
     assert s.batch_inference.schedule.cron == "0 0 11 * * ?"
     assert s.job_cluster.spark_version == "15.3.x-cpu-ml-scala2.12"
     assert s.job_cluster.num_workers == 3 and s.job_cluster.data_security_mode == "SINGLE_USER"
-    assert s.node_type_id == "Standard_D3_v2"
     assert s.model_execute_principals == ("account users",)
     assert s.experiment_read_groups == ("users",)
     assert s.job_permissions is False
     assert (s.max_retries, s.timeout_seconds, s.max_concurrent_runs) == (0, 0, 1)
 
 
-@pytest.mark.parametrize(("cloud", "host"), [
-    ("azure", "https://adb-1234567890123456.7.azuredatabricks.net"),
-    ("aws", "https://dbc-a1b2c3d4-e5f6.cloud.databricks.com"),
-    ("gcp", "https://1234567890123456.7.gcp.databricks.com"),
+def test_minimal_block_resolves_the_bundle_names() -> None:
+    names = fixture_variant(block()).names.databricks
+    project = BASE["project"]
+    assert (names.target, names.catalog, names.schema) == ("test", "test", project)
+    assert names.model_full_name == f"test.{project}.{project}-model"
+    assert names.experiment_path == f"/Users/deployer@example.com/test-{project}-experiment"
+    assert names.files_root == f"/Workspace/Users/deployer@example.com/.bundle/{project}/test/files"
+    assert names.training_job_name == f"test-{project}-model-training-job"
+    assert names.batch_output_table == f"test.{project}.predictions"
+    assert names.schedules_paused
+
+
+@pytest.mark.parametrize(("cloud", "host", "node_type"), [
+    ("azure", "https://adb-1234567890123456.7.azuredatabricks.net", "Standard_D3_v2"),
+    ("aws", "https://dbc-a1b2c3d4-e5f6.cloud.databricks.com", "i3.xlarge"),
+    ("gcp", "https://1234567890123456.7.gcp.databricks.com", "n2-highmem-4"),
 ])  # fmt: skip
-def test_each_cloud_picks_its_node_type(cloud: str, host: str) -> None:
-    (env,) = load_variants({"dev": (block(cloud=cloud, host=host), "dev")})
-    assert env.settings.databricks.node_type_id == DEFAULT_NODE_TYPES[cloud]
-    assert DEFAULT_NODE_TYPES == {"azure": "Standard_D3_v2", "aws": "i3.xlarge", "gcp": "n2-highmem-4"}
+def test_each_cloud_picks_its_node_type(cloud: str, host: str, node_type: str) -> None:
+    assert fixture_variant(block(cloud=cloud, host=host)).names.databricks.node_type_id == node_type
+
+
+def test_a_node_type_that_is_set_wins() -> None:
+    env = fixture_variant(block(job_cluster={"node_type_id": "Standard_E4ds_v5"}))
+    assert env.names.databricks.node_type_id == "Standard_E4ds_v5"
 
 
 def test_schema_is_spelled_schema_in_the_file() -> None:
-    (env,) = load_variants({"dev": (block(schema="features"), "dev")})
+    env = fixture_variant(block(schema="features"))
     assert env.settings.databricks.schema_name == "features"
+    assert env.names.databricks.schema == "features"
 
 
 def test_deployer_is_optional_when_both_paths_are_given() -> None:
     b = {k: v for k, v in block().items() if k != "deployer"}
     b.update(experiment_path="/Shared/exp", files_root="/Workspace/Shared/project/files")
     assert databricks_problems(b) == []
+    names = fixture_variant(b).names.databricks
+    assert (names.experiment_path, names.files_root) == ("/Shared/exp", "/Workspace/Shared/project/files")
 
 
 def test_settings_object_is_frozen() -> None:
-    (env,) = load_variants({"dev": (block(), "dev")})
+    env = fixture_variant(block())
     with pytest.raises(ValueError, match="frozen"):
         env.settings.databricks.cloud = "aws"  # type: ignore[misc]
     assert isinstance(env.settings.databricks, DatabricksSettings)
@@ -298,15 +327,9 @@ def test_secrets_are_refused_in_the_block() -> None:
     ]
 
 
-def test_block_renderer_keeps_the_rest_of_the_file() -> None:
-    text = tfvars_text(block(), "dev")
-    assert 'environment   = "dev"' in text and "network = {" in text and "mlflow = {" in text
-    assert text.count("databricks = {") == 1
-
-
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as exc:
-        load_variants({"dev": (block(cloud="gcpx", max_retries=-9, training={"layout": "x"}), "dev")})
+        fixture_variant(block(cloud="gcpx", max_retries=-9, training={"layout": "x"}))
     keys = {p.key for p in exc.value.problems}
     assert {"databricks.cloud", "databricks.max_retries", "databricks.training.layout"} <= keys
 

@@ -1,0 +1,394 @@
+"""Every rule that needs more than one key, another block or the environment itself, in one place.
+
+The models check each value on its own (type, range, format); the rules here run on the validated
+models and return ``Problem``s naming the file and the key to change. Each rule's docstring is its
+entry in docs/configuration.md, so it says the rule as a user would need to know it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from platform_config import naming
+from platform_config.backend import BackendSettings
+from platform_config.databricks import (
+    DEFAULT_NODE_TYPES,
+    HOST_SUFFIXES,
+    NODE_TYPE_PATTERNS,
+    STORAGE_SCHEMES,
+)
+from platform_config.environment import RESERVED_TAGS, EnvironmentSettings
+from platform_config.errors import Problem
+
+
+@dataclass(frozen=True)
+class Validated:
+    """One environment whose two files are each valid on their own."""
+
+    name: str
+    settings: EnvironmentSettings
+    backend: BackendSettings
+    tfvars_file: str
+    backend_file: str
+
+    def tfvars(self, key: str, message: str) -> Problem:
+        return Problem(self.tfvars_file, key, message)
+
+
+BackendRule = Callable[[str, BackendSettings, str], Iterator[Problem]]
+EnvironmentRule = Callable[[Validated], Iterator[Problem]]
+
+# In the order they run; reference.py lists them in the same order.
+BACKEND_RULES: list[BackendRule] = []
+ENVIRONMENT_RULES: list[EnvironmentRule] = []
+
+
+def _backend_rule(rule: BackendRule) -> BackendRule:
+    BACKEND_RULES.append(rule)
+    return rule
+
+
+def _environment_rule(rule: EnvironmentRule) -> EnvironmentRule:
+    ENVIRONMENT_RULES.append(rule)
+    return rule
+
+
+def check_backend(name: str, backend: BackendSettings, file: str) -> list[Problem]:
+    """Problems of environment ``name``'s backend config, judged on its own."""
+    return [p for rule in BACKEND_RULES for p in rule(name, backend, file)]
+
+
+def check_environment(env: Validated) -> list[Problem]:
+    """Problems across the keys, blocks and files of one environment."""
+    return [p for rule in ENVIRONMENT_RULES for p in rule(env)]
+
+
+# --- backend config ------------------------------------------------------------------------------
+
+
+@_backend_rule
+def state_bucket_name(name: str, backend: BackendSettings, file: str) -> Iterator[Problem]:
+    """`bucket` is the environment's own state bucket, `mlopspltf-<env>-s3-tf-backend`."""
+    expected = naming.state_bucket(name)
+    if backend.bucket != expected:
+        yield Problem(file, "bucket", f"is {backend.bucket!r}; environment {name!r} uses {expected!r}")
+
+
+@_backend_rule
+def lock_table_name(name: str, backend: BackendSettings, file: str) -> Iterator[Problem]:
+    """`dynamodb_table`, when set, is the environment's own lock table, `mlopspltf-<env>-ddb-tf-backend`."""
+    expected = naming.lock_table(name)
+    if backend.dynamodb_table is not None and backend.dynamodb_table != expected:
+        yield Problem(
+            file, "dynamodb_table", f"is {backend.dynamodb_table!r}; environment {name!r} uses {expected!r}"
+        )
+
+
+@_backend_rule
+def state_locking(name: str, backend: BackendSettings, file: str) -> Iterator[Problem]:
+    """State is locked: `dynamodb_table`, `use_lockfile = true`, or both."""
+    if backend.dynamodb_table is None and not backend.use_lockfile:
+        yield Problem(
+            file,
+            "dynamodb_table",
+            "no state locking configured: set dynamodb_table, use_lockfile = true, or both",
+        )
+
+
+@_backend_rule
+def state_encryption(name: str, backend: BackendSettings, file: str) -> Iterator[Problem]:
+    """`encrypt = true`: state files hold sensitive data."""
+    if not backend.encrypt:
+        yield Problem(file, "encrypt", "must be true: state files hold sensitive data")
+
+
+# --- both files ----------------------------------------------------------------------------------
+
+
+@_environment_rule
+def backend_region(env: Validated) -> Iterator[Problem]:
+    """The backend config's `region` is the tfvars' `aws_region`: the state bucket is created there."""
+    if env.backend.region != env.settings.aws_region:
+        yield Problem(
+            env.backend_file,
+            "region",
+            f"is {env.backend.region!r} but {env.tfvars_file} sets aws_region = "
+            f"{env.settings.aws_region!r}; the state bucket is created in the environment's region",
+        )
+
+
+@_environment_rule
+def state_kms_key(env: Validated) -> Iterator[Problem]:
+    """With `state_bucket.sse_algorithm = "aws:kms"` the backend config sets `kms_key_id` to the
+    environment's alias `alias/mlopspltf-<env>-tf-backend` or a key ARN: the bucket only accepts
+    SSE-KMS writes."""
+    if env.settings.state_bucket.sse_algorithm != "aws:kms":
+        return
+    alias = naming.state_kms_alias(env.name)
+    key_id = env.backend.kms_key_id
+    if key_id is None:
+        yield Problem(
+            env.backend_file,
+            "kms_key_id",
+            f"missing: the state bucket only accepts SSE-KMS writes; set kms_key_id = {alias!r}",
+        )
+    elif not (key_id == alias or key_id.startswith("arn:")):
+        yield Problem(env.backend_file, "kms_key_id", f"must be {alias!r} or a key ARN")
+
+
+@_environment_rule
+def reserved_tags(env: Validated) -> Iterator[Problem]:
+    """`tags` does not set `Project`, `Environment`, `Stack` or `ManagedBy`: the app sets them."""
+    for tag in env.settings.tags:
+        if tag in RESERVED_TAGS:
+            yield env.tfvars(f"tags.{tag}", "is set by the app; remove it")
+
+
+# --- network -------------------------------------------------------------------------------------
+
+
+@_environment_rule
+def zones_of_the_region(env: Validated) -> Iterator[Problem]:
+    """`network.availability_zones` are distinct zones of `aws_region`."""
+    region = env.settings.aws_region
+    zones = env.settings.network.availability_zones
+    for i, az in enumerate(zones):
+        if not re.fullmatch(re.escape(region) + r"[a-z]", az):
+            yield env.tfvars(
+                f"network.availability_zones[{i}]", f"{az!r} is not an availability zone of {region}"
+            )
+    if len(set(zones)) != len(zones):
+        yield env.tfvars("network.availability_zones", "lists a zone twice")
+
+
+@_environment_rule
+def subnets(env: Validated) -> Iterator[Problem]:
+    """Each subnet list has one CIDR per availability zone, inside `network.vpc_cidr`, and no subnet
+    overlaps another."""
+    net = env.settings.network
+    vpc = ipaddress.ip_network(net.vpc_cidr)
+    seen: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
+    for tier in ("public", "private", "database"):
+        key = f"network.{tier}_subnet_cidrs"
+        cidrs: tuple[str, ...] = getattr(net, f"{tier}_subnet_cidrs")
+        if len(cidrs) != len(net.availability_zones):
+            yield env.tfvars(
+                key,
+                f"has {len(cidrs)} entries; needs one per availability zone ({len(net.availability_zones)})",
+            )
+        for i, cidr in enumerate(cidrs):
+            sub = ipaddress.ip_network(cidr)
+            if not sub.subnet_of(vpc):  # type: ignore[arg-type]
+                yield env.tfvars(f"{key}[{i}]", f"{cidr} is outside vpc_cidr {net.vpc_cidr}")
+            for other_key, other in seen:
+                if sub.overlaps(other):
+                    yield env.tfvars(f"{key}[{i}]", f"{cidr} overlaps {other_key} ({other})")
+            seen.append((f"{key}[{i}]", sub))
+
+
+# --- mlflow --------------------------------------------------------------------------------------
+
+
+@_environment_rule
+def cache_nodes_per_zone(env: Validated) -> Iterator[Problem]:
+    """With `mlflow.cache.enabled`, `mlflow.cache.num_nodes` is at most two per availability zone."""
+    cache = env.settings.mlflow.cache
+    if cache.enabled and cache.num_nodes > len(env.settings.network.availability_zones) * 2:
+        yield env.tfvars("mlflow.cache.num_nodes", "more nodes than two per availability zone")
+
+
+# --- databricks ----------------------------------------------------------------------------------
+
+
+@_environment_rule
+def databricks_deployer(env: Validated) -> Iterator[Problem]:
+    """`databricks.deployer` is set unless both `experiment_path` and `files_root` are."""
+    s = env.settings.databricks
+    if s.deployer is None and (s.experiment_path is None or s.files_root is None):
+        yield env.tfvars(
+            "databricks.deployer",
+            "missing: the user or service principal that deployed the bundle names the default "
+            "experiment_path and files_root; set deployer or both paths",
+        )
+
+
+@_environment_rule
+def databricks_cloud(env: Validated) -> Iterator[Problem]:
+    """`databricks.host`, `model.storage_location` and `job_cluster.node_type_id` belong to
+    `databricks.cloud` (hosts on a custom domain cannot be told apart and pass)."""
+    s = env.settings.databricks
+    host_cloud = next((c for c, suffixes in HOST_SUFFIXES.items() if s.host.endswith(suffixes)), None)
+    if host_cloud is not None and host_cloud != s.cloud:
+        yield env.tfvars(
+            "databricks.host", f"{s.host!r} is a workspace on {host_cloud}, but cloud = {s.cloud!r}"
+        )
+    location = s.model.storage_location
+    if location is not None and not location.startswith(STORAGE_SCHEMES[s.cloud]):
+        schemes = " or ".join(STORAGE_SCHEMES[s.cloud])
+        yield env.tfvars("databricks.model.storage_location", f"must start with {schemes} on {s.cloud}")
+    node_type = s.job_cluster.node_type_id
+    if node_type is not None and not NODE_TYPE_PATTERNS[s.cloud].match(node_type):
+        yield env.tfvars(
+            "databricks.job_cluster.node_type_id",
+            f"{node_type!r} is not a node type on {s.cloud} (e.g. {DEFAULT_NODE_TYPES[s.cloud]})",
+        )
+
+
+@_environment_rule
+def databricks_training_tasks(env: Validated) -> Iterator[Problem]:
+    """`databricks.training.tasks` is non-empty with `layout = "notebooks"`, empty with the
+    template layout, and its task keys are unique."""
+    training = env.settings.databricks.training
+    if training.layout == "notebooks" and not training.tasks:
+        yield env.tfvars("databricks.training.tasks", 'layout = "notebooks" needs at least one task')
+    if training.layout == "template" and training.tasks:
+        yield env.tfvars(
+            "databricks.training.tasks",
+            'only used with layout = "notebooks" (the template layout has fixed tasks)',
+        )
+    seen: dict[str, int] = {}
+    for i, task in enumerate(training.tasks):
+        if task.key in seen:
+            yield env.tfvars(
+                f"databricks.training.tasks[{i}].key",
+                f"duplicate task key {task.key!r} (also training.tasks[{seen[task.key]}])",
+            )
+        else:
+            seen[task.key] = i
+
+
+@_environment_rule
+def databricks_keys_without_effect(env: Validated) -> Iterator[Problem]:
+    """A key that would be silently ignored is an error, since a setting that does nothing misleads:
+    `job_view_groups` without `job_permissions = true`, `training.training_data_path` or
+    `training.validation` with `layout = "notebooks"`, `job_cluster` when both jobs set
+    `existing_cluster_id`."""
+    s = env.settings.databricks
+    if "job_view_groups" in s.model_fields_set and not s.job_permissions:
+        yield env.tfvars("databricks.job_view_groups", "has no effect unless job_permissions = true")
+    if s.training.layout == "notebooks":
+        for key in sorted(s.training.model_fields_set & {"training_data_path", "validation"}):
+            yield env.tfvars(f"databricks.training.{key}", 'only used with layout = "template"')
+    both_existing = s.training.existing_cluster_id and s.batch_inference.existing_cluster_id
+    if both_existing and "job_cluster" in s.model_fields_set:
+        yield env.tfvars("databricks.job_cluster", "has no effect: both jobs set existing_cluster_id")
+
+
+@_environment_rule
+def databricks_tags(env: Validated) -> Iterator[Problem]:
+    """`databricks.tags` keys are 1-127 letters, digits or `_.:/=+-@` and spaces; values up to 255
+    characters."""
+    for key, value in env.settings.databricks.tags.items():
+        if not re.fullmatch(r"[A-Za-z0-9_.:/=+@ -]{1,127}", key) or len(value) > 255:
+            yield env.tfvars(
+                f"databricks.tags.{key}", "tag keys are 1-127 letters, digits or _.:/=+-@; values up to 255"
+            )
+
+
+@_environment_rule
+def databricks_prod_target(env: Validated) -> Iterator[Problem]:
+    """`databricks.target = "prod"` only in a production environment."""
+    if not env.settings.is_production and env.settings.databricks.target == "prod":
+        yield env.tfvars(
+            "databricks.target", '"prod" is the production target; this is not a production environment'
+        )
+
+
+# --- production requirements ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What a production environment must set: ``key`` is the dotted tfvars key, ``shown`` the
+    requirement as the reference's Production column states it."""
+
+    key: str
+    shown: str
+    holds: Callable[[EnvironmentSettings], bool]
+    message: str
+
+
+_MUST_BE_TRUE = "must be true in a production environment"
+
+PRODUCTION: tuple[Requirement, ...] = (
+    Requirement(
+        "network.single_nat_gateway",
+        "false",
+        lambda s: not s.network.single_nat_gateway,
+        "must be false in a production environment (one NAT gateway per zone)",
+    ),
+    Requirement("mlflow.database.multi_az", "true", lambda s: s.mlflow.database.multi_az, _MUST_BE_TRUE),
+    Requirement(
+        "mlflow.database.deletion_protection",
+        "true",
+        lambda s: s.mlflow.database.deletion_protection,
+        _MUST_BE_TRUE,
+    ),
+    Requirement(
+        "mlflow.database.performance_insights",
+        "true",
+        lambda s: s.mlflow.database.performance_insights,
+        _MUST_BE_TRUE,
+    ),
+    Requirement(
+        "mlflow.load_balancer.deletion_protection",
+        "true",
+        lambda s: s.mlflow.load_balancer.deletion_protection,
+        _MUST_BE_TRUE,
+    ),
+    Requirement(
+        "mlflow.database.monitoring_interval",
+        "not 0",
+        lambda s: s.mlflow.database.monitoring_interval != 0,
+        "enhanced monitoring must be on in production",
+    ),
+    Requirement(
+        "mlflow.database.backup_retention_days",
+        ">= 7",
+        lambda s: s.mlflow.database.backup_retention_days >= 7,
+        "must be at least 7 in production",
+    ),
+    Requirement(
+        "mlflow.load_balancer.certificate_arn",
+        "set",
+        lambda s: s.mlflow.load_balancer.certificate_arn is not None,
+        "production serves HTTPS only: set an ACM certificate",
+    ),
+    Requirement(
+        "mlflow.server.min_size",
+        ">= 2",
+        lambda s: s.mlflow.server.min_size >= 2,
+        "must be at least 2 in production (one instance per zone)",
+    ),
+    Requirement(
+        "mlflow.cache.num_nodes",
+        ">= 2 when `cache.enabled`",
+        lambda s: not s.mlflow.cache.enabled or s.mlflow.cache.num_nodes >= 2,
+        "must be at least 2 in production (automatic failover)",
+    ),
+    Requirement(
+        "mlflow.alerts.emails",
+        "at least one",
+        lambda s: bool(s.mlflow.alerts.emails),
+        "production alerts need at least one recipient",
+    ),
+    Requirement(
+        "mlflow.log_retention_days",
+        ">= 365",
+        lambda s: s.mlflow.log_retention_days >= 365,
+        "must be at least 365 in production",
+    ),
+)
+
+
+@_environment_rule
+def production_requirements(env: Validated) -> Iterator[Problem]:
+    """A production environment (`is_production = true`) must meet every requirement of the
+    Production column."""
+    if env.settings.is_production:
+        for req in PRODUCTION:
+            if not req.holds(env.settings):
+                yield env.tfvars(req.key, req.message)

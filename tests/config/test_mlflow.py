@@ -1,0 +1,87 @@
+"""The ``mlflow = { ... }`` block: accepted values, and problems reported as ``file: key: problem``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from platform_config.loader import TFVARS_DIR
+from platform_config.mlflow import MlflowSettings
+from tests.fixtures.envs import FIXTURES, ConfigFiles
+
+PRD = f"{TFVARS_DIR}/prd.tfvars"
+DEV = f"{TFVARS_DIR}/dev.tfvars"
+
+
+def only_problem(file: str, key: str, value: Any) -> str:
+    """The one problem, as printed, of the test-owned environments with ``mlflow.<key>`` changed."""
+    problems = ConfigFiles(FIXTURES).set(file, f"mlflow.{key}", value).problems()
+    assert len(problems) == 1, problems
+    return str(problems[0])
+
+
+def test_defaults_are_private_and_valid() -> None:
+    settings = MlflowSettings()
+    assert settings.load_balancer.ingress_cidrs == ("10.0.0.0/8",)
+    assert settings.cache.enabled is False
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    ("database.multi_az", False, "mlflow.database.multi_az: must be true in a production environment"),
+    ("database.deletion_protection", False, "mlflow.database.deletion_protection: must be true"),
+    ("database.performance_insights", False, "mlflow.database.performance_insights: must be true"),
+    ("load_balancer.deletion_protection", False, "mlflow.load_balancer.deletion_protection: must be true"),
+    ("database.monitoring_interval", 0, "mlflow.database.monitoring_interval: enhanced monitoring must be on"),
+    ("database.backup_retention_days", 3, "mlflow.database.backup_retention_days: must be at least 7 in production"),
+    ("server.min_size", 1, "mlflow.server.min_size: must be at least 2 in production"),
+    ("alerts.emails", [], "mlflow.alerts.emails: production alerts need at least one recipient"),
+    ("cache.num_nodes", 1, "mlflow.cache.num_nodes: must be at least 2 in production"),
+    ("log_retention_days", 90, "mlflow.log_retention_days: must be at least 365 in production"),
+])  # fmt: skip
+def test_production_requires_hardening(key: str, value: Any, problem: str) -> None:
+    assert only_problem(PRD, key, value).startswith(f"{PRD}: {problem}")
+
+
+def test_production_serves_https_only() -> None:
+    problems = ConfigFiles(FIXTURES).delete(PRD, "mlflow.load_balancer.certificate_arn").problems()
+    assert [str(p) for p in problems] == [
+        f"{PRD}: mlflow.load_balancer.certificate_arn: production serves HTTPS only: set an ACM certificate"
+    ]
+
+
+def test_a_disabled_cache_needs_no_failover_in_production() -> None:
+    f = ConfigFiles(FIXTURES).set(PRD, "mlflow.cache", {"enabled": False, "num_nodes": 1})
+    assert next(e for e in f.load() if e.name == "prd").settings.mlflow.cache.num_nodes == 1
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    ("server.instance_typo", "t3.medium", "mlflow.server.instance_typo: unknown key"),
+    ("load_balancer.ingress_cidrs", ["203.0.113.0/33"],
+     "mlflow.load_balancer.ingress_cidrs[0]: '203.0.113.0/33' is not a valid CIDR block"),
+    ("load_balancer.ingress_cidrs", [], "mlflow.load_balancer.ingress_cidrs: Tuple should have at least 1 item"),
+    ("alerts.emails", ["not-an-address"], "mlflow.alerts.emails[0]: 'not-an-address' is not an e-mail address"),
+    ("database.performance_insights", True, "mlflow.database: performance_insights is not available on db.t3.micro"),
+    ("server.max_size", 0, "mlflow.server.max_size: Input should be greater than or equal to 1"),
+    ("server.desired_capacity", 5, "mlflow.server: needs min_size <= desired_capacity <= max_size"),
+    ("log_retention_days", 31, "mlflow.log_retention_days: 31 is not a CloudWatch retention period"),
+    ("mlflow_version", "2.22.0", "mlflow: mlflow_version 2.22.0 is too old"),
+    ("database.monitoring_interval", 7,
+     "mlflow.database.monitoring_interval: Input should be 0, 1, 5, 10, 15, 30 or 60"),
+    ("database.log_exports", ["audit"],
+     "mlflow.database.log_exports[0]: Input should be 'error', 'general' or 'slowquery'"),
+    ("database.log_exports", ["error", "error"], "mlflow.database: log_exports lists a log twice"),
+    ("database.max_allocated_storage_gb", 10,
+     "mlflow.database.max_allocated_storage_gb: Input should be greater than or equal to 20"),
+    ("cache", {"enabled": True, "num_nodes": 5}, "mlflow.cache.num_nodes: more nodes than two per availability zone"),
+    ("db_password", "hunter2hunter2", "mlflow.db_password: looks like a secret"),
+])  # fmt: skip
+def test_bad_values_are_reported_with_file_and_key(key: str, value: Any, problem: str) -> None:
+    assert only_problem(DEV, key, value).startswith(f"{DEV}: {problem}")
+
+
+def test_certificate_arn_must_be_an_acm_arn() -> None:
+    arn = "arn:aws:iam::111122223333:server-certificate/x"
+    assert only_problem(PRD, "load_balancer.certificate_arn", arn).startswith(
+        f"{PRD}: mlflow.load_balancer.certificate_arn: String should match pattern"
+    )
