@@ -7,6 +7,8 @@ provider used here, so the token is also in the (encrypted, access-controlled) s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from cdktf_cdktf_provider_aws.elasticache_parameter_group import (
     ElasticacheParameterGroup,
     ElasticacheParameterGroupParameter,
@@ -23,33 +25,36 @@ from constructs import Construct
 
 from constructs_lib.observability import log_group
 from constructs_lib.policy import skip_checks
-from platform_config.mlflow import CacheSettings
+from constructs_lib.references import address
 
 REDIS_PORT = 6379
+
+
+@dataclass(frozen=True)
+class CacheProps:
+    name: str
+    engine_version: str
+    node_type: str
+    num_nodes: int
+    snapshot_retention_days: int
+    subnet_ids: list[str]
+    security_group_id: str
+    kms_key_arn: str
+    log_group_name: str
+    log_retention_days: int
 
 
 class Cache(Construct):
     """``aws_elasticache_replication_group.mlflow`` and its subnet and parameter groups."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        name: str,
-        settings: CacheSettings,
-        subnet_ids: list[str],
-        security_group_id: str,
-        kms_key_arn: str,
-        log_group_name: str,
-        log_retention_days: int,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: CacheProps) -> None:
         super().__init__(scope, construct_id)
-        s = settings
+        s = props
+        name, kms_key_arn = s.name, s.kms_key_arn
         # ElastiCache accepts printable ASCII except / " @ in a token: alphanumerics keep it simple.
         token = Password(self, "auth_token", length=64, special=False)
         token.override_logical_id("redis_auth_token")
-        self.secret = SecretsmanagerSecret(
+        self._secret = SecretsmanagerSecret(
             self,
             "secret",
             name=f"{name}-redis-auth-token",
@@ -57,20 +62,20 @@ class Cache(Construct):
             kms_key_id=kms_key_arn,
             recovery_window_in_days=7,
         )
-        self.secret.override_logical_id("redis_auth_token")
+        self._secret.override_logical_id("redis_auth_token")
         skip_checks(
-            self.secret,
+            self._secret,
             {
                 "CKV2_AWS_57": "rotated on demand (terraform apply -replace=random_password.redis_auth_token, "
                 "auth_token_update_strategy = ROTATE); ElastiCache has no managed rotation Lambda"
             },
         )
         SecretsmanagerSecretVersion(
-            self, "secret_value", secret_id=self.secret.id, secret_string=token.result
+            self, "secret_value", secret_id=self._secret.id, secret_string=token.result
         ).override_logical_id("redis_auth_token")
 
         subnets = ElasticacheSubnetGroup(
-            self, "subnets", name=name, description="MLflow Redis subnets", subnet_ids=subnet_ids
+            self, "subnets", name=name, description="MLflow Redis subnets", subnet_ids=s.subnet_ids
         )
         subnets.override_logical_id("mlflow")
         family = f"redis{s.engine_version.split('.')[0]}"
@@ -86,12 +91,12 @@ class Cache(Construct):
         self.slow_log = log_group(
             self,
             "redis_slow_log",
-            name=log_group_name,
+            name=s.log_group_name,
             kms_key_arn=kms_key_arn,
-            retention_days=log_retention_days,
+            retention_days=s.log_retention_days,
         )
         failover = s.num_nodes >= 2
-        self.group = ElasticacheReplicationGroup(
+        self._group = ElasticacheReplicationGroup(
             self,
             "group",
             replication_group_id=name,
@@ -103,7 +108,7 @@ class Cache(Construct):
             port=REDIS_PORT,
             parameter_group_name=params.name,
             subnet_group_name=subnets.name,
-            security_group_ids=[security_group_id],
+            security_group_ids=[s.security_group_id],
             at_rest_encryption_enabled="true",
             kms_key_id=kms_key_arn,
             transit_encryption_enabled=True,
@@ -126,9 +131,25 @@ class Cache(Construct):
                 )
             ],
         )
-        self.group.override_logical_id("mlflow")
+        self._group.override_logical_id("mlflow")
         self.num_nodes = s.num_nodes
 
     @property
     def endpoint(self) -> str:
-        return self.group.primary_endpoint_address
+        return self._group.primary_endpoint_address
+
+    @property
+    def port(self) -> int:
+        return REDIS_PORT
+
+    @property
+    def secret_arn(self) -> str:
+        """The Secrets Manager secret holding the AUTH token."""
+        return self._secret.arn
+
+    @property
+    def member_dimensions(self) -> dict[str, str]:
+        """Alarm dimensions of member ``count.index`` (for a resource counted over ``num_nodes``):
+        members of a replication group are named <group id>-001, -002, ..."""
+        group_id = f"{address(self._group)}.id"
+        return {"CacheClusterId": f'${{format("%s-%03d", {group_id}, count.index + 1)}}'}

@@ -3,6 +3,9 @@ refresh (auto-rollback) and notifications. No key pair: shell access is SSM Sess
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
 from cdktf import ITerraformDependable, Token
 from cdktf_cdktf_provider_aws.autoscaling_group import AutoscalingGroup, AutoscalingGroupTag
 from cdktf_cdktf_provider_aws.autoscaling_notification import AutoscalingNotification
@@ -16,38 +19,43 @@ from cdktf_cdktf_provider_aws.launch_template import (
 )
 from constructs import Construct
 
-from platform_config.mlflow import ServerSettings
-
 # pip installs MLflow at boot: give it time before the load balancer's verdict counts.
 HEALTH_CHECK_GRACE_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class MlflowServersProps:
+    name: str
+    ami_ssm_parameter: str
+    instance_type: str
+    root_volume_size_gb: int
+    min_size: int
+    max_size: int
+    desired_capacity: int
+    cpu_target_percent: int
+    user_data_base64: str
+    instance_profile_arn: str
+    security_group_id: str
+    subnet_ids: list[str]
+    target_group_arn: str
+    kms_key_arn: str
+    sns_topic_arn: str
+    tags: Mapping[str, str]
+    # What the instances need before their first boot (their settings, their role's policies).
+    depends_on: Sequence[ITerraformDependable] = field(default_factory=tuple)
 
 
 class MlflowServers(Construct):
     """``aws_launch_template.mlflow`` and ``aws_autoscaling_group.mlflow``."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        name: str,
-        settings: ServerSettings,
-        user_data_base64: str,
-        instance_profile_arn: str,
-        security_group_id: str,
-        subnet_ids: list[str],
-        target_group_arn: str,
-        kms_key_arn: str,
-        sns_topic_arn: str,
-        tags: dict[str, str],
-        depends_on: list[ITerraformDependable],
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: MlflowServersProps) -> None:
         super().__init__(scope, construct_id)
-        s = settings
+        s = props
+        name = s.name
         ami = DataAwsSsmParameter(self, "ami", name=s.ami_ssm_parameter)
         ami.override_logical_id("mlflow_ami")
-        instance_tags = {**tags, "Name": name}
-        self.launch_template = LaunchTemplate(
+        instance_tags = {**s.tags, "Name": name}
+        self._launch_template = LaunchTemplate(
             self,
             "launch_template",
             name=name,
@@ -56,13 +64,13 @@ class MlflowServers(Construct):
             instance_type=s.instance_type,
             update_default_version=True,
             ebs_optimized="true",
-            user_data=user_data_base64,
-            iam_instance_profile={"arn": instance_profile_arn},
+            user_data=s.user_data_base64,
+            iam_instance_profile={"arn": s.instance_profile_arn},
             network_interfaces=[
                 LaunchTemplateNetworkInterfaces(
                     device_index=0,
                     associate_public_ip_address="false",
-                    security_groups=[security_group_id],
+                    security_groups=[s.security_group_id],
                     delete_on_termination="true",
                 )
             ],
@@ -80,7 +88,7 @@ class MlflowServers(Construct):
                         "volume_size": s.root_volume_size_gb,
                         "volume_type": "gp3",
                         "encrypted": "true",
-                        "kms_key_id": kms_key_arn,
+                        "kms_key_id": s.kms_key_arn,
                         "delete_on_termination": "true",
                     },
                 )
@@ -88,23 +96,23 @@ class MlflowServers(Construct):
             # Instances get their tags from the group (propagate_at_launch), volumes from here.
             tag_specifications=[LaunchTemplateTagSpecifications(resource_type="volume", tags=instance_tags)],
         )
-        self.launch_template.override_logical_id("mlflow")
+        self._launch_template.override_logical_id("mlflow")
 
-        self.group = AutoscalingGroup(
+        self._group = AutoscalingGroup(
             self,
             "asg",
             name=name,
             min_size=s.min_size,
             max_size=s.max_size,
             desired_capacity=s.desired_capacity,
-            vpc_zone_identifier=subnet_ids,
-            target_group_arns=[target_group_arn],
+            vpc_zone_identifier=s.subnet_ids,
+            target_group_arns=[s.target_group_arn],
             health_check_type="ELB",
             health_check_grace_period=HEALTH_CHECK_GRACE_SECONDS,
             # A new template version changes this, which starts an instance refresh.
             launch_template={
-                "id": self.launch_template.id,
-                "version": Token.as_string(self.launch_template.latest_version),
+                "id": self._launch_template.id,
+                "version": Token.as_string(self._launch_template.latest_version),
             },
             instance_refresh={
                 "strategy": "Rolling",
@@ -133,15 +141,15 @@ class MlflowServers(Construct):
                 AutoscalingGroupTag(key=k, value=v, propagate_at_launch=True)
                 for k, v in sorted(instance_tags.items())
             ],
-            depends_on=depends_on,
+            depends_on=list(s.depends_on),
         )
-        self.group.override_logical_id("mlflow")
+        self._group.override_logical_id("mlflow")
 
         AutoscalingPolicy(
             self,
             "cpu_policy",
             name=f"{name}-cpu-target",
-            autoscaling_group_name=self.group.name,
+            autoscaling_group_name=self._group.name,
             policy_type="TargetTrackingScaling",
             estimated_instance_warmup=HEALTH_CHECK_GRACE_SECONDS,
             target_tracking_configuration={
@@ -153,8 +161,8 @@ class MlflowServers(Construct):
         AutoscalingNotification(
             self,
             "notifications",
-            group_names=[self.group.name],
-            topic_arn=sns_topic_arn,
+            group_names=[self._group.name],
+            topic_arn=s.sns_topic_arn,
             notifications=[
                 "autoscaling:EC2_INSTANCE_LAUNCH",
                 "autoscaling:EC2_INSTANCE_LAUNCH_ERROR",
@@ -162,3 +170,7 @@ class MlflowServers(Construct):
                 "autoscaling:EC2_INSTANCE_TERMINATE_ERROR",
             ],
         ).override_logical_id("mlflow")
+
+    @property
+    def group_name(self) -> str:
+        return self._group.name

@@ -4,6 +4,9 @@ Terraform, tfvars or state."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from cdktf import Token
 from cdktf_cdktf_provider_aws.db_instance import DbInstance
 from cdktf_cdktf_provider_aws.db_parameter_group import DbParameterGroup, DbParameterGroupParameter
 from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup
@@ -14,35 +17,44 @@ from constructs import Construct
 from constructs_lib.network import assume_role_policy
 from constructs_lib.observability import log_group
 from constructs_lib.policy import skip_checks
-from platform_config.mlflow import DatabaseSettings
 
 DB_NAME = "mlflow"
 DB_USERNAME = "mlflow_admin"
 CA_CERT = "rds-ca-rsa2048-g1"
 
 
+@dataclass(frozen=True)
+class DatabaseProps:
+    identifier: str
+    engine_version: str
+    instance_class: str
+    allocated_storage_gb: int
+    max_allocated_storage_gb: int
+    multi_az: bool
+    deletion_protection: bool
+    backup_retention_days: int
+    performance_insights: bool
+    monitoring_interval: int
+    log_exports: tuple[str, ...]
+    subnet_ids: list[str]
+    security_group_id: str
+    kms_key_arn: str
+    partition: str
+    log_retention_days: int
+    apply_immediately: bool
+
+
 class Database(Construct):
     """``aws_db_instance.mlflow`` with ``aws_db_subnet_group.database`` and
     ``aws_db_parameter_group.mlflow``."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        identifier: str,
-        settings: DatabaseSettings,
-        subnet_ids: list[str],
-        security_group_id: str,
-        kms_key_arn: str,
-        partition: str,
-        log_retention_days: int,
-        is_production: bool,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: DatabaseProps) -> None:
         super().__init__(scope, construct_id)
-        s = settings
+        s = props
+        identifier = s.identifier
+        kms_key_arn = s.kms_key_arn
         subnets = DbSubnetGroup(
-            self, "subnets", name=identifier, description="MLflow database subnets", subnet_ids=subnet_ids
+            self, "subnets", name=identifier, description="MLflow database subnets", subnet_ids=s.subnet_ids
         )
         subnets.override_logical_id("database")
 
@@ -74,7 +86,7 @@ class Database(Construct):
                 f"rds_{log}",
                 name=f"/aws/rds/instance/{identifier}/{log}",
                 kms_key_arn=kms_key_arn,
-                retention_days=log_retention_days,
+                retention_days=s.log_retention_days,
             )
             for log in s.log_exports
         ]
@@ -92,11 +104,11 @@ class Database(Construct):
                 self,
                 "monitoring_policy",
                 role=role.name,
-                policy_arn=f"arn:{partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
+                policy_arn=f"arn:{s.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
             ).override_logical_id("rds_monitoring")
             monitoring_role_arn = role.arn
 
-        self.instance = DbInstance(
+        self._instance = DbInstance(
             self,
             "instance",
             identifier=identifier,
@@ -115,7 +127,7 @@ class Database(Construct):
             iam_database_authentication_enabled=True,
             db_subnet_group_name=subnets.name,
             parameter_group_name=params.name,
-            vpc_security_group_ids=[security_group_id],
+            vpc_security_group_ids=[s.security_group_id],
             publicly_accessible=False,
             multi_az=s.multi_az,
             deletion_protection=s.deletion_protection,
@@ -134,10 +146,10 @@ class Database(Construct):
             performance_insights_retention_period=7 if s.performance_insights else None,
             monitoring_interval=s.monitoring_interval,
             monitoring_role_arn=monitoring_role_arn,
-            apply_immediately=not is_production,
+            apply_immediately=s.apply_immediately,
             depends_on=list(self.log_groups),
         )
-        self.instance.override_logical_id("mlflow")
+        self._instance.override_logical_id("mlflow")
         why = "switched off by this non-production environment's mlflow.database settings (cost); production requires it"
         skips = {
             "CKV_AWS_157": not s.multi_az,
@@ -147,9 +159,26 @@ class Database(Construct):
         }
         off = {check: why for check, is_off in skips.items() if is_off}
         if off:
-            skip_checks(self.instance, off)
+            skip_checks(self._instance, off)
 
     @property
     def secret_arn(self) -> str:
         """The RDS-managed secret holding the master user's name and password."""
-        return self.instance.master_user_secret.get(0).secret_arn
+        return self._instance.master_user_secret.get(0).secret_arn
+
+    @property
+    def address(self) -> str:
+        return self._instance.address
+
+    @property
+    def port(self) -> str:
+        return Token.as_string(self._instance.port)
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port``."""
+        return self._instance.endpoint
+
+    @property
+    def alarm_dimensions(self) -> dict[str, str]:
+        return {"DBInstanceIdentifier": self._instance.identifier}

@@ -6,11 +6,24 @@ gives them, so that a bundle's state can be adopted without replacing anything.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from cdktf_cdktf_provider_databricks.grants import Grants, GrantsGrant
 from cdktf_cdktf_provider_databricks.mlflow_experiment import MlflowExperiment
 from cdktf_cdktf_provider_databricks.permissions import Permissions, PermissionsAccessControl
 from cdktf_cdktf_provider_databricks.registered_model import RegisteredModel
 from constructs import Construct
+
+
+@dataclass(frozen=True)
+class UnityCatalogModelProps:
+    catalog: str
+    schema: str
+    name: str
+    execute_principals: tuple[str, ...]
+    comment: str | None = None
+    owner: str | None = None
+    storage_location: str | None = None
 
 
 class UnityCatalogModel(Construct):
@@ -20,62 +33,56 @@ class UnityCatalogModel(Construct):
     attribute keeps the adopted ``databricks_grants.registered_model_model`` free of changes.
     """
 
-    def __init__(
-        self,
-        scope: Construct,
-        id_: str,
-        *,
-        catalog: str,
-        schema: str,
-        name: str,
-        execute_principals: tuple[str, ...],
-        comment: str | None = None,
-        owner: str | None = None,
-        storage_location: str | None = None,
-    ) -> None:
+    def __init__(self, scope: Construct, id_: str, props: UnityCatalogModelProps) -> None:
         super().__init__(scope, id_)
-        self.model = RegisteredModel(
+        self._model = RegisteredModel(
             self,
             "model",
-            catalog_name=catalog,
-            schema_name=schema,
-            name=name,
-            comment=comment,
-            owner=owner,
-            storage_location=storage_location,
+            catalog_name=props.catalog,
+            schema_name=props.schema,
+            name=props.name,
+            comment=props.comment,
+            owner=props.owner,
+            storage_location=props.storage_location,
         )
-        self.model.override_logical_id("model")
-        self.grants = Grants(
+        self._model.override_logical_id("model")
+        grants = Grants(
             self,
             "grants",
-            function=self.model.id,
-            grant=[GrantsGrant(principal=p, privileges=["EXECUTE"]) for p in execute_principals],
+            function=self._model.id,
+            grant=[GrantsGrant(principal=p, privileges=["EXECUTE"]) for p in props.execute_principals],
         )
-        self.grants.override_logical_id("registered_model_model")
+        grants.override_logical_id("registered_model_model")
 
     @property
     def full_name(self) -> str:
         """``<catalog>.<schema>.<name>`` once applied (the resource id)."""
-        return self.model.id
+        return self._model.id
+
+
+@dataclass(frozen=True)
+class TrackedExperimentProps:
+    path: str  # workspace path, the experiment's name
+    read_groups: tuple[str, ...] = field(default_factory=tuple)
 
 
 class TrackedExperiment(Construct):
     """``databricks_mlflow_experiment.experiment`` readable by the given groups."""
 
-    def __init__(self, scope: Construct, id_: str, *, path: str, read_groups: tuple[str, ...]) -> None:
+    def __init__(self, scope: Construct, id_: str, props: TrackedExperimentProps) -> None:
         super().__init__(scope, id_)
-        self.experiment = MlflowExperiment(self, "experiment", name=path)
-        self.experiment.override_logical_id("experiment")
-        self.permissions = Permissions(
+        self._experiment = MlflowExperiment(self, "experiment", name=props.path)
+        self._experiment.override_logical_id("experiment")
+        permissions = Permissions(
             self,
             "permissions",
-            experiment_id=self.experiment.id,
+            experiment_id=self._experiment.id,
             access_control=[
-                PermissionsAccessControl(group_name=g, permission_level="CAN_READ") for g in read_groups
+                PermissionsAccessControl(group_name=g, permission_level="CAN_READ") for g in props.read_groups
             ],
         )
-        self.permissions.override_logical_id("mlflow_experiment_experiment")
+        permissions.override_logical_id("mlflow_experiment_experiment")
 
     @property
     def experiment_id(self) -> str:
-        return self.experiment.id
+        return self._experiment.id

@@ -43,80 +43,92 @@ class ScheduleSpec:
     paused: bool
 
 
-class NotebookJob(Construct):
-    """``databricks_job.<address>``: each task runs only after its predecessor succeeded.
+@dataclass(frozen=True)
+class NotebookJobProps:
+    """Give ``cluster`` (a job cluster shared by all tasks, created per run) or ``existing_cluster_id``.
+    With ``view_groups``, the job gets ``databricks_permissions.job_<address>`` (CAN_VIEW)."""
 
-    Give ``cluster`` (a job cluster shared by all tasks, created per run) or ``existing_cluster_id``.
-    With ``view_groups``, adds ``databricks_permissions.job_<address>`` (CAN_VIEW), as bundles do.
-    """
+    address: str  # databricks_job.<address>
+    name: str
+    tasks: tuple[NotebookTaskSpec, ...]
+    schedule: ScheduleSpec
+    cluster: JobClusterSpec | None = None
+    existing_cluster_id: str | None = None
+    on_failure_emails: tuple[str, ...] = ()
+    run_as_service_principal: str | None = None
+    tags: Mapping[str, str] | None = None
+    max_retries: int = 0
+    timeout_seconds: int = 0
+    max_concurrent_runs: int = 1
+    view_groups: tuple[str, ...] = ()
 
-    def __init__(
-        self,
-        scope: Construct,
-        id_: str,
-        *,
-        address: str,
-        name: str,
-        tasks: tuple[NotebookTaskSpec, ...],
-        schedule: ScheduleSpec,
-        cluster: JobClusterSpec | None = None,
-        existing_cluster_id: str | None = None,
-        on_failure_emails: tuple[str, ...] = (),
-        run_as_service_principal: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        max_retries: int = 0,
-        timeout_seconds: int = 0,
-        max_concurrent_runs: int = 1,
-        view_groups: tuple[str, ...] = (),
-    ) -> None:
-        super().__init__(scope, id_)
-        if (cluster is None) == (existing_cluster_id is None):
-            raise ValueError(f"job {address}: give exactly one of cluster and existing_cluster_id")
-        if not tasks:
-            raise ValueError(f"job {address}: needs at least one task")
-        keys = [t.key for t in tasks]
+    def __post_init__(self) -> None:
+        if (self.cluster is None) == (self.existing_cluster_id is None):
+            raise ValueError(f"job {self.address}: give exactly one of cluster and existing_cluster_id")
+        if not self.tasks:
+            raise ValueError(f"job {self.address}: needs at least one task")
+        keys = [t.key for t in self.tasks]
         if len(set(keys)) != len(keys):
-            raise ValueError(f"job {address}: duplicate task keys in {keys}")
+            raise ValueError(f"job {self.address}: duplicate task keys in {keys}")
+
+
+class NotebookJob(Construct):
+    """``databricks_job.<address>``: each task runs only after its predecessor succeeded; with
+    view groups, ``databricks_permissions.job_<address>`` (CAN_VIEW), as bundles do."""
+
+    def __init__(self, scope: Construct, id_: str, props: NotebookJobProps) -> None:
+        super().__init__(scope, id_)
+        p = props
+        address, cluster, existing_cluster_id, tasks = p.address, p.cluster, p.existing_cluster_id, p.tasks
+        keys = [t.key for t in tasks]
 
         self.cluster_key = f"{address}_cluster" if cluster is not None else None
         self.task_keys = tuple(keys)
-        self.job = Job(
+        self._job = Job(
             self,
             "job",
-            name=name,
+            name=p.name,
             job_cluster=[_job_cluster(self.cluster_key, cluster)] if cluster and self.cluster_key else None,
             task=[
-                _task(spec, previous, self.cluster_key, existing_cluster_id, max_retries)
+                _task(spec, previous, self.cluster_key, existing_cluster_id, p.max_retries)
                 for spec, previous in zip(tasks, (None, *keys), strict=False)
             ],
             schedule=JobSchedule(
-                quartz_cron_expression=schedule.quartz_cron,
-                timezone_id=schedule.timezone,
-                pause_status="PAUSED" if schedule.paused else "UNPAUSED",
+                quartz_cron_expression=p.schedule.quartz_cron,
+                timezone_id=p.schedule.timezone,
+                pause_status="PAUSED" if p.schedule.paused else "UNPAUSED",
             ),
             email_notifications=(
-                JobEmailNotifications(on_failure=list(on_failure_emails)) if on_failure_emails else None
+                JobEmailNotifications(on_failure=list(p.on_failure_emails)) if p.on_failure_emails else None
             ),
-            run_as=JobRunAs(service_principal_name=run_as_service_principal)
-            if run_as_service_principal
+            run_as=JobRunAs(service_principal_name=p.run_as_service_principal)
+            if p.run_as_service_principal
             else None,
-            tags=dict(tags) if tags else None,
-            timeout_seconds=timeout_seconds,
-            max_concurrent_runs=max_concurrent_runs,
+            tags=dict(p.tags) if p.tags else None,
+            timeout_seconds=p.timeout_seconds,
+            max_concurrent_runs=p.max_concurrent_runs,
         )
-        self.job.override_logical_id(address)
+        self._job.override_logical_id(address)
 
         self.permissions: Permissions | None = None
-        if view_groups:
+        if p.view_groups:
             self.permissions = Permissions(
                 self,
                 "permissions",
-                job_id=self.job.id,
+                job_id=self._job.id,
                 access_control=[
-                    PermissionsAccessControl(group_name=g, permission_level="CAN_VIEW") for g in view_groups
+                    PermissionsAccessControl(group_name=g, permission_level="CAN_VIEW") for g in p.view_groups
                 ],
             )
             self.permissions.override_logical_id(f"job_{address}")
+
+    @property
+    def job_id(self) -> str:
+        return self._job.id
+
+    @property
+    def url(self) -> str:
+        return self._job.url
 
 
 def _job_cluster(key: str, spec: JobClusterSpec) -> JobJobCluster:

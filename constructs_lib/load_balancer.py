@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from cdktf_cdktf_provider_aws.lb import Lb
 from cdktf_cdktf_provider_aws.lb_listener import LbListener, LbListenerDefaultAction
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup
@@ -9,7 +11,6 @@ from constructs import Construct
 
 from constructs_lib.policy import skip_checks
 from constructs_lib.storage import ALB_LOG_PREFIX
-from platform_config.mlflow import LoadBalancerSettings
 
 HEALTH_CHECK_PATH = "/health"
 
@@ -24,39 +25,42 @@ _NO_CERT = (
 )
 
 
+@dataclass(frozen=True)
+class LoadBalancerProps:
+    name: str
+    certificate_arn: str | None  # None: HTTP only (non-production)
+    ssl_policy: str
+    deletion_protection: bool
+    idle_timeout_seconds: int
+    subnet_ids: list[str]
+    security_group_id: str
+    vpc_id: str
+    target_port: int
+    log_bucket_name: str
+
+
 class LoadBalancer(Construct):
     """``aws_lb.mlflow``, ``aws_lb_target_group.mlflow`` and ``aws_lb_listener.{http,https}``."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        name: str,
-        settings: LoadBalancerSettings,
-        subnet_ids: list[str],
-        security_group_id: str,
-        vpc_id: str,
-        target_port: int,
-        log_bucket: str,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: LoadBalancerProps) -> None:
         super().__init__(scope, construct_id)
-        s = settings
+        s = props
+        name = s.name
         self.https = s.certificate_arn is not None
-        self.lb = Lb(
+        self._lb = Lb(
             self,
             "alb",
             name=name,
             load_balancer_type="application",
             internal=False,
-            subnets=subnet_ids,
-            security_groups=[security_group_id],
+            subnets=s.subnet_ids,
+            security_groups=[s.security_group_id],
             drop_invalid_header_fields=True,
             enable_deletion_protection=s.deletion_protection,
             idle_timeout=s.idle_timeout_seconds,
-            access_logs={"bucket": log_bucket, "prefix": ALB_LOG_PREFIX, "enabled": True},
+            access_logs={"bucket": s.log_bucket_name, "prefix": ALB_LOG_PREFIX, "enabled": True},
         )
-        self.lb.override_logical_id("mlflow")
+        self._lb.override_logical_id("mlflow")
         lb_skips = {"CKV2_AWS_28": _NO_WAF}
         if not s.deletion_protection:
             lb_skips["CKV_AWS_150"] = (
@@ -65,16 +69,16 @@ class LoadBalancer(Construct):
             )
         if not self.https:
             lb_skips["CKV2_AWS_20"] = _NO_CERT
-        skip_checks(self.lb, lb_skips)
+        skip_checks(self._lb, lb_skips)
 
         # nginx listens on plain HTTP inside the VPC; TLS ends at the load balancer.
-        self.target_group = LbTargetGroup(
+        self._target_group = LbTargetGroup(
             self,
             "target_group",
             name=name,
-            port=target_port,
+            port=s.target_port,
             protocol="HTTP",
-            vpc_id=vpc_id,
+            vpc_id=s.vpc_id,
             target_type="instance",
             deregistration_delay="30",
             health_check={
@@ -88,22 +92,22 @@ class LoadBalancer(Construct):
                 "unhealthy_threshold": 3,
             },
         )
-        self.target_group.override_logical_id("mlflow")
+        self._target_group.override_logical_id("mlflow")
         if not self.https:
             # With an HTTPS listener in front, checkov accepts plain HTTP to the targets.
             skip_checks(
-                self.target_group,
+                self._target_group,
                 {
                     "CKV_AWS_378": "no certificate in this environment, so HTTP end to end (see the README warning)"
                 },
             )
 
-        forward = [LbListenerDefaultAction(type="forward", target_group_arn=self.target_group.arn)]
+        forward = [LbListenerDefaultAction(type="forward", target_group_arn=self._target_group.arn)]
         if self.https:
             https = LbListener(
                 self,
                 "https",
-                load_balancer_arn=self.lb.arn,
+                load_balancer_arn=self._lb.arn,
                 port=443,
                 protocol="HTTPS",
                 ssl_policy=s.ssl_policy,
@@ -114,7 +118,7 @@ class LoadBalancer(Construct):
             http = LbListener(
                 self,
                 "http",
-                load_balancer_arn=self.lb.arn,
+                load_balancer_arn=self._lb.arn,
                 port=80,
                 protocol="HTTP",
                 default_action=[
@@ -127,7 +131,7 @@ class LoadBalancer(Construct):
             http.override_logical_id("http")
         else:
             http = LbListener(
-                self, "http", load_balancer_arn=self.lb.arn, port=80, protocol="HTTP", default_action=forward
+                self, "http", load_balancer_arn=self._lb.arn, port=80, protocol="HTTP", default_action=forward
             )
             http.override_logical_id("http")
             skip_checks(http, {"CKV_AWS_2": _NO_CERT, "CKV_AWS_103": _NO_CERT})
@@ -135,4 +139,22 @@ class LoadBalancer(Construct):
     @property
     def url(self) -> str:
         scheme = "https" if self.https else "http"
-        return f"{scheme}://{self.lb.dns_name}"
+        return f"{scheme}://{self.dns_name}"
+
+    @property
+    def dns_name(self) -> str:
+        return self._lb.dns_name
+
+    @property
+    def target_group_arn(self) -> str:
+        return self._target_group.arn
+
+    @property
+    def load_balancer_dimensions(self) -> dict[str, str]:
+        """CloudWatch dimensions of the load balancer's own metrics."""
+        return {"LoadBalancer": self._lb.arn_suffix}
+
+    @property
+    def target_dimensions(self) -> dict[str, str]:
+        """CloudWatch dimensions of the target group's metrics (healthy hosts, ...)."""
+        return {**self.load_balancer_dimensions, "TargetGroup": self._target_group.arn_suffix}

@@ -4,9 +4,9 @@ VPC endpoints. Per-zone resources use ``count`` so addresses read ``aws_subnet.p
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from cdktf import Fn, TerraformCount, Token
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.eip import Eip
 from cdktf_cdktf_provider_aws.flow_log import FlowLog
@@ -22,22 +22,11 @@ from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
 from constructs import Construct
 
 from constructs_lib.policy import skip_checks
-from platform_config.environment import NetworkSettings
+from constructs_lib.references import address, all_of, per_index
 
 # Interface endpoints: Session Manager (ssm, ssmmessages, ec2messages), the EC2 API, CloudWatch
 # Logs and Secrets Manager are reached without the NAT gateway.
 INTERFACE_ENDPOINTS = ("ssm", "ssmmessages", "ec2messages", "ec2", "logs", "secretsmanager")
-
-
-def all_of(resource_type: str, address: str, attribute: str) -> list[str]:
-    """Every instance's ``attribute`` of a counted resource (``aws_subnet.public[*].id``)."""
-    return Token.as_list(f"${{{resource_type}.{address}[*].{attribute}}}")
-
-
-def per_zone(reference: str) -> str:
-    """``reference`` (e.g. ``aws_subnet.public[*].id``) picked by ``count.index``, wrapping around
-    so that one NAT gateway can serve every zone. Written as HCL: cdktf's Fn would nest ``${}``."""
-    return f"${{element({reference}, count.index)}}"
 
 
 def assume_role_policy(service: str) -> str:
@@ -49,40 +38,45 @@ def assume_role_policy(service: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class NetworkProps:
+    name: str
+    vpc_cidr: str
+    availability_zones: tuple[str, ...]
+    public_subnet_cidrs: tuple[str, ...]
+    private_subnet_cidrs: tuple[str, ...]
+    database_subnet_cidrs: tuple[str, ...]
+    single_nat_gateway: bool
+    flow_log_group_arn: str
+
+
 class Network(Construct):
     """VPC ``aws_vpc.main`` and everything routing-related in it."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        name: str,
-        settings: NetworkSettings,
-        flow_log_group: CloudwatchLogGroup,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: NetworkProps) -> None:
         super().__init__(scope, construct_id)
-        zones = list(settings.availability_zones)
+        name = props.name
+        zones = list(props.availability_zones)
         n = len(zones)
-        nat_count = 1 if settings.single_nat_gateway else n
+        nat_count = 1 if props.single_nat_gateway else n
         self.zone_count = n
 
-        self.vpc = Vpc(
+        self._vpc = Vpc(
             self,
             "vpc",
-            cidr_block=settings.vpc_cidr,
+            cidr_block=props.vpc_cidr,
             enable_dns_support=True,
             enable_dns_hostnames=True,
             tags={"Name": name},
         )
-        self.vpc.override_logical_id("main")
+        self._vpc.override_logical_id("main")
 
         # Managed with no rules: nothing can use the default group by accident.
         DefaultSecurityGroup(
-            self, "default_sg", vpc_id=self.vpc.id, tags={"Name": f"{name}-default"}
+            self, "default_sg", vpc_id=self._vpc.id, tags={"Name": f"{name}-default"}
         ).override_logical_id("default")
 
-        igw = InternetGateway(self, "igw", vpc_id=self.vpc.id, tags={"Name": name})
+        igw = InternetGateway(self, "igw", vpc_id=self._vpc.id, tags={"Name": name})
         igw.override_logical_id("main")
 
         def subnets(tier: str, cidrs: tuple[str, ...]) -> Subnet:
@@ -91,7 +85,7 @@ class Network(Construct):
                 self,
                 f"{tier}_subnet",
                 count=count,
-                vpc_id=self.vpc.id,
+                vpc_id=self._vpc.id,
                 cidr_block=Fn.element(list(cidrs), Token.as_number(count.index)),
                 availability_zone=Fn.element(zones, Token.as_number(count.index)),
                 map_public_ip_on_launch=False,
@@ -100,12 +94,14 @@ class Network(Construct):
             subnet.override_logical_id(tier)
             return subnet
 
-        subnets("public", settings.public_subnet_cidrs)
-        subnets("private", settings.private_subnet_cidrs)
-        subnets("database", settings.database_subnet_cidrs)
-        self.public_subnet_ids = all_of("aws_subnet", "public", "id")
-        self.private_subnet_ids = all_of("aws_subnet", "private", "id")
-        self.database_subnet_ids = all_of("aws_subnet", "database", "id")
+        tiers = {
+            "public": subnets("public", props.public_subnet_cidrs),
+            "private": subnets("private", props.private_subnet_cidrs),
+            "database": subnets("database", props.database_subnet_cidrs),
+        }
+        self.public_subnet_ids = all_of(tiers["public"], "id")
+        self.private_subnet_ids = all_of(tiers["private"], "id")
+        self.database_subnet_ids = all_of(tiers["database"], "id")
 
         nat_n = TerraformCount.of(nat_count)
         eip = Eip(
@@ -125,8 +121,8 @@ class Network(Construct):
             self,
             "nat",
             count=nat_n2,
-            allocation_id=per_zone("aws_eip.nat[*].id"),
-            subnet_id=per_zone("aws_subnet.public[*].id"),
+            allocation_id=per_index(eip, "id"),
+            subnet_id=per_index(tiers["public"], "id"),
             tags={"Name": f"{name}-nat-${{count.index + 1}}"},
             depends_on=[igw],
         )
@@ -136,7 +132,7 @@ class Network(Construct):
         public_rt = RouteTable(
             self,
             "public_rt",
-            vpc_id=self.vpc.id,
+            vpc_id=self._vpc.id,
             route=[RouteTableRoute(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
             tags={"Name": f"{name}-public"},
         )
@@ -146,36 +142,36 @@ class Network(Construct):
             self,
             "private_rt",
             count=private_n,
-            vpc_id=self.vpc.id,
+            vpc_id=self._vpc.id,
             # element() wraps around: with a single NAT gateway every zone uses nat[0].
             route=[
                 RouteTableRoute(
                     cidr_block="0.0.0.0/0",
-                    nat_gateway_id=per_zone("aws_nat_gateway.main[*].id"),
+                    nat_gateway_id=per_index(nat, "id"),
                 )
             ],
             tags={"Name": f"{name}-private-${{count.index + 1}}"},
         )
         private_rt.override_logical_id("private")
         # No route out: the database tier only talks inside the VPC.
-        database_rt = RouteTable(self, "database_rt", vpc_id=self.vpc.id, tags={"Name": f"{name}-database"})
+        database_rt = RouteTable(self, "database_rt", vpc_id=self._vpc.id, tags={"Name": f"{name}-database"})
         database_rt.override_logical_id("database")
 
         for tier, table_id in (
             ("public", public_rt.id),
-            ("private", per_zone("aws_route_table.private[*].id")),
+            ("private", per_index(private_rt, "id")),
             ("database", database_rt.id),
         ):
             assoc = RouteTableAssociation(
                 self,
                 f"{tier}_rta",
                 count=TerraformCount.of(n),
-                subnet_id=per_zone(f"aws_subnet.{tier}[*].id"),
+                subnet_id=per_index(tiers[tier], "id"),
                 route_table_id=table_id,
             )
             assoc.override_logical_id(tier)
-        self.private_route_table_ids = all_of("aws_route_table", "private", "id")
-        self.database_route_table_id = database_rt.id
+        self._private_rt = private_rt
+        self._database_rt = database_rt
 
         flow_role = IamRole(
             self,
@@ -200,7 +196,7 @@ class Network(Construct):
                                 "logs:PutLogEvents",
                                 "logs:DescribeLogStreams",
                             ],
-                            "Resource": f"{flow_log_group.arn}:*",
+                            "Resource": f"{props.flow_log_group_arn}:*",
                         }
                     ],
                 }
@@ -209,10 +205,10 @@ class Network(Construct):
         flow = FlowLog(
             self,
             "flow_log",
-            vpc_id=self.vpc.id,
+            vpc_id=self._vpc.id,
             traffic_type="ALL",
             log_destination_type="cloud-watch-logs",
-            log_destination=flow_log_group.arn,
+            log_destination=props.flow_log_group_arn,
             iam_role_arn=flow_role.arn,
             max_aggregation_interval=60,
         )
@@ -224,11 +220,11 @@ class Network(Construct):
         s3 = VpcEndpoint(
             self,
             "s3_endpoint",
-            vpc_id=self.vpc.id,
+            vpc_id=self._vpc.id,
             service_name=f"com.amazonaws.{region}.s3",
             vpc_endpoint_type="Gateway",
             route_table_ids=Token.as_list(
-                "${concat(aws_route_table.private[*].id, [aws_route_table.database.id])}"
+                f"${{concat({address(self._private_rt)}[*].id, [{address(self._database_rt)}.id])}}"
             ),
             tags={"Name": "s3"},
         )
@@ -238,7 +234,7 @@ class Network(Construct):
             ep = VpcEndpoint(
                 self,
                 f"{service}_endpoint",
-                vpc_id=self.vpc.id,
+                vpc_id=self._vpc.id,
                 service_name=f"com.amazonaws.{region}.{service}",
                 vpc_endpoint_type="Interface",
                 subnet_ids=self.private_subnet_ids,
@@ -249,3 +245,7 @@ class Network(Construct):
             ep.override_logical_id(service)
             endpoints.append(ep)
         return endpoints
+
+    @property
+    def vpc_id(self) -> str:
+        return self._vpc.id

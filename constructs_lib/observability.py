@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from cdktf import Fn, TerraformCount, Token
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
-from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm
+from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
+    CloudwatchMetricAlarm,
+    CloudwatchMetricAlarmMetricQuery,
+)
 from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
@@ -35,36 +39,83 @@ def log_group(
     return group
 
 
-class Alerts(Construct):
-    """``aws_sns_topic.alerts`` (KMS-encrypted) and one e-mail subscription per address."""
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One CloudWatch alarm: a single metric (``namespace`` ... ``period``) or ``metric_query``.
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, name: str, kms_key_arn: str, emails: tuple[str, ...]
-    ) -> None:
+    With ``count``, one alarm per instance: ``alarm_name`` and ``dimensions`` may use ``count.index``.
+    """
+
+    address: str  # aws_cloudwatch_metric_alarm.<address>
+    description: str
+    alarm_name: str
+    evaluation_periods: int
+    threshold: float
+    comparison_operator: str
+    treat_missing_data: str | None = None
+    namespace: str | None = None
+    metric_name: str | None = None
+    dimensions: Mapping[str, str] | None = None
+    statistic: str | None = None
+    period: int | None = None
+    metric_query: tuple[CloudwatchMetricAlarmMetricQuery, ...] = ()
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class AlertsProps:
+    name: str
+    kms_key_arn: str
+    emails: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Alerts(Construct):
+    """``aws_sns_topic.alerts`` (KMS-encrypted), one e-mail subscription per address, and the
+    alarms that notify it (``add_alarms``)."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: AlertsProps) -> None:
         super().__init__(scope, construct_id)
-        self.topic = SnsTopic(self, "topic", name=name, kms_master_key_id=kms_key_arn)
-        self.topic.override_logical_id("alerts")
-        if emails:
-            count = TerraformCount.of(len(emails))
+        self._topic = SnsTopic(self, "topic", name=props.name, kms_master_key_id=props.kms_key_arn)
+        self._topic.override_logical_id("alerts")
+        if props.emails:
+            count = TerraformCount.of(len(props.emails))
             sub = SnsTopicSubscription(
                 self,
                 "email",
                 count=count,
-                topic_arn=self.topic.arn,
+                topic_arn=self._topic.arn,
                 protocol="email",
-                endpoint=Fn.element(list(emails), Token.as_number(count.index)),
+                endpoint=Fn.element(list(props.emails), Token.as_number(count.index)),
             )
             sub.override_logical_id("alerts_email")
 
-    def alarm(self, address: str, *, description: str, **kwargs: Any) -> CloudwatchMetricAlarm:
-        """An alarm that notifies the topic when it fires and when it recovers."""
+    @property
+    def topic_arn(self) -> str:
+        return self._topic.arn
+
+    def add_alarms(self, specs: Sequence[AlarmSpec]) -> list[CloudwatchMetricAlarm]:
+        """Alarms that notify the topic when they fire and when they recover."""
+        return [self._alarm(spec) for spec in specs]
+
+    def _alarm(self, spec: AlarmSpec) -> CloudwatchMetricAlarm:
         alarm = CloudwatchMetricAlarm(
             self,
-            address,
-            alarm_description=description,
-            alarm_actions=[self.topic.arn],
-            ok_actions=[self.topic.arn],
-            **kwargs,
+            spec.address,
+            alarm_description=spec.description,
+            alarm_actions=[self._topic.arn],
+            ok_actions=[self._topic.arn],
+            count=TerraformCount.of(spec.count) if spec.count is not None else None,
+            alarm_name=spec.alarm_name,
+            namespace=spec.namespace,
+            metric_name=spec.metric_name,
+            dimensions=dict(spec.dimensions) if spec.dimensions is not None else None,
+            statistic=spec.statistic,
+            period=spec.period,
+            evaluation_periods=spec.evaluation_periods,
+            threshold=spec.threshold,
+            comparison_operator=spec.comparison_operator,
+            treat_missing_data=spec.treat_missing_data,
+            metric_query=list(spec.metric_query) or None,
         )
-        alarm.override_logical_id(address)
+        alarm.override_logical_id(spec.address)
         return alarm

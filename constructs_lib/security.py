@@ -29,55 +29,58 @@ MYSQL_PORT = 3306
 REDIS_PORT = 6379
 
 
-class SecurityGroups(Construct):
-    """``aws_security_group.{alb,mlflow_app,database,elasticache,vpc_endpoints}`` and their rules."""
+@dataclass(frozen=True)
+class SecurityGroupsProps:
+    name: str
+    vpc_id: str
+    ingress_cidrs: tuple[str, ...]
+    https: bool  # HTTPS listener (plus HTTP for the redirect), else HTTP only
+    cache: bool  # a group for the Redis cache
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        name: str,
-        vpc_id: str,
-        ingress_cidrs: tuple[str, ...],
-        https: bool,
-        cache: bool,
-    ) -> None:
+
+class SecurityGroups(Construct):
+    """``aws_security_group.{alb,mlflow_app,database,elasticache,vpc_endpoints}`` and their rules.
+
+    Handles: the group ids (``alb_id``, ``app_id``, ``database_id``, ``endpoints_id``, ``cache_id``).
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, props: SecurityGroupsProps) -> None:
         super().__init__(scope, construct_id)
-        self._vpc_id = vpc_id
-        self._name = name
-        self.alb = self._group("alb", "MLflow load balancer: HTTP(S) from the allowed networks")
-        self.app = self._group("mlflow_app", "MLflow instances: nginx, from the load balancer only")
-        self.database = self._group("database", "MLflow RDS MySQL: from the MLflow instances only")
-        self.endpoints = self._group(
+        self._vpc_id = props.vpc_id
+        self._name = props.name
+        https = props.https
+        self._alb = self._group("alb", "MLflow load balancer: HTTP(S) from the allowed networks")
+        self._app = self._group("mlflow_app", "MLflow instances: nginx, from the load balancer only")
+        self._database = self._group("database", "MLflow RDS MySQL: from the MLflow instances only")
+        self._endpoints = self._group(
             "vpc_endpoints", "Interface VPC endpoints: HTTPS from the MLflow instances"
         )
-        self.cache = (
+        self._cache = (
             self._group("elasticache", "MLflow ElastiCache Redis: from the MLflow instances only")
-            if cache
+            if props.cache
             else None
         )
 
-        for i, cidr in enumerate(ingress_cidrs):
+        for i, cidr in enumerate(props.ingress_cidrs):
             if https:
                 self._ingress(
-                    f"alb_https_{i}", self.alb, HTTPS, f"HTTPS from allowed network {cidr}", cidr=cidr
+                    f"alb_https_{i}", self._alb, HTTPS, f"HTTPS from allowed network {cidr}", cidr=cidr
                 )
                 self._ingress(
-                    f"alb_http_{i}", self.alb, HTTP, f"HTTP from {cidr}, only redirected to HTTPS", cidr=cidr
+                    f"alb_http_{i}", self._alb, HTTP, f"HTTP from {cidr}, only redirected to HTTPS", cidr=cidr
                 )
             else:
                 self._ingress(
                     f"alb_http_{i}",
-                    self.alb,
+                    self._alb,
                     HTTP,
                     f"HTTP from allowed network {cidr} (no certificate)",
                     cidr=cidr,
                 )
-        self._egress("alb_to_app", self.alb, NGINX_PORT, "To nginx on the MLflow instances", group=self.app)
+        self._egress("alb_to_app", self._alb, NGINX_PORT, "To nginx on the MLflow instances", group=self._app)
 
         app_from_alb = self._ingress(
-            "app_from_alb", self.app, NGINX_PORT, "nginx, from the load balancer", group=self.alb
+            "app_from_alb", self._app, NGINX_PORT, "nginx, from the load balancer", group=self._alb
         )
         skip_checks(
             app_from_alb,
@@ -88,29 +91,55 @@ class SecurityGroups(Construct):
         )
         self._egress(
             "app_https_out",
-            self.app,
+            self._app,
             HTTPS,
             "HTTPS to AWS APIs, S3 and package indexes (via endpoints and NAT)",
             cidr="0.0.0.0/0",
         )
         self._egress(
-            "app_to_database", self.app, MYSQL_PORT, "MySQL, to the backend store", group=self.database
+            "app_to_database", self._app, MYSQL_PORT, "MySQL, to the backend store", group=self._database
         )
         self._ingress(
-            "database_from_app", self.database, MYSQL_PORT, "MySQL from the MLflow instances", group=self.app
+            "database_from_app",
+            self._database,
+            MYSQL_PORT,
+            "MySQL from the MLflow instances",
+            group=self._app,
         )
         self._ingress(
-            "endpoints_from_app", self.endpoints, HTTPS, "HTTPS from the MLflow instances", group=self.app
+            "endpoints_from_app", self._endpoints, HTTPS, "HTTPS from the MLflow instances", group=self._app
         )
-        if self.cache is not None:
-            self._egress("app_to_cache", self.app, REDIS_PORT, "Redis (TLS), to the cache", group=self.cache)
+        if self._cache is not None:
+            self._egress(
+                "app_to_cache", self._app, REDIS_PORT, "Redis (TLS), to the cache", group=self._cache
+            )
             self._ingress(
                 "cache_from_app",
-                self.cache,
+                self._cache,
                 REDIS_PORT,
                 "Redis (TLS) from the MLflow instances",
-                group=self.app,
+                group=self._app,
             )
+
+    @property
+    def alb_id(self) -> str:
+        return self._alb.id
+
+    @property
+    def app_id(self) -> str:
+        return self._app.id
+
+    @property
+    def database_id(self) -> str:
+        return self._database.id
+
+    @property
+    def endpoints_id(self) -> str:
+        return self._endpoints.id
+
+    @property
+    def cache_id(self) -> str | None:
+        return self._cache.id if self._cache is not None else None
 
     def _group(self, address: str, description: str) -> SecurityGroup:
         group = SecurityGroup(
@@ -177,17 +206,18 @@ class SecurityGroups(Construct):
 
 
 @dataclass(frozen=True)
-class InstanceScope:
+class InstanceRoleProps:
     """Everything the MLflow instances may touch: the IAM policies are scoped to these ARNs."""
 
+    name: str
     partition: str
     region: str
     account_id: str
     bucket_arn: str
     parameter_path: str
-    log_group_arns: list[str]
+    log_group_arns: tuple[str, ...]
     kms_key_arn: str
-    secret_arns: list[str]
+    secret_arns: tuple[str, ...]
     metrics_namespace: str
 
 
@@ -201,16 +231,17 @@ class InstanceRole(Construct):
     Shell access is SSM Session Manager (AWS-managed core policy), replacing the seed's key pair.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, name: str, scope_of: InstanceScope) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: InstanceRoleProps) -> None:
         super().__init__(scope, construct_id)
-        s = scope_of
-        self.role = IamRole(
+        s = props
+        name = s.name
+        self._role = IamRole(
             self,
             "role",
             name=f"{name}-instance",
             assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
         )
-        self.role.override_logical_id("mlflow_instance_role")
+        self._role.override_logical_id("mlflow_instance_role")
         parameters = f"arn:{s.partition}:ssm:{s.region}:{s.account_id}:parameter{s.parameter_path}"
         policies = {
             "mlflow_s3_policy": (
@@ -267,7 +298,7 @@ class InstanceRole(Construct):
                         "Sid": "ReadSecrets",
                         "Effect": "Allow",
                         "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                        "Resource": s.secret_arns,
+                        "Resource": list(s.secret_arns),
                     },
                 ),
             ),
@@ -283,7 +314,7 @@ class InstanceRole(Construct):
                 ),
             ),
         }
-        self.policies: dict[str, IamPolicy] = {}
+        self._policies: list[IamPolicy] = []
         for address, (description, document) in policies.items():
             policy = IamPolicy(
                 self,
@@ -294,14 +325,23 @@ class InstanceRole(Construct):
             )
             policy.override_logical_id(address)
             IamRolePolicyAttachment(
-                self, f"{address}_attachment", role=self.role.name, policy_arn=policy.arn
+                self, f"{address}_attachment", role=self._role.name, policy_arn=policy.arn
             ).override_logical_id(address)
-            self.policies[address] = policy
+            self._policies.append(policy)
         IamRolePolicyAttachment(
             self,
             "ssm_core",
-            role=self.role.name,
+            role=self._role.name,
             policy_arn=f"arn:{s.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore",
         ).override_logical_id("mlflow_ssm_session_manager")
-        self.profile = IamInstanceProfile(self, "profile", name=f"{name}-instance", role=self.role.name)
-        self.profile.override_logical_id("mlflow_instance_profile")
+        self._profile = IamInstanceProfile(self, "profile", name=f"{name}-instance", role=self._role.name)
+        self._profile.override_logical_id("mlflow_instance_profile")
+
+    @property
+    def profile_arn(self) -> str:
+        return self._profile.arn
+
+    @property
+    def policies(self) -> tuple[IamPolicy, ...]:
+        """The role's policies: instances must not boot before these are attached."""
+        return tuple(self._policies)

@@ -5,18 +5,21 @@ No provider import: every stack kind uses this.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from cdktf import LocalBackend, S3Backend, TerraformStack
 
 from platform_config import naming
-from platform_config.backend import BackendSettings
 
 # cdktf.out/stacks/<stack>/ is where Terraform runs; local state lives at the repository root.
 _STACK_DIR_TO_ROOT = "../../.."
 
 
-def s3_backend(stack: TerraformStack, settings: BackendSettings, kind: str) -> S3Backend:
-    """The environment's S3 backend from its partial config file, plus the stack's own key."""
-    attrs = settings.terraform_attributes()
+def s3_backend(stack: TerraformStack, attributes: Mapping[str, Any], kind: str) -> S3Backend:
+    """The environment's S3 backend from its partial config file's ``attributes``, plus the
+    stack's own key."""
+    attrs = dict(attributes)
     use_lockfile = attrs.pop("use_lockfile", None)
     backend = S3Backend(stack, key=naming.state_key(kind), **attrs)
     if use_lockfile is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.dynamodb_table import (
@@ -27,33 +28,33 @@ from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration imp
 )
 from constructs import Construct
 
-from constructs_lib.storage import deny_insecure_transport, private_bucket
+from constructs_lib.storage import Bucket, deny_insecure_transport, private_bucket
 from platform_config import naming
 
 PROTECTED = TerraformResourceLifecycle(prevent_destroy=True)
 STATE_PREFIX = f"{naming.STATE_KEY_PREFIX}/*"
 
 
-class StateBucket(Construct):
+@dataclass(frozen=True)
+class StateBucketProps:
+    name: str
+    sse_algorithm: str  # "aws:kms" (with kms_key_arn) or "AES256"
+    kms_key_arn: str
+    noncurrent_version_expiration_days: int
+    abort_incomplete_multipart_upload_days: int
+
+
+class StateBucket(Bucket):
     """Versioned, encrypted, private S3 bucket for state files (``aws_s3_bucket.state``)."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        name: str,
-        sse_algorithm: str,
-        kms_key_arn: str,
-        noncurrent_version_expiration_days: int,
-        abort_incomplete_multipart_upload_days: int,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: StateBucketProps) -> None:
         super().__init__(scope, construct_id)
-        self.bucket = S3Bucket(self, "bucket", bucket=name, force_destroy=False, lifecycle=PROTECTED)
-        self.bucket.override_logical_id("state")
-        bucket_id = self.bucket.id
+        sse_algorithm, kms_key_arn = props.sse_algorithm, props.kms_key_arn
+        self._bucket = S3Bucket(self, "bucket", bucket=props.name, force_destroy=False, lifecycle=PROTECTED)
+        self._bucket.override_logical_id("state")
+        bucket_id = self._bucket.id
 
-        private_bucket(self, "state", self.bucket)
+        private_bucket(self, "state", self._bucket)
 
         kms = sse_algorithm == "aws:kms"
         S3BucketServerSideEncryptionConfigurationA(
@@ -84,19 +85,19 @@ class StateBucket(Construct):
                     filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
                     noncurrent_version_expiration=[
                         S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                            noncurrent_days=noncurrent_version_expiration_days,
+                            noncurrent_days=props.noncurrent_version_expiration_days,
                         )
                     ],
                     abort_incomplete_multipart_upload=[
                         S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                            days_after_initiation=abort_incomplete_multipart_upload_days,
+                            days_after_initiation=props.abort_incomplete_multipart_upload_days,
                         )
                     ],
                 )
             ],
         ).override_logical_id("state")
 
-        arn = self.bucket.arn
+        arn = self._bucket.arn
         policy = {
             "Version": "2012-10-17",
             "Statement": [
@@ -113,28 +114,45 @@ class StateBucket(Construct):
                 },
             ],
         }
-        self.policy = S3BucketPolicy(self, "policy", bucket=bucket_id, policy=json.dumps(policy))
-        self.policy.override_logical_id("state")
+        S3BucketPolicy(self, "policy", bucket=bucket_id, policy=json.dumps(policy)).override_logical_id(
+            "state"
+        )
+
+
+@dataclass(frozen=True)
+class LockTableProps:
+    name: str
+    kms_key_arn: str
 
 
 class LockTable(Construct):
     """DynamoDB table for state locks (``aws_dynamodb_table.lock``)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, name: str, kms_key_arn: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: LockTableProps) -> None:
         super().__init__(scope, construct_id)
-        self.table = DynamodbTable(
+        self._table = DynamodbTable(
             self,
             "table",
-            name=name,
+            name=props.name,
             billing_mode="PAY_PER_REQUEST",
             hash_key="LockID",
             attribute=[DynamodbTableAttribute(name="LockID", type="S")],
-            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=kms_key_arn),
+            server_side_encryption=DynamodbTableServerSideEncryption(
+                enabled=True, kms_key_arn=props.kms_key_arn
+            ),
             point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
             deletion_protection_enabled=True,
             lifecycle=PROTECTED,
         )
-        self.table.override_logical_id("lock")
+        self._table.override_logical_id("lock")
+
+    @property
+    def name(self) -> str:
+        return self._table.name
+
+    @property
+    def arn(self) -> str:
+        return self._table.arn
 
 
 def state_access_policy(bucket_arn: str, table_arn: str, kms_key_arn: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from cdktf import TerraformResourceLifecycle
@@ -78,27 +79,45 @@ def private_bucket(scope: Construct, address: str, bucket: S3Bucket) -> None:
     ).override_logical_id(address)
 
 
-class LogBucket(Construct):
+class Bucket(Construct):
+    """The handles every bucket construct publishes."""
+
+    _bucket: S3Bucket
+
+    @property
+    def name(self) -> str:
+        return self._bucket.bucket
+
+    @property
+    def id(self) -> str:
+        return self._bucket.id
+
+    @property
+    def arn(self) -> str:
+        return self._bucket.arn
+
+
+@dataclass(frozen=True)
+class LogBucketProps:
+    name: str
+    account_id: str
+    expiration_days: int
+    abort_incomplete_days: int
+
+
+class LogBucket(Bucket):
     """``aws_s3_bucket.alb_logs``: ALB access logs and the artifact bucket's server access logs.
 
     Both log deliveries only write to SSE-S3 buckets, hence no KMS key here.
     """
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        name: str,
-        account_id: str,
-        expiration_days: int,
-        abort_incomplete_days: int,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: LogBucketProps) -> None:
         super().__init__(scope, construct_id)
-        self.bucket = S3Bucket(self, "bucket", bucket=name, force_destroy=False)
-        self.bucket.override_logical_id("alb_logs")
+        account_id = props.account_id
+        self._bucket = S3Bucket(self, "bucket", bucket=props.name, force_destroy=False)
+        self._bucket.override_logical_id("alb_logs")
         skip_checks(
-            self.bucket,
+            self._bucket,
             {
                 "CKV_AWS_145": "ALB access logs and S3 server access logs can only be delivered to SSE-S3 "
                 "(AES256) buckets, not SSE-KMS",
@@ -106,11 +125,11 @@ class LogBucket(Construct):
                 "CKV2_AWS_62": _NO_EVENTS,
             },
         )
-        private_bucket(self, "alb_logs", self.bucket)
+        private_bucket(self, "alb_logs", self._bucket)
         S3BucketServerSideEncryptionConfigurationA(
             self,
             "encryption",
-            bucket=self.bucket.id,
+            bucket=self._bucket.id,
             rule=[
                 S3BucketServerSideEncryptionConfigurationRuleA(
                     apply_server_side_encryption_by_default={"sse_algorithm": "AES256"}
@@ -120,26 +139,26 @@ class LogBucket(Construct):
         S3BucketLifecycleConfiguration(
             self,
             "lifecycle",
-            bucket=self.bucket.id,
+            bucket=self._bucket.id,
             rule=[
                 S3BucketLifecycleConfigurationRule(
                     id="expire-logs",
                     status="Enabled",
                     filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                    expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=expiration_days)],
+                    expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=props.expiration_days)],
                     noncurrent_version_expiration=[
                         S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=7)
                     ],
                     abort_incomplete_multipart_upload=[
                         S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                            days_after_initiation=abort_incomplete_days
+                            days_after_initiation=props.abort_incomplete_days
                         )
                     ],
                 )
             ],
         ).override_logical_id("alb_logs")
         elb = DataAwsElbServiceAccount(self, "elb_account")
-        arn = self.bucket.arn
+        arn = self._bucket.arn
         alb_objects = f"{arn}/{ALB_LOG_PREFIX}/AWSLogs/{account_id}/*"
         policy = {
             "Version": "2012-10-17",
@@ -171,46 +190,45 @@ class LogBucket(Construct):
                 },
             ],
         }
-        S3BucketPolicy(self, "policy", bucket=self.bucket.id, policy=json.dumps(policy)).override_logical_id(
+        S3BucketPolicy(self, "policy", bucket=self._bucket.id, policy=json.dumps(policy)).override_logical_id(
             "alb_logs"
         )
 
 
-class ArtifactBucket(Construct):
+@dataclass(frozen=True)
+class ArtifactBucketProps:
+    name: str
+    kms_key_arn: str
+    log_bucket_id: str  # receives the server access logs
+    noncurrent_days: int
+    abort_incomplete_days: int
+    protect: bool  # prevent_destroy
+
+
+class ArtifactBucket(Bucket):
     """``aws_s3_bucket.mlflow_artifacts``: MLflow's artifact store (``--artifacts-destination``)."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        name: str,
-        kms_key_arn: str,
-        log_bucket: S3Bucket,
-        noncurrent_days: int,
-        abort_incomplete_days: int,
-        protect: bool,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: ArtifactBucketProps) -> None:
         super().__init__(scope, construct_id)
-        self.bucket = S3Bucket(
+        self._bucket = S3Bucket(
             self,
             "bucket",
-            bucket=name,
+            bucket=props.name,
             force_destroy=False,
-            lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if protect else None,
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if props.protect else None,
         )
-        self.bucket.override_logical_id("mlflow_artifacts")
-        skip_checks(self.bucket, {"CKV_AWS_144": _NO_REPLICATION, "CKV2_AWS_62": _NO_EVENTS})
-        private_bucket(self, "mlflow_artifacts", self.bucket)
+        self._bucket.override_logical_id("mlflow_artifacts")
+        skip_checks(self._bucket, {"CKV_AWS_144": _NO_REPLICATION, "CKV2_AWS_62": _NO_EVENTS})
+        private_bucket(self, "mlflow_artifacts", self._bucket)
         S3BucketServerSideEncryptionConfigurationA(
             self,
             "encryption",
-            bucket=self.bucket.id,
+            bucket=self._bucket.id,
             rule=[
                 S3BucketServerSideEncryptionConfigurationRuleA(
                     apply_server_side_encryption_by_default={
                         "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": kms_key_arn,
+                        "kms_master_key_id": props.kms_key_arn,
                     },
                     bucket_key_enabled=True,
                 )
@@ -219,7 +237,7 @@ class ArtifactBucket(Construct):
         S3BucketLifecycleConfiguration(
             self,
             "lifecycle",
-            bucket=self.bucket.id,
+            bucket=self._bucket.id,
             rule=[
                 S3BucketLifecycleConfigurationRule(
                     id="expire-noncurrent-artifacts",
@@ -227,12 +245,12 @@ class ArtifactBucket(Construct):
                     filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
                     noncurrent_version_expiration=[
                         S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                            noncurrent_days=noncurrent_days
+                            noncurrent_days=props.noncurrent_days
                         )
                     ],
                     abort_incomplete_multipart_upload=[
                         S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                            days_after_initiation=abort_incomplete_days
+                            days_after_initiation=props.abort_incomplete_days
                         )
                     ],
                 )
@@ -241,19 +259,19 @@ class ArtifactBucket(Construct):
         S3BucketLoggingA(
             self,
             "logging",
-            bucket=self.bucket.id,
-            target_bucket=log_bucket.id,
+            bucket=self._bucket.id,
+            target_bucket=props.log_bucket_id,
             target_prefix=ACCESS_LOG_PREFIX,
         ).override_logical_id("mlflow_artifacts")
         S3BucketPolicy(
             self,
             "policy",
-            bucket=self.bucket.id,
+            bucket=self._bucket.id,
             policy=json.dumps(
-                {"Version": "2012-10-17", "Statement": [deny_insecure_transport(self.bucket.arn)]}
+                {"Version": "2012-10-17", "Statement": [deny_insecure_transport(self._bucket.arn)]}
             ),
         ).override_logical_id("mlflow_artifacts")
 
     @property
     def artifacts_uri(self) -> str:
-        return f"s3://{self.bucket.bucket}/{ARTIFACT_PREFIX}"
+        return f"s3://{self.name}/{ARTIFACT_PREFIX}"

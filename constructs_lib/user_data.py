@@ -20,16 +20,12 @@ PYMYSQL_VERSION = "1.1.2"
 BOTO3_VERSION = "1.42.30"
 MLFLOW_PORT = 5000
 
-# Names of the SSM parameters (under the stack's path) the launcher reads.
-PARAMETERS = (
-    "db_host",
-    "db_port",
-    "db_name",
-    "db_secret_arn",
-    "artifacts_destination",
-    "alb_dns_name",
+# The SSM parameters (under the stack's path) the launcher reads: render() refuses a settings list
+# that does not provide exactly these, so the stack's parameters and the script cannot drift apart.
+LAUNCHER_SETTINGS = frozenset(
+    {"db_host", "db_port", "db_name", "db_secret_arn", "artifacts_destination", "alb_dns_name"}
 )
-CACHE_PARAMETERS = ("redis_host", "redis_port", "redis_auth_secret_arn")
+CACHE_SETTINGS = frozenset({"redis_host", "redis_port", "redis_auth_secret_arn"})
 
 
 @dataclass(frozen=True)
@@ -46,11 +42,14 @@ class UserDataValues:
     log_group_system: str
     metrics_namespace: str
     nginx_port: int
+    # Names of the stack's instance settings (InstanceSettings.names): checked at boot, in this order.
+    parameters: tuple[str, ...]
 
 
 def render(values: UserDataValues) -> str:
     """The boot script with every ``@@NAME@@`` replaced; raises on a missing or unsafe value."""
-    mapping = {k.upper(): _text(v) for k, v in asdict(values).items()}
+    _check_parameters(values)
+    mapping = {k.upper(): _text(v) for k, v in asdict(values).items() if k != "parameters"}
     mapping.update(
         PYMYSQL_VERSION=PYMYSQL_VERSION,
         BOTO3_VERSION=BOTO3_VERSION,
@@ -59,11 +58,25 @@ def render(values: UserDataValues) -> str:
     for key, value in mapping.items():
         if not SAFE_VALUE.match(value):
             raise ValueError(f"user data value {key}={value!r} has characters that are unsafe in a script")
-    mapping["PARAMETERS"] = " ".join(PARAMETERS + (CACHE_PARAMETERS if values.cache_enabled else ()))
+    mapping["PARAMETERS"] = " ".join(values.parameters)
     missing = sorted(set(PLACEHOLDER.findall(TEMPLATE)) - set(mapping))
     if missing:
         raise ValueError(f"user data placeholders without a value: {', '.join(missing)}")
     return PLACEHOLDER.sub(lambda m: mapping[m.group(1)], TEMPLATE)
+
+
+def _check_parameters(values: UserDataValues) -> None:
+    expected = LAUNCHER_SETTINGS | (CACHE_SETTINGS if values.cache_enabled else frozenset())
+    given = set(values.parameters)
+    problems = []
+    if missing := sorted(expected - given):
+        problems.append(f"the launcher reads settings that are not set: {', '.join(missing)}")
+    if unread := sorted(given - expected):
+        problems.append(f"settings nobody reads: {', '.join(unread)}")
+    if bad := [name for name in values.parameters if not SAFE_VALUE.match(name)]:
+        problems.append(f"unsafe setting names: {', '.join(bad)}")
+    if problems:
+        raise ValueError("user data: " + "; ".join(problems))
 
 
 def encode(script: str) -> str:

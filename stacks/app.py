@@ -63,13 +63,24 @@ def build(
     kinds: tuple[str, ...] = naming.STACK_KINDS,
     pause_gc: bool = True,
 ) -> list[PlatformStack]:
-    """Add one stack per (kind, environment) to ``app``, kinds in deployment order."""
+    """Add one stack per (kind, environment) to ``app``, kinds in deployment order.
+
+    Every other stack keeps its state in the bucket of its environment's bootstrap stack: when
+    both are built, it depends on it, so cdktf deploys the bootstrap stack first.
+    """
     stacks: list[PlatformStack] = []
+    bootstraps: dict[str, PlatformStack] = {}
     for kind in naming.STACK_KINDS:
         if kind not in kinds:
             continue
         cls = stack_class(kind, pause_gc)
-        stacks.extend(cls(app, env) for env in envs)
+        for env in envs:
+            stack = cls(app, env)
+            if kind == "bootstrap":
+                bootstraps[env.name] = stack
+            elif env.name in bootstraps:
+                stack.add_dependency(bootstraps[env.name])
+            stacks.append(stack)
     return stacks
 
 

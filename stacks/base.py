@@ -24,7 +24,7 @@ class PlatformStack(TerraformStack):
         if self.uses_local_state():
             local_backend(self, self.kind, env.name)
         else:
-            s3_backend(self, env.backend, self.kind)
+            s3_backend(self, env.backend.terraform_attributes(), self.kind)
 
     def uses_local_state(self) -> bool:
         """Only the bootstrap stack may live on local state (before its bucket exists)."""

@@ -12,8 +12,19 @@ from __future__ import annotations
 from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
-from constructs_lib.databricks_artifacts import TrackedExperiment, UnityCatalogModel
-from constructs_lib.databricks_jobs import JobClusterSpec, NotebookJob, NotebookTaskSpec, ScheduleSpec
+from constructs_lib.databricks_artifacts import (
+    TrackedExperiment,
+    TrackedExperimentProps,
+    UnityCatalogModel,
+    UnityCatalogModelProps,
+)
+from constructs_lib.databricks_jobs import (
+    JobClusterSpec,
+    NotebookJob,
+    NotebookJobProps,
+    NotebookTaskSpec,
+    ScheduleSpec,
+)
 from platform_config.databricks import DatabricksSettings, Schedule
 from platform_config.loader import Environment
 from platform_config.resolved import DatabricksNames
@@ -100,60 +111,29 @@ class DatabricksStack(PlatformStack):
         model = UnityCatalogModel(
             self,
             "registered_model",
-            catalog=names.catalog,
-            schema=names.schema,
-            name=names.model,
-            execute_principals=settings.model_execute_principals,
-            comment=model_settings.comment,
-            owner=model_settings.owner,
-            storage_location=model_settings.storage_location,
+            UnityCatalogModelProps(
+                catalog=names.catalog,
+                schema=names.schema,
+                name=names.model,
+                execute_principals=settings.model_execute_principals,
+                comment=model_settings.comment,
+                owner=model_settings.owner,
+                storage_location=model_settings.storage_location,
+            ),
         )
         experiment = TrackedExperiment(
-            self, "experiment", path=names.experiment_path, read_groups=settings.experiment_read_groups
+            self,
+            "experiment",
+            TrackedExperimentProps(path=names.experiment_path, read_groups=settings.experiment_read_groups),
         )
-
-        tags = {**self.tags, **settings.tags}
-        cluster = JobClusterSpec(
-            spark_version=settings.job_cluster.spark_version,
-            node_type_id=names.node_type_id,
-            num_workers=settings.job_cluster.num_workers,
-            data_security_mode=settings.job_cluster.data_security_mode,
-            custom_tags=tags,
-        )
-
-        def job(
-            address: str,
-            name: str,
-            tasks: tuple[NotebookTaskSpec, ...],
-            cluster_id: str | None,
-            schedule: Schedule,
-        ) -> NotebookJob:
-            return NotebookJob(
-                self,
-                address,
-                address=address,
-                name=name,
-                tasks=tasks,
-                schedule=ScheduleSpec(schedule.cron, schedule.timezone, paused=names.schedules_paused),
-                cluster=None if cluster_id else cluster,
-                existing_cluster_id=cluster_id,
-                on_failure_emails=settings.notifications.on_failure,
-                run_as_service_principal=settings.run_as_service_principal,
-                tags=tags,
-                max_retries=settings.max_retries,
-                timeout_seconds=settings.timeout_seconds,
-                max_concurrent_runs=settings.max_concurrent_runs,
-                view_groups=settings.job_view_groups if settings.job_permissions else (),
-            )
-
-        training = job(
+        training = self._job(
             TRAINING_JOB,
             names.training_job_name,
             training_tasks(settings, names),
             settings.training.existing_cluster_id,
             settings.training.schedule,
         )
-        batch = job(
+        batch = self._job(
             BATCH_INFERENCE_JOB,
             names.batch_inference_job_name,
             (batch_inference_task(settings, names),),
@@ -167,7 +147,45 @@ class DatabricksStack(PlatformStack):
         self.output(
             "mlflow_experiment_name", names.experiment_path, "Workspace path of the MLflow experiment"
         )
-        self.output("model_training_job_id", training.job.id, "Id of the model training job")
-        self.output("model_training_job_url", training.job.url, "Workspace URL of the model training job")
-        self.output("batch_inference_job_id", batch.job.id, "Id of the batch inference job")
-        self.output("batch_inference_job_url", batch.job.url, "Workspace URL of the batch inference job")
+        self.output("model_training_job_id", training.job_id, "Id of the model training job")
+        self.output("model_training_job_url", training.url, "Workspace URL of the model training job")
+        self.output("batch_inference_job_id", batch.job_id, "Id of the batch inference job")
+        self.output("batch_inference_job_url", batch.url, "Workspace URL of the batch inference job")
+
+    def _job(
+        self,
+        address: str,
+        name: str,
+        tasks: tuple[NotebookTaskSpec, ...],
+        cluster_id: str | None,
+        schedule: Schedule,
+    ) -> NotebookJob:
+        """A job on the environment's job cluster, or on ``cluster_id`` when given."""
+        settings = self.settings.databricks
+        tags = {**self.tags, **settings.tags}
+        cluster = JobClusterSpec(
+            spark_version=settings.job_cluster.spark_version,
+            node_type_id=self.names.node_type_id,
+            num_workers=settings.job_cluster.num_workers,
+            data_security_mode=settings.job_cluster.data_security_mode,
+            custom_tags=tags,
+        )
+        return NotebookJob(
+            self,
+            address,
+            NotebookJobProps(
+                address=address,
+                name=name,
+                tasks=tasks,
+                schedule=ScheduleSpec(schedule.cron, schedule.timezone, paused=self.names.schedules_paused),
+                cluster=None if cluster_id else cluster,
+                existing_cluster_id=cluster_id,
+                on_failure_emails=settings.notifications.on_failure,
+                run_as_service_principal=settings.run_as_service_principal,
+                tags=tags,
+                max_retries=settings.max_retries,
+                timeout_seconds=settings.timeout_seconds,
+                max_concurrent_runs=settings.max_concurrent_runs,
+                view_groups=settings.job_view_groups if settings.job_permissions else (),
+            ),
+        )

@@ -44,6 +44,9 @@ class Synthesized:
         data: dict[str, Any] = json.loads((self.outdir / "manifest.json").read_text())
         return data
 
+    def env(self, name: str) -> Environment:
+        return next(e for e in self.envs if e.name == name)
+
     def stack_names(self) -> list[str]:
         return sorted(self.manifest["stacks"])
 
@@ -60,6 +63,11 @@ class Synthesized:
         """``resource.<rtype>`` of a stack: address name -> attributes."""
         out: dict[str, Any] = self.stack(name).get("resource", {}).get(rtype, {})
         return out
+
+
+# A per-environment assertion over a synthesized app: the shipped-environment tests and the
+# "add an environment" test (tests/stacks/test_new_environment.py) run the same ones.
+Check = Callable[[Synthesized, Environment], None]
 
 
 def synthesize(

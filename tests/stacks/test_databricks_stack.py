@@ -15,25 +15,20 @@ from cdktf import Testing as CdktfTesting
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from constructs_lib.databricks_jobs import JobClusterSpec, NotebookJob, NotebookTaskSpec, ScheduleSpec
+from constructs_lib.databricks_jobs import (
+    JobClusterSpec,
+    NotebookJob,
+    NotebookJobProps,
+    NotebookTaskSpec,
+    ScheduleSpec,
+)
 from platform_config import hcl
 from platform_config.loader import Environment
 from platform_config.secrets import SECRET_VALUE_PATTERNS, find_secrets
-from tests.conftest import ROOT, Synthesized
+from tests.conftest import ROOT, Check, Synthesized, shipped_env_names
 from tests.fixtures.databricks_env import BASE, SEED_STATE, load_variants
 
-ENVS = ["dev", "tst", "prd"]
-PROJECT = "my_mlops_project_luv_v6"
-DEPLOYER = "maaheshwarispandan97@outlook.com"
-TARGETS = {"dev": "test", "tst": "staging", "prd": "prod"}
 SEED_MODEL = "prod.my_mlops_project_luv_v6.my_mlops_project_luv_v6-model"
-HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
-RAG_TASKS = [
-    ("PDF_Advance_Data_Preprocessing", "rag_code_files/01-PDF-Advance-Data-Preprocessing"),
-    ("Advanced_Chatbot_Chain", "rag_code_files/02-Advanced-Chatbot-Chain"),
-    ("Offline_Evaluation", "rag_code_files/03-Offline-Evaluation"),
-    ("Deploy_Model_As_Endpoint", "rag_code_files/04-Deploy-Model-As-Endpoint"),
-]
 SIX_ADDRESSES = {
     "databricks_grants.registered_model_model",
     "databricks_job.batch_inference_job",
@@ -57,8 +52,13 @@ def one(synth: Synthesized, env: str, rtype: str, name: str) -> dict[str, Any]:
     return resource
 
 
-def files_root(env: str) -> str:
-    return f"/Workspace/Users/{DEPLOYER}/.bundle/{PROJECT}/{TARGETS[env]}/files"
+def files_root(e: Environment) -> str:
+    """The bundle's files root (the template's default: nothing in the shipped files overrides it)."""
+    names = e.names.databricks
+    return f"/Workspace/Users/{e.settings.databricks.deployer}/.bundle/{names.project}/{names.target}/files"
+
+
+JOBS = ("model_training_job", "batch_inference_job")
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     return snapshot.use_extension(JSONSnapshotExtension)
 
 
-@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("env", shipped_env_names())
 def test_snapshot(synth: Synthesized, env: str, snapshot_json: SnapshotAssertion) -> None:
     assert stack(synth, env) == snapshot_json
 
@@ -74,21 +74,21 @@ def test_snapshot(synth: Synthesized, env: str, snapshot_json: SnapshotAssertion
 # --- addresses, provider, backend ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_exactly_the_seed_addresses(synth: Synthesized, env: str) -> None:
+def check_exactly_the_seed_addresses(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     assert addresses(stack(synth, env)) == SIX_ADDRESSES
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_provider_gets_only_the_host(synth: Synthesized, env: str) -> None:
+def check_provider_gets_only_the_host(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     doc = stack(synth, env)
-    assert doc["provider"] == {"databricks": [{"host": HOST}]}
+    assert doc["provider"] == {"databricks": [{"host": e.names.databricks.host}]}
     assert set(doc["terraform"]["required_providers"]) == {"databricks"}
     assert doc["terraform"]["required_providers"]["databricks"]["source"] == "databricks/databricks"
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_state_lives_in_the_environment_backend(synth: Synthesized, env: str) -> None:
+def check_state_lives_in_the_environment_backend(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     backend = stack(synth, env)["terraform"]["backend"]["s3"]
     assert backend["bucket"] == f"mlopspltf-{env}-s3-tf-backend"
     assert backend["key"] == "mlopspltf_infra/databricks/terraform.tfstate"
@@ -98,17 +98,18 @@ def test_state_lives_in_the_environment_backend(synth: Synthesized, env: str) ->
 # --- model and grants ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_registered_model_per_environment(synth: Synthesized, env: str) -> None:
+def check_registered_model_per_environment(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     model = one(synth, env, "databricks_registered_model", "model")
-    target = TARGETS[env]
+    names = e.names.databricks
+    # The template's names: catalog = target, schema = project, model = <project>-model.
     assert (model["catalog_name"], model["schema_name"], model["name"]) == (
-        target,
-        PROJECT,
-        f"{PROJECT}-model",
+        names.target,
+        names.project,
+        f"{names.project}-model",
     )
     assert "storage_location" not in model and "owner" not in model
-    assert model["comment"].startswith({"dev": "Test", "tst": "Staging", "prd": "Production"}[env])
+    assert model.get("comment") == e.settings.databricks.model.comment
 
 
 def test_prd_model_full_name_is_the_seeds(synth: Synthesized) -> None:
@@ -121,8 +122,8 @@ def test_prd_model_full_name_is_the_seeds(synth: Synthesized) -> None:
     assert model_name_params == [SEED_MODEL]
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_model_grants_execute_to_account_users(synth: Synthesized, env: str) -> None:
+def check_model_grants_execute_to_account_users(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     grants = one(synth, env, "databricks_grants", "registered_model_model")
     assert grants["function"] == "${databricks_registered_model.model.id}"
     assert grants["grant"] == [{"principal": "account users", "privileges": ["EXECUTE"]}]
@@ -132,10 +133,12 @@ def test_model_grants_execute_to_account_users(synth: Synthesized, env: str) -> 
 # --- experiment ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_experiment_path_and_permissions(synth: Synthesized, env: str) -> None:
+def check_experiment_path_and_permissions(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     experiment = one(synth, env, "databricks_mlflow_experiment", "experiment")
-    assert experiment["name"] == f"/Users/{DEPLOYER}/{TARGETS[env]}-{PROJECT}-experiment"
+    names = e.names.databricks
+    deployer = e.settings.databricks.deployer
+    assert experiment["name"] == f"/Users/{deployer}/{names.target}-{names.project}-experiment"
     permissions = one(synth, env, "databricks_permissions", "mlflow_experiment_experiment")
     assert permissions["experiment_id"] == "${databricks_mlflow_experiment.experiment.id}"
     assert permissions["access_control"] == [{"group_name": "users", "permission_level": "CAN_READ"}]
@@ -144,82 +147,92 @@ def test_experiment_path_and_permissions(synth: Synthesized, env: str) -> None:
 # --- jobs ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_training_tasks_run_in_order_each_after_success(synth: Synthesized, env: str) -> None:
+def check_training_tasks_run_in_order_each_after_success(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     tasks = one(synth, env, "databricks_job", "model_training_job")["task"]
-    assert [(t["task_key"], t["notebook_task"]["notebook_path"]) for t in tasks] == [
-        (key, f"{files_root(env)}/{nb}") for key, nb in RAG_TASKS
-    ]
+    training = e.settings.databricks.training
+    if training.layout == "notebooks":
+        assert [(t["task_key"], t["notebook_task"]["notebook_path"]) for t in tasks] == [
+            (t.key, f"{files_root(e)}/{t.notebook}") for t in training.tasks
+        ]
     assert "depends_on" not in tasks[0] and "run_if" not in tasks[0]
     for previous, task in itertools.pairwise(tasks):
         assert task["depends_on"] == [{"task_key": previous["task_key"]}]
         assert task["run_if"] == "ALL_SUCCESS"
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_job_names_carry_the_target_outside_production(synth: Synthesized, env: str) -> None:
-    prefix = "" if env == "prd" else f"{TARGETS[env]}-"
+def check_job_names_carry_the_target_outside_production(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    names = e.names.databricks
+    prefix = "" if e.settings.is_production else f"{names.target}-"
     assert (
         one(synth, env, "databricks_job", "model_training_job")["name"]
-        == f"{prefix}{PROJECT}-model-training-job"
+        == f"{prefix}{names.project}-model-training-job"
     )
     assert (
         one(synth, env, "databricks_job", "batch_inference_job")["name"]
-        == f"{prefix}{PROJECT}-batch-inference-job"
+        == f"{prefix}{names.project}-batch-inference-job"
     )
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_schedules_paused_outside_production(synth: Synthesized, env: str) -> None:
-    expected = "UNPAUSED" if env == "prd" else "PAUSED"
-    training = one(synth, env, "databricks_job", "model_training_job")["schedule"]
-    batch = one(synth, env, "databricks_job", "batch_inference_job")["schedule"]
-    assert training == {
-        "quartz_cron_expression": "0 0 9 * * ?",
-        "timezone_id": "UTC",
-        "pause_status": expected,
-    }
-    assert batch == {"quartz_cron_expression": "0 0 11 * * ?", "timezone_id": "UTC", "pause_status": expected}
+def check_schedules_paused_outside_production(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    expected = "UNPAUSED" if e.settings.is_production else "PAUSED"
+    settings = e.settings.databricks
+    for name, schedule in zip(
+        JOBS, (settings.training.schedule, settings.batch_inference.schedule), strict=True
+    ):
+        assert one(synth, env, "databricks_job", name)["schedule"] == {
+            "quartz_cron_expression": schedule.cron,
+            "timezone_id": schedule.timezone,
+            "pause_status": expected,
+        }
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_batch_inference_task(synth: Synthesized, env: str) -> None:
+def check_batch_inference_task(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     job = one(synth, env, "databricks_job", "batch_inference_job")
     (task,) = job["task"]
-    target = TARGETS[env]
+    target, project = e.names.databricks.target, e.names.databricks.project
     assert task["task_key"] == "batch_inference_job"
     assert task["notebook_task"] == {
-        "notebook_path": f"{files_root(env)}/deployment/batch_inference/notebooks/BatchInference",
+        "notebook_path": f"{files_root(e)}/deployment/batch_inference/notebooks/BatchInference",
         "base_parameters": {
             "env": target,
-            "input_table_name": f"{target}.{PROJECT}.feature_store_inference_input",
-            "output_table_name": f"{target}.{PROJECT}.predictions",
-            "model_name": f"{target}.{PROJECT}.{PROJECT}-model",
+            "input_table_name": f"{target}.{project}.feature_store_inference_input",
+            "output_table_name": f"{target}.{project}.predictions",
+            "model_name": f"{target}.{project}.{project}-model",
         },
     }
     assert "depends_on" not in task
 
 
 def test_prd_jobs_run_on_the_existing_cluster(synth: Synthesized) -> None:
-    for name in ("model_training_job", "batch_inference_job"):
+    for name in JOBS:
         job = one(synth, "prd", "databricks_job", name)
-        assert "job_cluster" not in job
         assert {t["existing_cluster_id"] for t in job["task"]} == {"0419-175415-rag0prod"}
-        assert all("job_cluster_key" not in t for t in job["task"])
 
 
-@pytest.mark.parametrize(("env", "workers"), [("dev", 0), ("tst", 3)])
-def test_non_production_jobs_run_on_a_job_cluster(synth: Synthesized, env: str, workers: int) -> None:
-    for name in ("model_training_job", "batch_inference_job"):
-        job = one(synth, env, "databricks_job", name)
+def check_jobs_run_on_their_cluster(synth: Synthesized, e: Environment) -> None:
+    """On the job's existing cluster when it names one, else on a job cluster of the settings."""
+    settings = e.settings.databricks
+    existing = (settings.training.existing_cluster_id, settings.batch_inference.existing_cluster_id)
+    for name, cluster_id in zip(JOBS, existing, strict=True):
+        job = one(synth, e.name, "databricks_job", name)
+        if cluster_id:
+            assert "job_cluster" not in job
+            assert {t["existing_cluster_id"] for t in job["task"]} == {cluster_id}
+            assert all("job_cluster_key" not in t for t in job["task"])
+            continue
         (cluster,) = job["job_cluster"]
         assert cluster["job_cluster_key"] == f"{name}_cluster"
         new = cluster["new_cluster"]
-        assert new["spark_version"] == "15.3.x-cpu-ml-scala2.12"
-        assert new["node_type_id"] == "Standard_D3_v2"
+        workers = settings.job_cluster.num_workers
+        assert new["spark_version"] == settings.job_cluster.spark_version
+        assert new["node_type_id"] == e.names.databricks.node_type_id
         assert new["num_workers"] == workers
-        assert new["data_security_mode"] == "SINGLE_USER"
-        assert new["custom_tags"]["Environment"] == env
+        assert new["data_security_mode"] == settings.job_cluster.data_security_mode
+        assert new["custom_tags"]["Environment"] == e.name
         assert {t["job_cluster_key"] for t in job["task"]} == {f"{name}_cluster"}
         assert all("existing_cluster_id" not in t for t in job["task"])
         if workers == 0:
@@ -232,27 +245,32 @@ def test_non_production_jobs_run_on_a_job_cluster(synth: Synthesized, env: str, 
             assert "spark_conf" not in new and "ResourceClass" not in new["custom_tags"]
 
 
-@pytest.mark.parametrize(("env", "emails", "retries", "timeout"), [
-    ("dev", ["mlops-platform@example.com"], 0, 0),
-    ("tst", ["mlops-platform@example.com"], 1, 14400),
-    ("prd", ["mlops-platform@example.com", "mlops-oncall@example.com"], 1, 14400),
-])  # fmt: skip
-def test_job_settings(synth: Synthesized, env: str, emails: list[str], retries: int, timeout: int) -> None:
-    for name in ("model_training_job", "batch_inference_job"):
-        job = one(synth, env, "databricks_job", name)
-        assert job["email_notifications"] == {"on_failure": emails}
-        assert job["timeout_seconds"] == timeout
-        assert job["max_concurrent_runs"] == 1
-        assert {t["max_retries"] for t in job["task"]} == {retries}
+def test_shipped_environments_use_both_kinds_of_cluster(synth: Synthesized) -> None:
+    """The shipped files cover an existing cluster, a single-node and a multi-node job cluster."""
+    settings = [e.settings.databricks for e in synth.envs]
+    assert any(s.training.existing_cluster_id for s in settings)
+    workers = {s.job_cluster.num_workers for s in settings if not s.training.existing_cluster_id}
+    assert 0 in workers and any(w > 0 for w in workers)
+
+
+def check_job_settings(synth: Synthesized, e: Environment) -> None:
+    settings = e.settings.databricks
+    for name in JOBS:
+        job = one(synth, e.name, "databricks_job", name)
+        emails = list(settings.notifications.on_failure)
+        assert job.get("email_notifications") == ({"on_failure": emails} if emails else None)
+        assert job["timeout_seconds"] == settings.timeout_seconds
+        assert job["max_concurrent_runs"] == settings.max_concurrent_runs
+        assert {t["max_retries"] for t in job["task"]} == {settings.max_retries}
         assert "run_as" not in job
-        assert job["tags"]["Stack"] == f"databricks-{env}"
-        assert job["tags"]["CostCenter"] == f"ml-{env}"
+        assert job["tags"]["Stack"] == f"databricks-{e.name}"
+        assert settings.tags.items() <= job["tags"].items()
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_outputs(synth: Synthesized, env: str) -> None:
+def check_outputs(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     outputs = stack(synth, env)["output"]
-    assert outputs["databricks_target"]["value"] == TARGETS[env]
+    assert outputs["databricks_target"]["value"] == e.names.databricks.target
     assert outputs["registered_model_full_name"]["value"] == "${databricks_registered_model.model.id}"
     assert outputs["mlflow_experiment_id"]["value"] == "${databricks_mlflow_experiment.experiment.id}"
     assert outputs["model_training_job_url"]["value"] == "${databricks_job.model_training_job.url}"
@@ -264,16 +282,19 @@ def test_outputs(synth: Synthesized, env: str) -> None:
 # --- secrets -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_no_secret_in_synthesized_json_or_tfvars(synth: Synthesized, env: str) -> None:
-    doc = stack(synth, env)
+def check_no_secret_in_synthesized_json(synth: Synthesized, e: Environment) -> None:
+    doc = stack(synth, e.name)
     assert list(find_secrets(doc)) == []
+    assert set(doc["provider"]["databricks"][0]) == {"host"}
+
+
+@pytest.mark.parametrize("env", shipped_env_names())
+def test_no_secret_in_tfvars(env: str) -> None:
     text = (ROOT / "env_specific_vars" / f"{env}.tfvars").read_text()
     data, problems = hcl.parse(text, f"{env}.tfvars")
     assert problems == []
     assert list(find_secrets(data)) == []
     assert [kind for kind, pattern in SECRET_VALUE_PATTERNS.items() if pattern.search(text)] == []
-    assert set(doc["provider"]["databricks"][0]) == {"host"}
     for word in ("token", "secret", "password", "client_id", "dapi"):
         assert word not in json.dumps(data["databricks"]).lower()
 
@@ -544,15 +565,15 @@ def test_notebook_job_refuses_bad_arguments(kwargs: dict[str, Any], message: str
     stack = TerraformStack(CdktfTesting.app(), "unit")
     arguments: dict[str, Any] = {"tasks": (NotebookTaskSpec("a", "/x"),), **kwargs}
     with pytest.raises(ValueError, match=message):
-        NotebookJob(stack, "job", address="j", name="j", schedule=SCHEDULE, **arguments)
+        NotebookJob(stack, "job", NotebookJobProps(address="j", name="j", schedule=SCHEDULE, **arguments))
 
 
 def test_notebook_job_alone() -> None:
     stack = TerraformStack(CdktfTesting.app(), "unit")
-    NotebookJob(
-        stack, "job", address="nightly", name="nightly", schedule=SCHEDULE, cluster=CLUSTER,
+    NotebookJob(stack, "job", NotebookJobProps(
+        address="nightly", name="nightly", schedule=SCHEDULE, cluster=CLUSTER,
         tasks=(NotebookTaskSpec("a", "/x"), NotebookTaskSpec("b", "/y"), NotebookTaskSpec("c", "/z")),
-    )  # fmt: skip
+    ))  # fmt: skip
     doc = json.loads(CdktfTesting.synth(stack))
     job = doc["resource"]["databricks_job"]["nightly"]
     assert [t.get("depends_on") for t in job["task"]] == [None, [{"task_key": "a"}], [{"task_key": "b"}]]
@@ -564,3 +585,29 @@ def test_no_aws_provider_import() -> None:
     for module in ("stacks/databricks.py", "constructs_lib/databricks_jobs.py", "constructs_lib/databricks_artifacts.py",
                    "platform_config/databricks.py"):  # fmt: skip
         assert "cdktf_cdktf_provider_aws" not in Path(ROOT, module).read_text()
+
+
+# Every check above, on every shipped environment (tests/stacks/test_new_environment.py runs them on
+# a temporary new one).
+CHECKS: tuple[Check, ...] = (
+    check_exactly_the_seed_addresses,
+    check_provider_gets_only_the_host,
+    check_state_lives_in_the_environment_backend,
+    check_registered_model_per_environment,
+    check_model_grants_execute_to_account_users,
+    check_experiment_path_and_permissions,
+    check_training_tasks_run_in_order_each_after_success,
+    check_job_names_carry_the_target_outside_production,
+    check_schedules_paused_outside_production,
+    check_batch_inference_task,
+    check_jobs_run_on_their_cluster,
+    check_job_settings,
+    check_outputs,
+    check_no_secret_in_synthesized_json,
+)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
+@pytest.mark.parametrize("env", shipped_env_names())
+def test_databricks_stack(synth: Synthesized, env: str, check: Check) -> None:
+    check(synth, synth.env(env))

@@ -10,10 +10,9 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from platform_config import naming
-from tests.conftest import Synthesized
+from platform_config.loader import Environment
+from tests.conftest import Check, Synthesized, shipped_env_names
 from tests.fixtures.envs import ConfigFiles
-
-ENVS = ["dev", "tst", "prd"]
 
 
 def one(synth: Synthesized, stack: str, rtype: str) -> dict[str, Any]:
@@ -27,13 +26,13 @@ def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     return snapshot.use_extension(JSONSnapshotExtension)
 
 
-@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("env", shipped_env_names())
 def test_snapshot(synth: Synthesized, env: str, snapshot_json: SnapshotAssertion) -> None:
     assert synth.stack(f"bootstrap-{env}") == snapshot_json
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_resource_addresses(synth: Synthesized, env: str) -> None:
+def check_resource_addresses(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     resources = synth.stack(f"bootstrap-{env}")["resource"]
     addresses = sorted(f"{rtype}.{name}" for rtype, items in resources.items() for name in items)
     assert addresses == [
@@ -50,11 +49,11 @@ def test_resource_addresses(synth: Synthesized, env: str) -> None:
     ]
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_state_bucket(synth: Synthesized, env: str) -> None:
+def check_state_bucket(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     stack = f"bootstrap-{env}"
     bucket = one(synth, stack, "aws_s3_bucket")
-    assert bucket["bucket"] == naming.state_bucket(env) == f"mlopspltf-{env}-s3-tf-backend"
+    assert bucket["bucket"] == e.names.bootstrap.state_bucket == f"mlopspltf-{env}-s3-tf-backend"
     assert bucket["force_destroy"] is False
     assert bucket["lifecycle"] == {"prevent_destroy": True}
 
@@ -76,9 +75,12 @@ def test_state_bucket(synth: Synthesized, env: str) -> None:
     assert ownership["rule"] == {"object_ownership": "BucketOwnerEnforced"}
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_state_bucket_policy_denies_plain_http_and_unencrypted_puts(synth: Synthesized, env: str) -> None:
+def check_state_bucket_policy_denies_plain_http_and_unencrypted_puts(
+    synth: Synthesized, e: Environment
+) -> None:
+    env = e.name
     policy = json.loads(one(synth, f"bootstrap-{env}", "aws_s3_bucket_policy")["policy"])
+    sse_algorithm = e.settings.state_bucket.sse_algorithm
     statements = {s["Sid"]: s for s in policy["Statement"]}
     tls = statements["DenyInsecureTransport"]
     assert (tls["Effect"], tls["Principal"], tls["Action"]) == ("Deny", "*", "s3:*")
@@ -86,12 +88,12 @@ def test_state_bucket_policy_denies_plain_http_and_unencrypted_puts(synth: Synth
     assert tls["Resource"] == ["${aws_s3_bucket.state.arn}", "${aws_s3_bucket.state.arn}/*"]
     sse = statements["DenyUnencryptedObjectUploads"]
     assert (sse["Effect"], sse["Action"]) == ("Deny", "s3:PutObject")
-    assert sse["Condition"] == {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}}
+    assert sse["Condition"] == {"StringNotEquals": {"s3:x-amz-server-side-encryption": sse_algorithm}}
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_state_bucket_lifecycle_comes_from_env_file(synth: Synthesized, env: str) -> None:
-    settings = next(e for e in synth.envs if e.name == env).settings.state_bucket
+def check_state_bucket_lifecycle_comes_from_env_file(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    settings = e.settings.state_bucket
     [rule] = one(synth, f"bootstrap-{env}", "aws_s3_bucket_lifecycle_configuration")["rule"]
     assert rule["status"] == "Enabled"
     assert rule["filter"] == [{"prefix": ""}]
@@ -101,13 +103,12 @@ def test_state_bucket_lifecycle_comes_from_env_file(synth: Synthesized, env: str
     assert rule["abort_incomplete_multipart_upload"] == [
         {"days_after_initiation": settings.abort_incomplete_multipart_upload_days}
     ]
-    assert (env, settings.noncurrent_version_expiration_days) in {("dev", 90), ("tst", 90), ("prd", 365)}
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_lock_table(synth: Synthesized, env: str) -> None:
+def check_lock_table(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     table = one(synth, f"bootstrap-{env}", "aws_dynamodb_table")
-    assert table["name"] == naming.lock_table(env) == f"mlopspltf-{env}-ddb-tf-backend"
+    assert table["name"] == e.names.bootstrap.lock_table == f"mlopspltf-{env}-ddb-tf-backend"
     assert table["billing_mode"] == "PAY_PER_REQUEST"
     assert table["hash_key"] == "LockID"
     assert table["attribute"] == [{"name": "LockID", "type": "S"}]
@@ -117,8 +118,8 @@ def test_lock_table(synth: Synthesized, env: str) -> None:
     assert table["lifecycle"] == {"prevent_destroy": True}
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_kms_key_rotates(synth: Synthesized, env: str) -> None:
+def check_kms_key_rotates(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     key = synth.resources(f"bootstrap-{env}", "aws_kms_key")["state"]
     assert key["enable_key_rotation"] is True
     assert key["deletion_window_in_days"] == 30
@@ -127,8 +128,8 @@ def test_kms_key_rotates(synth: Synthesized, env: str) -> None:
     assert alias["target_key_id"] == "${aws_kms_key.state.key_id}"
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_outputs(synth: Synthesized, env: str) -> None:
+def check_outputs(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     outputs = synth.stack(f"bootstrap-{env}")["output"]
     assert set(outputs) == {
         "state_bucket_name",
@@ -140,12 +141,12 @@ def test_outputs(synth: Synthesized, env: str) -> None:
         "state_access_policy_json",
     }
     assert all(o["description"] for o in outputs.values())
-    assert outputs["region"]["value"] == "us-east-1"
+    assert outputs["region"]["value"] == e.settings.aws_region
     assert outputs["kms_key_arn"]["value"] == "${aws_kms_key.state.arn}"
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_state_access_policy_is_least_privilege(synth: Synthesized, env: str) -> None:
+def check_state_access_policy_is_least_privilege(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     policy = json.loads(synth.stack(f"bootstrap-{env}")["output"]["state_access_policy_json"]["value"])
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
@@ -169,22 +170,26 @@ def test_state_access_policy_is_least_privilege(synth: Synthesized, env: str) ->
     assert by_sid["StateEncryption"]["Resource"] == "${aws_kms_key.state.arn}"
 
 
-def test_default_tags_on_provider(synth: Synthesized) -> None:
-    [provider] = synth.stack("bootstrap-prd")["provider"]["aws"]
-    assert provider["region"] == "us-east-1"
-    assert provider["default_tags"] == [
-        {
-            "tags": {
-                "Project": "mlopspltf",
-                "Environment": "prd",
-                "Stack": "bootstrap-prd",
-                "ManagedBy": "cdktf",
-                "Repository": "mlops-infra",
-                "Owner": "mlops-platform",
-                "CostCenter": "ml-prd",
-            }
-        }
-    ]
+def check_default_tags_on_provider(synth: Synthesized, e: Environment) -> None:
+    [provider] = synth.stack(f"bootstrap-{e.name}")["provider"]["aws"]
+    assert provider["region"] == e.settings.aws_region
+    [tags] = provider["default_tags"]
+    assert tags["tags"] == {
+        "Project": "mlopspltf",
+        "Environment": e.name,
+        "Stack": f"bootstrap-{e.name}",
+        "ManagedBy": "cdktf",
+        "Repository": "mlops-infra",
+        **e.settings.tags,
+    }
+
+
+def check_no_duplicate_data_sources(synth: Synthesized, e: Environment) -> None:
+    data = synth.stack(f"bootstrap-{e.name}")["data"]
+    assert {rtype: list(items) for rtype, items in data.items()} == {
+        "aws_caller_identity": ["state_key_account"],
+        "aws_partition": ["state_key_partition"],
+    }
 
 
 def test_aes256_option(synth_with: Any) -> None:
@@ -208,3 +213,25 @@ def test_aes256_option(synth_with: Any) -> None:
     # The lock table still uses the customer key.
     table = out.resources("bootstrap-dev", "aws_dynamodb_table")["lock"]
     assert table["server_side_encryption"]["kms_key_arn"] == "${aws_kms_key.state.arn}"
+
+
+# Every check above, on every shipped environment (tests/stacks/test_new_environment.py runs them on
+# a temporary new one).
+CHECKS: tuple[Check, ...] = (
+    check_resource_addresses,
+    check_state_bucket,
+    check_state_bucket_policy_denies_plain_http_and_unencrypted_puts,
+    check_state_bucket_lifecycle_comes_from_env_file,
+    check_lock_table,
+    check_kms_key_rotates,
+    check_outputs,
+    check_state_access_policy_is_least_privilege,
+    check_default_tags_on_provider,
+    check_no_duplicate_data_sources,
+)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
+@pytest.mark.parametrize("env", shipped_env_names())
+def test_bootstrap_stack(synth: Synthesized, env: str, check: Check) -> None:
+    check(synth, synth.env(env))

@@ -14,10 +14,10 @@ import pytest
 from constructs_lib import user_data
 from constructs_lib.user_data import TEMPLATE, UserDataValues, render
 from platform_config.secrets import secret_kind
-from tests.conftest import Synthesized
+from tests.conftest import Synthesized, shipped_env_names
 
-ENVS = ("dev", "tst", "prd")
-
+BASE_SETTINGS = ("db_host", "db_port", "db_name", "db_secret_arn", "artifacts_destination", "alb_dns_name")
+CACHE_SETTINGS = ("redis_host", "redis_port", "redis_auth_secret_arn")
 VALUES = UserDataValues(
     region="eu-west-1",
     environment="dev",
@@ -31,6 +31,7 @@ VALUES = UserDataValues(
     log_group_system="/mlopspltf-dev/mlflow/system",
     metrics_namespace="mlopspltf-dev-mlflow/instances",
     nginx_port=80,
+    parameters=BASE_SETTINGS + CACHE_SETTINGS,
 )
 
 
@@ -38,7 +39,7 @@ VALUES = UserDataValues(
 def scripts(synth: Synthesized) -> dict[str, str]:
     """The user data of every environment, decoded from the synthesized launch templates."""
     out = {}
-    for env in ENVS:
+    for env in shipped_env_names():
         lt = synth.resources(f"mlflow-{env}", "aws_launch_template")["mlflow"]
         out[env] = base64.b64decode(lt["user_data"]).decode()
     return out
@@ -140,7 +141,28 @@ def test_database_uri_has_host_and_port_once() -> None:
 
 def test_cache_switch_reaches_the_launcher() -> None:
     on = render(VALUES)
-    off = render(replace(VALUES, cache_enabled=False))
+    off = render(replace(VALUES, cache_enabled=False, parameters=BASE_SETTINGS))
     assert 'CACHE_ENABLED = "true" == "true"' in on and "redis_auth_secret_arn" in on.split("cat >")[0]
     assert 'CACHE_ENABLED = "false" == "true"' in off and "redis_host" not in off.split("cat >")[0]
     assert 'env["MLFLOW_REDIS_URL"] = "rediss://' in heredoc(on, "PY")
+
+
+def test_boot_check_reads_exactly_the_settings_given() -> None:
+    script = render(VALUES)
+    assert f"for name in {' '.join(BASE_SETTINGS + CACHE_SETTINGS)}; do" in script
+
+
+@pytest.mark.parametrize(
+    ("cache_enabled", "parameters", "message"),
+    [
+        (True, BASE_SETTINGS, "not set: redis_auth_secret_arn, redis_host, redis_port"),
+        (False, (*BASE_SETTINGS, "redis_host"), "settings nobody reads: redis_host"),
+        (False, BASE_SETTINGS[1:], "not set: db_host"),
+        (False, (*BASE_SETTINGS, "db host"), "unsafe setting names: db host"),
+    ],
+)
+def test_rendering_refuses_settings_the_launcher_does_not_read(
+    cache_enabled: bool, parameters: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        render(replace(VALUES, cache_enabled=cache_enabled, parameters=parameters))

@@ -14,9 +14,8 @@ from syrupy.extensions.json import JSONSnapshotExtension
 
 from platform_config.loader import Environment
 from platform_config.secrets import find_secrets
-from tests.conftest import Synthesized
+from tests.conftest import Check, Synthesized, shipped_env_names
 
-ENVS = ("dev", "tst", "prd")
 KEY = "${aws_kms_key.mlflow.arn}"
 
 # The seed deployment's addresses (issue 5), which this stack keeps so its state can be adopted.
@@ -90,11 +89,6 @@ OWN_ADDRESSES = (
 )
 
 
-@pytest.fixture(scope="module")
-def envs(repo_envs: list[Environment]) -> dict[str, Environment]:
-    return {e.name: e for e in repo_envs}
-
-
 def stack(synth: Synthesized, env: str) -> dict[str, Any]:
     return synth.stack(f"mlflow-{env}")
 
@@ -129,26 +123,28 @@ def policy_statements(synth: Synthesized, env: str, name: str) -> list[dict[str,
 # --- addresses -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_every_seed_address_is_kept(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
+def check_every_seed_address_is_kept(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     have = addresses(stack(synth, env))
     expected = set(SEED_ADDRESSES) | set(OWN_ADDRESSES)
-    if envs[env].settings.mlflow.cache.enabled:
+    if e.settings.mlflow.cache.enabled:
         expected |= set(CACHE_ADDRESSES)
     assert expected - have == set()
     assert "aws_key_pair.mlflow_key" not in have  # replaced by SSM Session Manager
     assert "tls_private_key" not in stack(synth, env)["resource"]
 
 
-def test_cache_addresses_exist_where_the_cache_is_enabled(synth: Synthesized) -> None:
-    assert set(CACHE_ADDRESSES) <= addresses(stack(synth, "prd"))
-    assert set(CACHE_ADDRESSES) <= addresses(stack(synth, "tst"))
-    assert not set(CACHE_ADDRESSES) & addresses(stack(synth, "dev"))
+def check_cache_addresses_exist_only_where_the_cache_is_enabled(synth: Synthesized, e: Environment) -> None:
+    have = addresses(stack(synth, e.name))
+    if e.settings.mlflow.cache.enabled:
+        assert set(CACHE_ADDRESSES) <= have
+    else:
+        assert not set(CACHE_ADDRESSES) & have
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_per_zone_resources_use_count(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
-    net = envs[env].settings.network
+def check_per_zone_resources_use_count(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    net = e.settings.network
     zones = len(net.availability_zones)
     for tier in ("public", "private", "database"):
         subnet = res(synth, env, "aws_subnet", tier)
@@ -163,18 +159,14 @@ def test_per_zone_resources_use_count(synth: Synthesized, envs: dict[str, Enviro
     nats = 1 if net.single_nat_gateway else zones
     assert res(synth, env, "aws_nat_gateway", "main")["count"] == nats
     assert res(synth, env, "aws_eip", "nat")["count"] == nats
-
-
-def test_one_nat_gateway_per_zone_in_production_and_shared_in_dev(synth: Synthesized) -> None:
-    assert res(synth, "prd", "aws_nat_gateway", "main")["count"] == 3
-    assert res(synth, "dev", "aws_nat_gateway", "main")["count"] == 1
-    route = res(synth, "prd", "aws_route_table", "private")["route"][0]
+    # Each zone's table routes through its own gateway, wrapping around to the one shared gateway.
+    route = res(synth, env, "aws_route_table", "private")["route"][0]
     assert route["nat_gateway_id"] == "${element(aws_nat_gateway.main[*].id, count.index)}"
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_no_nested_interpolations(synth: Synthesized, env: str) -> None:
+def check_no_nested_interpolations(synth: Synthesized, e: Environment) -> None:
     """``"${f(${x})}"`` is invalid Terraform; cdktf produces it when raw references meet Fn."""
+    env = e.name
     for text in strings(stack(synth, env)):
         depth, i = 0, 0
         while i < len(text):
@@ -192,9 +184,9 @@ def test_no_nested_interpolations(synth: Synthesized, env: str) -> None:
 # --- network -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_network_defaults(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
-    assert res(synth, env, "aws_vpc", "main")["cidr_block"] == envs[env].settings.network.vpc_cidr
+def check_network_defaults(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    assert res(synth, env, "aws_vpc", "main")["cidr_block"] == e.settings.network.vpc_cidr
     for tier in ("public", "private", "database"):
         assert res(synth, env, "aws_subnet", tier)["map_public_ip_on_launch"] is False
     default_sg = res(synth, env, "aws_default_security_group", "default")
@@ -224,9 +216,9 @@ def rules_of(synth: Synthesized, env: str, direction: str, group: str) -> list[d
     return [r for r in rules(synth, env, direction).values() if r["security_group_id"] == ref]
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_security_group_rules(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
-    lb = envs[env].settings.mlflow.load_balancer
+def check_security_group_rules(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    lb = e.settings.mlflow.load_balancer
     https = lb.certificate_arn is not None
     alb_in = rules_of(synth, env, "ingress", "alb")
     assert {(r["from_port"], r["cidr_ipv4"]) for r in alb_in} == {
@@ -249,7 +241,7 @@ def test_security_group_rules(synth: Synthesized, envs: dict[str, Environment], 
         for r in rules_of(synth, env, "egress", "mlflow_app")
     }
     expected_out = {(443, "0.0.0.0/0"), (3306, "${aws_security_group.database.id}")}
-    if envs[env].settings.mlflow.cache.enabled:
+    if e.settings.mlflow.cache.enabled:
         expected_out.add((6379, "${aws_security_group.elasticache.id}"))
         cache_in = rules_of(synth, env, "ingress", "elasticache")
         assert [(r["from_port"], r["referenced_security_group_id"]) for r in cache_in] == [
@@ -268,10 +260,8 @@ def test_security_group_rules(synth: Synthesized, envs: dict[str, Environment], 
 # --- encryption ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_one_customer_key_encrypts_everything(
-    synth: Synthesized, envs: dict[str, Environment], env: str
-) -> None:
+def check_one_customer_key_encrypts_everything(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     key = res(synth, env, "aws_kms_key", "mlflow")
     assert key["enable_key_rotation"] is True and key["deletion_window_in_days"] == 30
     assert len(synth.resources(f"mlflow-{env}", "aws_kms_key")) == 1
@@ -292,8 +282,8 @@ def test_one_customer_key_encrypts_everything(
     assert res(synth, env, "aws_sns_topic", "alerts")["kms_master_key_id"] == KEY
     for name, group in synth.resources(f"mlflow-{env}", "aws_cloudwatch_log_group").items():
         assert group["kms_key_id"] == KEY, name
-        assert group["retention_in_days"] == envs[env].settings.mlflow.log_retention_days, name
-    if envs[env].settings.mlflow.cache.enabled:
+        assert group["retention_in_days"] == e.settings.mlflow.log_retention_days, name
+    if e.settings.mlflow.cache.enabled:
         assert res(synth, env, "aws_elasticache_replication_group", "mlflow")["kms_key_id"] == KEY
         assert res(synth, env, "aws_secretsmanager_secret", "redis_auth_token")["kms_key_id"] == KEY
     services = {
@@ -301,15 +291,23 @@ def test_one_customer_key_encrypts_everything(
         for s in json.loads(key["policy"])["Statement"]
         if "Principal" in s
     }
-    assert {"logs.us-east-1.amazonaws.com", "cloudwatch.amazonaws.com"} <= services
+    assert {f"logs.{e.settings.aws_region}.amazonaws.com", "cloudwatch.amazonaws.com"} <= services
+    # The key's own account statement uses the stack's one caller identity.
+    root = json.loads(key["policy"])["Statement"][0]["Principal"]["AWS"]
+    assert (
+        root
+        == "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
+    )
+    data = stack(synth, env)["data"]
+    assert (list(data["aws_caller_identity"]), list(data["aws_partition"])) == (["current"], ["current"])
 
 
 # --- database ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_rds_mysql(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
-    cfg = envs[env].settings.mlflow.database
+def check_rds_mysql(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    cfg = e.settings.mlflow.database
     db = res(synth, env, "aws_db_instance", "mlflow")
     assert db["engine"] == "mysql" and db["engine_version"].startswith("8.0")
     assert db["storage_encrypted"] is True and db["publicly_accessible"] is False
@@ -340,26 +338,29 @@ def test_rds_mysql(synth: Synthesized, envs: dict[str, Environment], env: str) -
     assert params["character_set_server"] == "utf8mb4" and params["collation_server"].startswith("utf8mb4")
 
 
-def test_production_database_is_hardened(synth: Synthesized) -> None:
-    db = res(synth, "prd", "aws_db_instance", "mlflow")
-    assert db["multi_az"] and db["deletion_protection"] and db["performance_insights_enabled"]
-    assert db["monitoring_interval"] == 60 and db["backup_retention_period"] == 30
-    assert db["instance_class"] == "db.r5.xlarge" and db["max_allocated_storage"] == 1000
+def check_production_database_is_hardened(synth: Synthesized, e: Environment) -> None:
+    db = res(synth, e.name, "aws_db_instance", "mlflow")
+    assert db["apply_immediately"] is not e.settings.is_production
+    if e.settings.is_production:
+        assert db["multi_az"] and db["deletion_protection"] and db["performance_insights_enabled"]
 
 
 # --- cache ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ["tst", "prd"])
-def test_redis(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
-    cfg = envs[env].settings.mlflow.cache
+def check_redis(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    cfg = e.settings.mlflow.cache
+    if not cfg.enabled:
+        return
     group = res(synth, env, "aws_elasticache_replication_group", "mlflow")
     assert group["engine"] == "redis" and group["engine_version"].startswith("7")
     assert group["at_rest_encryption_enabled"] == "true" and group["transit_encryption_enabled"] is True
     assert group["transit_encryption_mode"] == "required"
     assert group["auth_token"] == "${random_password.redis_auth_token.result}"
-    assert group["num_cache_clusters"] == cfg.num_nodes >= 2
-    assert group["automatic_failover_enabled"] is True and group["multi_az_enabled"] is True
+    assert group["num_cache_clusters"] == cfg.num_nodes
+    failover = cfg.num_nodes >= 2
+    assert group["automatic_failover_enabled"] is failover and group["multi_az_enabled"] is failover
     assert group["node_type"] == cfg.node_type
     assert group["security_group_ids"] == ["${aws_security_group.elasticache.id}"]
     version = res(synth, env, "aws_secretsmanager_secret_version", "redis_auth_token")
@@ -383,9 +384,9 @@ def test_redis(synth: Synthesized, envs: dict[str, Environment], env: str) -> No
 # --- compute -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_launch_template_and_group(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
-    cfg = envs[env].settings.mlflow.server
+def check_launch_template_and_group(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    cfg = e.settings.mlflow.server
     lt = res(synth, env, "aws_launch_template", "mlflow")
     assert lt["metadata_options"]["http_tokens"] == "required"
     assert lt["metadata_options"]["http_put_response_hop_limit"] == 1
@@ -416,8 +417,8 @@ def test_launch_template_and_group(synth: Synthesized, envs: dict[str, Environme
     assert "autoscaling:EC2_INSTANCE_LAUNCH_ERROR" in notification["notifications"]
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_instance_policies_are_scoped(synth: Synthesized, env: str) -> None:
+def check_instance_policies_are_scoped(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     for name in ("mlflow_s3_policy", "mlflow_cloudwatch_policy", "mlflow_ssm_policy", "mlflow_kms_policy"):
         assert (
             res(synth, env, "aws_iam_role_policy_attachment", name)["policy_arn"]
@@ -451,9 +452,9 @@ def test_instance_policies_are_scoped(synth: Synthesized, env: str) -> None:
 # --- load balancer -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_load_balancer(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
-    cfg = envs[env].settings.mlflow.load_balancer
+def check_load_balancer(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    cfg = e.settings.mlflow.load_balancer
     lb = res(synth, env, "aws_lb", "mlflow")
     assert lb["drop_invalid_header_fields"] is True
     assert lb["enable_deletion_protection"] is cfg.deletion_protection
@@ -477,20 +478,21 @@ def test_load_balancer(synth: Synthesized, envs: dict[str, Environment], env: st
         assert set(listeners) == {"http"} and listeners["http"]["default_action"][0]["type"] == "forward"
 
 
-def test_https_and_deletion_protection_in_production_http_only_in_dev(synth: Synthesized) -> None:
-    assert res(synth, "prd", "aws_lb", "mlflow")["enable_deletion_protection"] is True
-    assert "https" in synth.resources("mlflow-prd", "aws_lb_listener")
-    assert "https" not in synth.resources("mlflow-dev", "aws_lb_listener")
-    assert stack(synth, "dev")["output"]["mlflow_url"]["value"].startswith("http://")
-    assert stack(synth, "prd")["output"]["mlflow_url"]["value"].startswith("https://")
+def check_url_scheme_follows_the_certificate(synth: Synthesized, e: Environment) -> None:
+    https = e.settings.mlflow.load_balancer.certificate_arn is not None
+    assert ("https" in synth.resources(f"mlflow-{e.name}", "aws_lb_listener")) is https
+    url = stack(synth, e.name)["output"]["mlflow_url"]["value"]
+    assert url.startswith("https://" if https else "http://")
+    if e.settings.is_production:
+        assert https and res(synth, e.name, "aws_lb", "mlflow")["enable_deletion_protection"] is True
 
 
 # --- storage -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_buckets(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
-    storage = envs[env].settings.mlflow.storage
+def check_buckets(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    storage = e.settings.mlflow.storage
     for bucket in ("mlflow_artifacts", "alb_logs"):
         assert res(synth, env, "aws_s3_bucket", bucket)["bucket"].endswith("-${random_id.bucket_suffix.hex}")
         assert res(synth, env, "aws_s3_bucket", bucket)["force_destroy"] is False
@@ -540,9 +542,9 @@ def test_buckets(synth: Synthesized, envs: dict[str, Environment], env: str) -> 
 # --- alerts and outputs --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_alerts(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
-    cfg = envs[env].settings.mlflow
+def check_alerts(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    cfg = e.settings.mlflow
     sub = res(synth, env, "aws_sns_topic_subscription", "alerts_email")
     assert sub["protocol"] == "email" and sub["count"] == len(cfg.alerts.emails)
     for email in cfg.alerts.emails:
@@ -563,8 +565,8 @@ def test_alerts(synth: Synthesized, envs: dict[str, Environment], env: str) -> N
     assert "5XX" in json.dumps(alarms["alb_5xx_rate"]["metric_query"])
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_outputs(synth: Synthesized, envs: dict[str, Environment], env: str) -> None:
+def check_outputs(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     outputs = stack(synth, env)["output"]
     expected = {
         "mlflow_url",
@@ -573,7 +575,7 @@ def test_outputs(synth: Synthesized, envs: dict[str, Environment], env: str) -> 
         "log_group_names",
         "sns_topic_arn",
     }
-    if envs[env].settings.mlflow.cache.enabled:
+    if e.settings.mlflow.cache.enabled:
         expected.add("redis_primary_endpoint_address")
     assert expected <= set(outputs)
     for name, output in outputs.items():
@@ -584,8 +586,8 @@ def test_outputs(synth: Synthesized, envs: dict[str, Environment], env: str) -> 
 # --- secrets and snapshots -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_no_secret_in_synthesized_json(synth: Synthesized, env: str) -> None:
+def check_no_secret_in_synthesized_json(synth: Synthesized, e: Environment) -> None:
+    env = e.name
     doc = stack(synth, env)
     reference = re.compile(r"^\$\{[a-z_]+\.[a-z0-9_]+(\[\d+\])?\.[a-z_]+\}$")
     found = [(key, why) for key, why in find_secrets(doc) if not reference.match(_at(doc, key))]
@@ -598,6 +600,36 @@ def _at(doc: Any, path: str) -> str:
     return str(doc)
 
 
-@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("env", shipped_env_names())
 def test_snapshot(synth: Synthesized, env: str, snapshot: SnapshotAssertion) -> None:
     assert stack(synth, env) == snapshot(extension_class=JSONSnapshotExtension)
+
+
+# Every check above, on every shipped environment (tests/stacks/test_new_environment.py runs them on
+# a temporary new one).
+CHECKS: tuple[Check, ...] = (
+    check_every_seed_address_is_kept,
+    check_cache_addresses_exist_only_where_the_cache_is_enabled,
+    check_per_zone_resources_use_count,
+    check_no_nested_interpolations,
+    check_network_defaults,
+    check_security_group_rules,
+    check_one_customer_key_encrypts_everything,
+    check_rds_mysql,
+    check_production_database_is_hardened,
+    check_redis,
+    check_launch_template_and_group,
+    check_instance_policies_are_scoped,
+    check_load_balancer,
+    check_url_scheme_follows_the_certificate,
+    check_buckets,
+    check_alerts,
+    check_outputs,
+    check_no_secret_in_synthesized_json,
+)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
+@pytest.mark.parametrize("env", shipped_env_names())
+def test_mlflow_stack(synth: Synthesized, env: str, check: Check) -> None:
+    check(synth, synth.env(env))

@@ -8,10 +8,11 @@ from typing import Any
 from cdktf import App, TerraformStack
 from cdktf import Testing as CdktfTesting  # aliased: pytest would collect a class named Test*
 
+from constructs_lib.account import Account, account_data
 from constructs_lib.aws_provider import aws_provider
-from constructs_lib.encryption import CustomerKey
+from constructs_lib.encryption import CustomerKey, CustomerKeyProps, service_statements
 from constructs_lib.state_backend import local_backend, s3_backend
-from constructs_lib.state_storage import LockTable, StateBucket
+from constructs_lib.state_storage import LockTable, LockTableProps, StateBucket, StateBucketProps
 from platform_config.backend import BackendSettings
 
 
@@ -28,27 +29,58 @@ def synth(stack: TerraformStack) -> dict[str, Any]:
 
 def test_customer_key() -> None:
     stack = bare_stack()
+    account = account_data(stack, "demo_account", "demo_partition")
     CustomerKey(
         stack,
         "k",
-        address="demo",
-        alias="alias/demo",
-        description="demo key",
-        deletion_window_days=7,
-        extra_statements=[{"Sid": "Logs", "Effect": "Allow", "Principal": {"Service": "logs.amazonaws.com"}}],
+        CustomerKeyProps(
+            address="demo",
+            alias="alias/demo",
+            description="demo key",
+            account=account,
+            deletion_window_days=7,
+            extra_statements=(
+                {"Sid": "Logs", "Effect": "Allow", "Principal": {"Service": "logs.amazonaws.com"}},
+            ),
+        ),
     )
     out = synth(stack)
     assert set(out["resource"]) == {"aws_kms_key", "aws_kms_alias"}
+    # The key uses the account handle it is given: it declares no data source of its own.
+    assert {rtype: list(items) for rtype, items in out["data"].items()} == {
+        "aws_caller_identity": ["demo_account"],
+        "aws_partition": ["demo_partition"],
+    }
     key = out["resource"]["aws_kms_key"]["demo"]
     assert key["enable_key_rotation"] is True
     assert key["deletion_window_in_days"] == 7
     policy = json.loads(key["policy"])
     assert [s["Sid"] for s in policy["Statement"]] == ["AccountRootAdministers", "Logs"]
     assert policy["Statement"][0]["Principal"] == {
-        "AWS": "arn:${data.aws_partition.demo_key_partition.partition}:iam::"
-        "${data.aws_caller_identity.demo_key_account.account_id}:root"
+        "AWS": "arn:${data.aws_partition.demo_partition.partition}:iam::"
+        "${data.aws_caller_identity.demo_account.account_id}:root"
     }
     assert out["resource"]["aws_kms_alias"]["demo"]["name"] == "alias/demo"
+
+
+def test_service_statements_follow_the_list_of_services() -> None:
+    account = Account(account_id="111122223333", partition="aws")
+    sids = {
+        service: [s["Sid"] for s in service_statements((service,), account, "eu-west-1")]
+        for service in ("logs", "cloudwatch", "autoscaling")
+    }
+    assert sids == {
+        "logs": ["CloudWatchLogsEncryptsThisAccountsLogGroups"],
+        "cloudwatch": ["CloudWatchAlarmsPublishToEncryptedTopic"],
+        "autoscaling": ["AutoScalingUsesKeyForVolumesAndNotifications", "AutoScalingCreatesGrantsForVolumes"],
+    }
+    [logs] = service_statements(("logs",), account, "eu-west-1")
+    assert logs["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
+    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == (
+        "arn:aws:logs:eu-west-1:111122223333:log-group:*"
+    )
+    both = service_statements(("cloudwatch", "logs"), account, "eu-west-1")
+    assert [s["Sid"] for s in both] == sids["cloudwatch"] + sids["logs"]
 
 
 def test_state_bucket_alone() -> None:
@@ -56,11 +88,13 @@ def test_state_bucket_alone() -> None:
     StateBucket(
         stack,
         "b",
-        name="bucket-x",
-        sse_algorithm="aws:kms",
-        kms_key_arn="arn:aws:kms:eu-west-1:111122223333:key/k",
-        noncurrent_version_expiration_days=30,
-        abort_incomplete_multipart_upload_days=2,
+        StateBucketProps(
+            name="bucket-x",
+            sse_algorithm="aws:kms",
+            kms_key_arn="arn:aws:kms:eu-west-1:111122223333:key/k",
+            noncurrent_version_expiration_days=30,
+            abort_incomplete_multipart_upload_days=2,
+        ),
     )
     out = synth(stack)
     assert sorted(out["resource"]) == [
@@ -82,7 +116,9 @@ def test_state_bucket_alone() -> None:
 
 def test_lock_table_alone() -> None:
     stack = bare_stack()
-    LockTable(stack, "t", name="locks", kms_key_arn="arn:aws:kms:eu-west-1:111122223333:key/k")
+    LockTable(
+        stack, "t", LockTableProps(name="locks", kms_key_arn="arn:aws:kms:eu-west-1:111122223333:key/k")
+    )
     out = synth(stack)
     assert list(out["resource"]) == ["aws_dynamodb_table"]
     table = out["resource"]["aws_dynamodb_table"]["lock"]
@@ -103,7 +139,7 @@ def test_s3_backend_from_settings() -> None:
             "use_path_style": True,
         }
     )
-    s3_backend(stack, settings, "mlflow")
+    s3_backend(stack, settings.terraform_attributes(), "mlflow")
     backend = synth(stack)["terraform"]["backend"]
     assert backend == {
         "s3": {

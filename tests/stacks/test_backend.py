@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from platform_config import naming
 from platform_config.loader import Environment
-from tests.conftest import ROOT, Synthesized
+from tests.conftest import ROOT, Synthesized, shipped_env_names
 from tests.fixtures.envs import ConfigFiles
 
 _HCL = hcl2.SerializationOptions(with_comments=False, strip_string_quotes=True)
@@ -25,7 +24,7 @@ def backend_file(env: str) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize("env", ["dev", "tst", "prd"])
+@pytest.mark.parametrize("env", shipped_env_names())
 @pytest.mark.parametrize("kind", naming.STACK_KINDS)
 def test_backend_block_is_config_file_plus_stack_key(synth: Synthesized, kind: str, env: str) -> None:
     backend = synth.stack(naming.stack_id(kind, env))["terraform"]["backend"]
@@ -33,10 +32,13 @@ def test_backend_block_is_config_file_plus_stack_key(synth: Synthesized, kind: s
     assert backend["s3"] == {**backend_file(env), "key": naming.state_key(kind)}
 
 
-def test_every_shipped_environment_is_checked(synth: Synthesized) -> None:
-    envs = sorted(p.stem for p in (ROOT / "backend_configs").glob("*.config"))
-    assert envs == ["dev", "prd", "tst"]
-    assert len(synth.stack_names()) == len(envs) * len(naming.STACK_KINDS)
+def test_every_shipped_environment_is_synthesized(synth: Synthesized) -> None:
+    """Each environment has both files, and every stack kind of each is built."""
+    backends = sorted(p.stem for p in (ROOT / "backend_configs").glob("*.config"))
+    assert backends == shipped_env_names()
+    assert synth.stack_names() == sorted(
+        naming.stack_id(kind, env) for kind in naming.STACK_KINDS for env in shipped_env_names()
+    )
 
 
 def test_state_keys_are_distinct_per_stack_kind() -> None:
@@ -46,16 +48,15 @@ def test_state_keys_are_distinct_per_stack_kind() -> None:
     assert naming.state_key("mlflow") == "mlopspltf_infra/mlflow/terraform.tfstate"
 
 
-def test_lock_modes_of_shipped_environments(synth: Synthesized) -> None:
-    """dev: S3-native only; tst: both during the migration window; prd: DynamoDB only."""
-    modes = {}
-    for env in ("dev", "tst", "prd"):
-        s3 = synth.stack(naming.stack_id("mlflow", env))["terraform"]["backend"]["s3"]
-        modes[env] = ("dynamodb_table" in s3, s3.get("use_lockfile", False))
-    assert modes == {"dev": (False, True), "tst": (True, True), "prd": (True, False)}
+@pytest.mark.parametrize("env", shipped_env_names())
+def test_every_stack_state_is_locked(synth: Synthesized, env: str) -> None:
+    """S3-native locking, a DynamoDB table, or both (during a migration window): never neither."""
+    for kind in naming.STACK_KINDS:
+        s3 = synth.stack(naming.stack_id(kind, env))["terraform"]["backend"]["s3"]
+        assert "dynamodb_table" in s3 or s3.get("use_lockfile") is True, kind
 
 
-@pytest.mark.parametrize("env", ["dev", "tst", "prd"])
+@pytest.mark.parametrize("env", shipped_env_names())
 def test_backend_config_files_match_naming_module(env: str) -> None:
     config = backend_file(env)
     assert config["bucket"] == naming.state_bucket(env)
@@ -65,14 +66,13 @@ def test_backend_config_files_match_naming_module(env: str) -> None:
     assert "key" not in config
 
 
-def test_backend_config_files_are_valid_terraform_partial_configs() -> None:
+@pytest.mark.parametrize("env", shipped_env_names())
+def test_backend_config_files_are_valid_terraform_partial_configs(env: str) -> None:
     """A partial config holds bare `key = value` attributes: a `terraform { backend ... }` block
-    in it would silently leave state local. (tests/test_state_*.py init real Terraform with them.)"""
-    for path in (ROOT / "backend_configs").glob("*.config"):
-        text = "\n".join(line for line in path.read_text().splitlines() if not line.startswith("#"))
-        assert not re.search(r"^\s*terraform\s*\{|\bbackend\s+\"", text, re.MULTILINE), path
-        data = hcl2.loads(text, serialization_options=_HCL)
-        assert all(not (isinstance(v, list) and v and isinstance(v[0], dict)) for v in data.values())
+    in it would silently leave state local. (The state tests init real Terraform with them.)"""
+    data = backend_file(env)
+    assert "terraform" not in data and "backend" not in data
+    assert all(not (isinstance(v, list) and v and isinstance(v[0], dict)) for v in data.values())
 
 
 def test_bootstrap_phase_one_uses_an_explicit_local_backend(synth_with: Any, tmp_path: Path) -> None:

@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, Synthesized
+from tests.conftest import ROOT, Synthesized, shipped_env_names
 
 CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"
-ENVS = ("dev", "tst", "prd")
 _RESOURCE_LINE = re.compile(r'^    "([a-z0-9_]+)": \{$')
 _NAME_LINE = re.compile(r'^      "([A-Za-z0-9_-]+)": \{$')
 
@@ -76,7 +75,7 @@ def run_checkov(files: list[Path]) -> dict[str, Any]:
 def test_checkov_finds_nothing_unexplained_in_any_mlflow_stack(synth: Synthesized) -> None:
     if not CHECKOV.exists():
         pytest.fail(f"checkov is missing ({CHECKOV}): run `make test`, which installs .venv-tools")
-    files = {f"mlflow-{env}": synth.stack_dir(f"mlflow-{env}") / "cdk.tf.json" for env in ENVS}
+    files = {f"mlflow-{env}": synth.stack_dir(f"mlflow-{env}") / "cdk.tf.json" for env in shipped_env_names()}
     lines = {str(path.resolve()): address_by_line(path.read_text()) for path in files.values()}
     skips = {str(path.resolve()): recorded_skips(synth.stack(name)) for name, path in files.items()}
 
@@ -108,15 +107,11 @@ def test_checkov_finds_nothing_unexplained_in_any_mlflow_stack(synth: Synthesize
     assert not stale, "recorded checkov skips that match no finding (remove them):\n" + "\n".join(stale)
 
 
-def test_checkov_is_pinned_in_the_tool_requirements() -> None:
-    assert re.search(r"^checkov==\d+\.\d+\.\d+$", (ROOT / "requirements-tools.txt").read_text(), re.M)
-
-
 def test_a_missing_tool_venv_fails_and_says_what_to_run(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, synth: Synthesized
 ) -> None:
     monkeypatch.setattr(
-        "tests.test_mlflow_policy.CHECKOV", tmp_path / "no-such-venv" / "bin" / "checkov", raising=True
+        "tests.stacks.test_mlflow_policy.CHECKOV", tmp_path / "no-such-venv" / "bin" / "checkov", raising=True
     )
     with pytest.raises(pytest.fail.Exception, match="run `make test`"):
         test_checkov_finds_nothing_unexplained_in_any_mlflow_stack(synth)

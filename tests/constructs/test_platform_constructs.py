@@ -1,40 +1,49 @@
 """The MLflow and Databricks platform constructs, each synthesized alone in a bare stack.
 
-Each construct gets only what its signature asks for: typed settings built from small dicts (or
-the shipped defaults), plain string ids and ARNs, or an upstream resource where it takes one. The
-whole-stack wiring is tested in test_mlflow_stack.py and test_databricks_stack.py.
+Each construct gets only its one props object (plain values, string ids and ARNs) and is read
+back through its handles. The whole-stack wiring is tested in tests/stacks/.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from cdktf import App, TerraformOutput, TerraformStack
 from cdktf import Testing as CdktfTesting  # aliased: pytest would collect a class named Test*
-from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
 from cdktf_cdktf_provider_random.provider import RandomProvider
 
 from constructs_lib.aws_provider import aws_provider
-from constructs_lib.cache import Cache
-from constructs_lib.compute import MlflowServers
-from constructs_lib.database import Database
-from constructs_lib.databricks_artifacts import TrackedExperiment, UnityCatalogModel
-from constructs_lib.databricks_jobs import JobClusterSpec, NotebookJob, NotebookTaskSpec, ScheduleSpec
-from constructs_lib.load_balancer import LoadBalancer
-from constructs_lib.network import INTERFACE_ENDPOINTS, Network
-from constructs_lib.observability import Alerts, log_group
-from constructs_lib.security import InstanceRole, InstanceScope, SecurityGroups
-from constructs_lib.storage import ArtifactBucket, LogBucket, bucket_suffix
-from platform_config.environment import NetworkSettings
-from platform_config.mlflow import (
-    CacheSettings,
-    DatabaseSettings,
-    LoadBalancerSettings,
-    ServerSettings,
+from constructs_lib.cache import Cache, CacheProps
+from constructs_lib.compute import MlflowServers, MlflowServersProps
+from constructs_lib.database import Database, DatabaseProps
+from constructs_lib.databricks_artifacts import (
+    TrackedExperiment,
+    TrackedExperimentProps,
+    UnityCatalogModel,
+    UnityCatalogModelProps,
+)
+from constructs_lib.databricks_jobs import (
+    JobClusterSpec,
+    NotebookJob,
+    NotebookJobProps,
+    NotebookTaskSpec,
+    ScheduleSpec,
+)
+from constructs_lib.load_balancer import LoadBalancer, LoadBalancerProps
+from constructs_lib.network import INTERFACE_ENDPOINTS, Network, NetworkProps
+from constructs_lib.observability import AlarmSpec, Alerts, AlertsProps, log_group
+from constructs_lib.security import InstanceRole, InstanceRoleProps, SecurityGroups, SecurityGroupsProps
+from constructs_lib.storage import (
+    ArtifactBucket,
+    ArtifactBucketProps,
+    LogBucket,
+    LogBucketProps,
+    bucket_suffix,
 )
 
 STACK = "platform"  # not "unit": skip_checks keeps per-path state across apps (see the leak test)
@@ -76,17 +85,17 @@ def addresses(out: dict[str, Any], block: str = "resource") -> set[str]:
 # --- network ---------------------------------------------------------------------------------------
 
 
-def network_settings(zones: tuple[str, ...], single_nat: bool) -> NetworkSettings:
+def network_props(zones: tuple[str, ...], single_nat: bool, flow_log_group_arn: str) -> NetworkProps:
     n = len(zones)
-    return NetworkSettings.model_validate(
-        {
-            "vpc_cidr": "10.0.0.0/16",
-            "availability_zones": list(zones),
-            "public_subnet_cidrs": [f"10.0.{i}.0/24" for i in range(n)],
-            "private_subnet_cidrs": [f"10.0.{10 + i}.0/24" for i in range(n)],
-            "database_subnet_cidrs": [f"10.0.{20 + i}.0/24" for i in range(n)],
-            "single_nat_gateway": single_nat,
-        }
+    return NetworkProps(
+        name="unit",
+        vpc_cidr="10.0.0.0/16",
+        availability_zones=zones,
+        public_subnet_cidrs=tuple(f"10.0.{i}.0/24" for i in range(n)),
+        private_subnet_cidrs=tuple(f"10.0.{10 + i}.0/24" for i in range(n)),
+        database_subnet_cidrs=tuple(f"10.0.{20 + i}.0/24" for i in range(n)),
+        single_nat_gateway=single_nat,
+        flow_log_group_arn=flow_log_group_arn,
     )
 
 
@@ -114,9 +123,7 @@ NETWORK_ADDRESSES = {
 def build_network(zones: tuple[str, ...], single_nat: bool) -> tuple[TerraformStack, Network]:
     stack = aws_stack()
     flow_logs = log_group(stack, "flow", name="/unit/flow", kms_key_arn=KEY, retention_days=30)
-    network = Network(
-        stack, "network", name="unit", settings=network_settings(zones, single_nat), flow_log_group=flow_logs
-    )
+    network = Network(stack, "network", network_props(zones, single_nat, flow_logs.arn))
     return stack, network
 
 
@@ -187,9 +194,11 @@ def test_security_groups_alone(https: bool, cache: bool) -> None:
     stack = aws_stack()
     cidrs = ("10.0.0.0/8", "192.168.0.0/16")
     groups = SecurityGroups(
-        stack, "sg", name="unit", vpc_id="vpc-1", ingress_cidrs=cidrs, https=https, cache=cache
+        stack,
+        "sg",
+        SecurityGroupsProps(name="unit", vpc_id="vpc-1", ingress_cidrs=cidrs, https=https, cache=cache),
     )
-    out = synth(stack)
+    out = synth(stack, app_id=groups.app_id)
     alb_ingress = {f"aws_vpc_security_group_ingress_rule.alb_http_{i}" for i in range(len(cidrs))}
     if https:
         alb_ingress |= {f"aws_vpc_security_group_ingress_rule.alb_https_{i}" for i in range(len(cidrs))}
@@ -213,7 +222,8 @@ def test_security_groups_alone(https: bool, cache: bool) -> None:
             "aws_vpc_security_group_ingress_rule.cache_from_app",
         }
     assert addresses(out) == expected
-    assert (groups.cache is not None) == cache
+    assert (groups.cache_id is not None) == cache
+    assert exposed(out, "app_id") == "${aws_security_group.mlflow_app.id}"
     # No rule is open to the internet inbound; the only 0.0.0.0/0 rule is the instances' HTTPS egress.
     for name, rule in out["resource"]["aws_vpc_security_group_ingress_rule"].items():
         assert rule.get("cidr_ipv4") != "0.0.0.0/0", name
@@ -237,16 +247,16 @@ def test_instance_role_alone() -> None:
     role = InstanceRole(
         stack,
         "role",
-        name="unit",
-        scope_of=InstanceScope(
+        InstanceRoleProps(
+            name="unit",
             partition="aws",
             region="eu-west-1",
             account_id=ACCOUNT,
             bucket_arn=bucket,
             parameter_path="/unit/mlflow",
-            log_group_arns=[logs],
+            log_group_arns=(logs,),
             kms_key_arn=KEY,
-            secret_arns=[secret],
+            secret_arns=(secret,),
             metrics_namespace="unit/instances",
         ),
     )
@@ -259,7 +269,7 @@ def test_instance_role_alone() -> None:
         *(f"aws_iam_policy.{p}" for p in policies),
         *(f"aws_iam_role_policy_attachment.{p}" for p in policies),
     }
-    assert sorted(role.policies) == sorted(policies)
+    assert sorted(p.friendly_unique_id for p in role.policies) == sorted(policies)
     res = out["resource"]
     trust = json.loads(res["aws_iam_role"]["mlflow_instance_role"]["assume_role_policy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
@@ -290,27 +300,44 @@ def test_instance_role_alone() -> None:
 # --- database --------------------------------------------------------------------------------------
 
 
-def build_database(settings: DatabaseSettings, production: bool) -> dict[str, Any]:
+DATABASE = DatabaseProps(
+    identifier="unit-mlflow",
+    engine_version="8.0",
+    instance_class="db.t3.micro",
+    allocated_storage_gb=20,
+    max_allocated_storage_gb=100,
+    multi_az=False,
+    deletion_protection=False,
+    backup_retention_days=7,
+    performance_insights=False,
+    monitoring_interval=0,
+    log_exports=("error", "slowquery"),
+    subnet_ids=["subnet-a", "subnet-b"],
+    security_group_id="sg-db",
+    kms_key_arn=KEY,
+    partition="aws",
+    log_retention_days=30,
+    apply_immediately=True,
+)
+
+
+def build_database(props: DatabaseProps) -> dict[str, Any]:
     stack = aws_stack()
-    database = Database(
+    database = Database(stack, "database", props)
+    out = synth(
         stack,
-        "database",
-        identifier="unit-mlflow",
-        settings=settings,
-        subnet_ids=["subnet-a", "subnet-b"],
-        security_group_id="sg-db",
-        kms_key_arn=KEY,
-        partition="aws",
-        log_retention_days=30,
-        is_production=production,
+        secret_arn=database.secret_arn,
+        endpoint=database.endpoint,
+        db_id=database.alarm_dimensions["DBInstanceIdentifier"],
     )
-    out = synth(stack, secret_arn=database.secret_arn)
     assert exposed(out, "secret_arn") == "${aws_db_instance.mlflow.master_user_secret[0].secret_arn}"
+    assert exposed(out, "endpoint") == "${aws_db_instance.mlflow.endpoint}"
+    assert exposed(out, "db_id") == "${aws_db_instance.mlflow.identifier}"
     return out
 
 
 def test_database_alone_with_defaults() -> None:
-    out = build_database(DatabaseSettings(), production=False)
+    out = build_database(DATABASE)
     assert addresses(out) == {
         "aws_db_instance.mlflow",
         "aws_db_subnet_group.database",
@@ -342,17 +369,17 @@ def test_database_alone_with_defaults() -> None:
 
 
 def test_database_alone_with_monitoring_and_insights() -> None:
-    settings = DatabaseSettings.model_validate(
-        {
-            "instance_class": "db.t3.medium",
-            "monitoring_interval": 60,
-            "performance_insights": True,
-            "multi_az": True,
-            "deletion_protection": True,
-            "log_exports": ["general"],
-        }
+    props = replace(
+        DATABASE,
+        instance_class="db.t3.medium",
+        monitoring_interval=60,
+        performance_insights=True,
+        multi_az=True,
+        deletion_protection=True,
+        log_exports=("general",),
+        apply_immediately=False,
     )
-    out = build_database(settings, production=True)
+    out = build_database(props)
     assert addresses(out) == {
         "aws_db_instance.mlflow",
         "aws_db_subnet_group.database",
@@ -380,15 +407,20 @@ def test_cache_alone(nodes: int) -> None:
     cache = Cache(
         stack,
         "cache",
-        name="unit-mlflow",
-        settings=CacheSettings.model_validate({"enabled": True, "num_nodes": nodes}),
-        subnet_ids=["subnet-a", "subnet-b"],
-        security_group_id="sg-cache",
-        kms_key_arn=KEY,
-        log_group_name="/unit/redis-slow-log",
-        log_retention_days=30,
+        CacheProps(
+            name="unit-mlflow",
+            engine_version="7.1",
+            node_type="cache.t4g.micro",
+            num_nodes=nodes,
+            snapshot_retention_days=1,
+            subnet_ids=["subnet-a", "subnet-b"],
+            security_group_id="sg-cache",
+            kms_key_arn=KEY,
+            log_group_name="/unit/redis-slow-log",
+            log_retention_days=30,
+        ),
     )
-    out = synth(stack, endpoint=cache.endpoint)
+    out = synth(stack, endpoint=cache.endpoint, secret=cache.secret_arn)
     assert addresses(out) == {
         "random_password.redis_auth_token",
         "aws_secretsmanager_secret.redis_auth_token",
@@ -413,6 +445,11 @@ def test_cache_alone(nodes: int) -> None:
     log = res["aws_cloudwatch_log_group"]["redis_slow_log"]
     assert (log["name"], log["kms_key_id"], log["retention_in_days"]) == ("/unit/redis-slow-log", KEY, 30)
     assert exposed(out, "endpoint") == "${aws_elasticache_replication_group.mlflow.primary_endpoint_address}"
+    assert exposed(out, "secret") == "${aws_secretsmanager_secret.redis_auth_token.arn}"
+    # Member <n> of the group, for an alarm counted over the members.
+    assert cache.member_dimensions == {
+        "CacheClusterId": '${format("%s-%03d", aws_elasticache_replication_group.mlflow.id, count.index + 1)}'
+    }
 
 
 # --- compute ---------------------------------------------------------------------------------------
@@ -423,22 +460,31 @@ def test_mlflow_servers_alone() -> None:
     # An upstream resource the group must wait for (the stack passes its SSM parameters).
     parameter = SsmParameter(stack, "param", name="/unit/mlflow/x", type="SecureString", value="v")
     parameter.override_logical_id("param")
-    MlflowServers(
+    servers = MlflowServers(
         stack,
         "servers",
-        name="unit-mlflow",
-        settings=ServerSettings.model_validate({"min_size": 2, "desired_capacity": 2, "max_size": 4}),
-        user_data_base64="IyEvYmluL2Jhc2gK",
-        instance_profile_arn=f"arn:aws:iam::{ACCOUNT}:instance-profile/unit",
-        security_group_id="sg-app",
-        subnet_ids=["subnet-a", "subnet-b"],
-        target_group_arn=f"arn:aws:elasticloadbalancing:eu-west-1:{ACCOUNT}:targetgroup/unit/1",
-        kms_key_arn=KEY,
-        sns_topic_arn=f"arn:aws:sns:eu-west-1:{ACCOUNT}:alerts",
-        tags={"Project": "unit"},
-        depends_on=[parameter],
+        MlflowServersProps(
+            name="unit-mlflow",
+            ami_ssm_parameter="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+            instance_type="t3.medium",
+            root_volume_size_gb=30,
+            min_size=2,
+            max_size=4,
+            desired_capacity=2,
+            cpu_target_percent=60,
+            user_data_base64="IyEvYmluL2Jhc2gK",
+            instance_profile_arn=f"arn:aws:iam::{ACCOUNT}:instance-profile/unit",
+            security_group_id="sg-app",
+            subnet_ids=["subnet-a", "subnet-b"],
+            target_group_arn=f"arn:aws:elasticloadbalancing:eu-west-1:{ACCOUNT}:targetgroup/unit/1",
+            kms_key_arn=KEY,
+            sns_topic_arn=f"arn:aws:sns:eu-west-1:{ACCOUNT}:alerts",
+            tags={"Project": "unit"},
+            depends_on=(parameter,),
+        ),
     )
-    out = synth(stack)
+    out = synth(stack, group_name=servers.group_name)
+    assert exposed(out, "group_name") == "${aws_autoscaling_group.mlflow.name}"
     assert addresses(out) == {
         "aws_ssm_parameter.param",
         "aws_launch_template.mlflow",
@@ -471,26 +517,35 @@ def test_mlflow_servers_alone() -> None:
 
 
 def build_load_balancer(
-    settings: dict[str, Any], stack_name: str = STACK
+    certificate_arn: str | None, deletion_protection: bool, stack_name: str = STACK
 ) -> tuple[TerraformStack, LoadBalancer]:
     stack = aws_stack(stack_name)
     alb = LoadBalancer(
         stack,
         "load_balancer",
-        name="unit-mlflow",
-        settings=LoadBalancerSettings.model_validate(settings),
-        subnet_ids=["subnet-a", "subnet-b"],
-        security_group_id="sg-alb",
-        vpc_id="vpc-1",
-        target_port=80,
-        log_bucket="unit-logs",
+        LoadBalancerProps(
+            name="unit-mlflow",
+            certificate_arn=certificate_arn,
+            ssl_policy="ELBSecurityPolicy-TLS13-1-2-2021-06",
+            deletion_protection=deletion_protection,
+            idle_timeout_seconds=300,
+            subnet_ids=["subnet-a", "subnet-b"],
+            security_group_id="sg-alb",
+            vpc_id="vpc-1",
+            target_port=80,
+            log_bucket_name="unit-logs",
+        ),
     )
     return stack, alb
 
 
 def test_load_balancer_alone_with_certificate() -> None:
-    stack, alb = build_load_balancer({"certificate_arn": CERT, "deletion_protection": True})
-    out = synth(stack, url=alb.url)
+    stack, alb = build_load_balancer(CERT, deletion_protection=True)
+    dims = alb.target_dimensions
+    out = synth(stack, url=alb.url, lb=dims["LoadBalancer"], tg=dims["TargetGroup"])
+    assert set(dims) == {"LoadBalancer", "TargetGroup"}
+    assert exposed(out, "lb") == "${aws_lb.mlflow.arn_suffix}"
+    assert exposed(out, "tg") == "${aws_lb_target_group.mlflow.arn_suffix}"
     assert addresses(out) == {
         "aws_lb.mlflow",
         "aws_lb_target_group.mlflow",
@@ -518,7 +573,7 @@ def test_load_balancer_alone_with_certificate() -> None:
 
 
 def test_load_balancer_alone_without_certificate() -> None:
-    stack, alb = build_load_balancer({})
+    stack, alb = build_load_balancer(None, deletion_protection=False)
     out = synth(stack, url=alb.url)
     assert addresses(out) == {"aws_lb.mlflow", "aws_lb_target_group.mlflow", "aws_lb_listener.http"}
     res = out["resource"]
@@ -535,8 +590,8 @@ def checkov_skips(stack: TerraformStack, rtype: str, name: str) -> set[str]:
 
 
 def test_checkov_skips_do_not_leak_between_apps() -> None:
-    build_load_balancer({}, stack_name="leak")  # no certificate, no deletion protection
-    stack, _ = build_load_balancer({"certificate_arn": CERT, "deletion_protection": True}, stack_name="leak")
+    build_load_balancer(None, deletion_protection=False, stack_name="leak")
+    stack, _ = build_load_balancer(CERT, deletion_protection=True, stack_name="leak")
     assert checkov_skips(stack, "aws_lb", "mlflow") == {"CKV2_AWS_28"}
 
 
@@ -575,15 +630,15 @@ def test_log_bucket_alone() -> None:
     stack = aws_stack()
     RandomProvider(stack, "random")
     suffix = bucket_suffix(stack)
-    LogBucket(
+    bucket = LogBucket(
         stack,
         "log_bucket",
-        name=f"unit-logs-{suffix.hex}",
-        account_id=ACCOUNT,
-        expiration_days=30,
-        abort_incomplete_days=3,
+        LogBucketProps(
+            name=f"unit-logs-{suffix.hex}", account_id=ACCOUNT, expiration_days=30, abort_incomplete_days=3
+        ),
     )
-    out = synth(stack)
+    out = synth(stack, name=bucket.name)
+    assert exposed(out, "name") == "${aws_s3_bucket.alb_logs.bucket}"
     assert addresses(out) == bucket_resources("alb_logs") | {"random_id.bucket_suffix"}
     # The ELB account data source keeps cdktf's generated name (no fixed address).
     [elb] = out["data"]["aws_elb_service_account"]
@@ -604,23 +659,21 @@ def test_log_bucket_alone() -> None:
 @pytest.mark.parametrize("protect", [True, False])
 def test_artifact_bucket_alone(protect: bool) -> None:
     stack = aws_stack()
-    logs = S3Bucket(stack, "logs", bucket="unit-logs")
-    logs.override_logical_id("logs")
     artifacts = ArtifactBucket(
         stack,
         "artifacts",
-        name="unit-artifacts",
-        kms_key_arn=KEY,
-        log_bucket=logs,
-        noncurrent_days=90,
-        abort_incomplete_days=7,
-        protect=protect,
+        ArtifactBucketProps(
+            name="unit-artifacts",
+            kms_key_arn=KEY,
+            log_bucket_id="unit-logs",
+            noncurrent_days=90,
+            abort_incomplete_days=7,
+            protect=protect,
+        ),
     )
-    out = synth(stack, artifacts_uri=artifacts.artifacts_uri)
-    assert addresses(out) == bucket_resources("mlflow_artifacts") | {
-        "aws_s3_bucket.logs",
-        "aws_s3_bucket_logging.mlflow_artifacts",
-    }
+    out = synth(stack, artifacts_uri=artifacts.artifacts_uri, arn=artifacts.arn)
+    assert addresses(out) == bucket_resources("mlflow_artifacts") | {"aws_s3_bucket_logging.mlflow_artifacts"}
+    assert exposed(out, "arn") == "${aws_s3_bucket.mlflow_artifacts.arn}"
     private_bucket_blocks(out, "mlflow_artifacts")
     res = out["resource"]
     sse = res["aws_s3_bucket_server_side_encryption_configuration"]["mlflow_artifacts"]["rule"][0]
@@ -630,7 +683,7 @@ def test_artifact_bucket_alone(protect: bool) -> None:
     }
     assert sse["bucket_key_enabled"] is True
     logging = res["aws_s3_bucket_logging"]["mlflow_artifacts"]
-    assert logging["target_bucket"] == "${aws_s3_bucket.logs.id}"
+    assert logging["target_bucket"] == "unit-logs"
     bucket = res["aws_s3_bucket"]["mlflow_artifacts"]
     assert bucket.get("lifecycle") == ({"prevent_destroy": True} if protect else None)
     assert exposed(out, "artifacts_uri") == "s3://${aws_s3_bucket.mlflow_artifacts.bucket}/artifacts"
@@ -658,18 +711,22 @@ def test_log_group_alone(retention: int) -> None:
 @pytest.mark.parametrize("emails", [(), ("a@example.com", "b@example.com")])
 def test_alerts_alone(emails: tuple[str, ...]) -> None:
     stack = aws_stack()
-    alerts = Alerts(stack, "alerts", name="unit-alerts", kms_key_arn=KEY, emails=emails)
-    alerts.alarm(
-        "db_cpu",
-        description="database CPU high",
-        alarm_name="unit-db-cpu",
-        namespace="AWS/RDS",
-        metric_name="CPUUtilization",
-        statistic="Average",
-        period=300,
-        evaluation_periods=3,
-        threshold=80,
-        comparison_operator="GreaterThanThreshold",
+    alerts = Alerts(stack, "alerts", AlertsProps(name="unit-alerts", kms_key_arn=KEY, emails=emails))
+    alerts.add_alarms(
+        [
+            AlarmSpec(
+                "db_cpu",
+                "database CPU high",
+                "unit-db-cpu",
+                evaluation_periods=3,
+                threshold=80,
+                comparison_operator="GreaterThanThreshold",
+                namespace="AWS/RDS",
+                metric_name="CPUUtilization",
+                statistic="Average",
+                period=300,
+            )
+        ]
     )
     out = synth(stack)
     expected = {"aws_sns_topic.alerts", "aws_cloudwatch_metric_alarm.db_cpu"}
@@ -682,6 +739,7 @@ def test_alerts_alone(emails: tuple[str, ...]) -> None:
     topic = "${aws_sns_topic.alerts.arn}"
     assert alarm["alarm_actions"] == [topic] and alarm["ok_actions"] == [topic]
     assert alarm["alarm_description"] == "database CPU high"
+    assert "count" not in alarm and "metric_query" not in alarm and "treat_missing_data" not in alarm
     if emails:
         sub = res["aws_sns_topic_subscription"]["alerts_email"]
         assert (sub["count"], sub["protocol"], sub["topic_arn"]) == (2, "email", topic)
@@ -695,11 +753,13 @@ def test_unity_catalog_model_alone() -> None:
     model = UnityCatalogModel(
         stack,
         "model",
-        catalog="test",
-        schema="proj",
-        name="proj-model",
-        execute_principals=("account users", "ml-engineers"),
-        comment="c",
+        UnityCatalogModelProps(
+            catalog="test",
+            schema="proj",
+            name="proj-model",
+            execute_principals=("account users", "ml-engineers"),
+            comment="c",
+        ),
     )
     out = synth(stack, full_name=model.full_name)
     assert addresses(out) == {"databricks_registered_model.model", "databricks_grants.registered_model_model"}
@@ -722,7 +782,9 @@ def test_unity_catalog_model_alone() -> None:
 def test_tracked_experiment_alone() -> None:
     stack = databricks_stack()
     experiment = TrackedExperiment(
-        stack, "experiment", path="/Users/me/test-proj-experiment", read_groups=("users",)
+        stack,
+        "experiment",
+        TrackedExperimentProps(path="/Users/me/test-proj-experiment", read_groups=("users",)),
     )
     out = synth(stack, experiment_id=experiment.experiment_id)
     assert addresses(out) == {
@@ -749,19 +811,23 @@ def test_notebook_job_on_an_existing_cluster_with_permissions() -> None:
     job = NotebookJob(
         stack,
         "training",
-        address="training",
-        name="test-proj-training",
-        tasks=TASKS,
-        schedule=ScheduleSpec("0 0 9 * * ?", "Europe/Paris", paused=False),
-        existing_cluster_id="0101-000000-abcdefgh",
-        on_failure_emails=("a@example.com",),
-        run_as_service_principal="00000000-0000-0000-0000-000000000001",
-        tags={"team": "ml"},
-        max_retries=2,
-        timeout_seconds=3600,
-        view_groups=("users",),
+        NotebookJobProps(
+            address="training",
+            name="test-proj-training",
+            tasks=TASKS,
+            schedule=ScheduleSpec("0 0 9 * * ?", "Europe/Paris", paused=False),
+            existing_cluster_id="0101-000000-abcdefgh",
+            on_failure_emails=("a@example.com",),
+            run_as_service_principal="00000000-0000-0000-0000-000000000001",
+            tags={"team": "ml"},
+            max_retries=2,
+            timeout_seconds=3600,
+            view_groups=("users",),
+        ),
     )
-    out = synth(stack)
+    out = synth(stack, job_id=job.job_id, url=job.url)
+    assert exposed(out, "job_id") == "${databricks_job.training.id}"
+    assert exposed(out, "url") == "${databricks_job.training.url}"
     assert addresses(out) == {"databricks_job.training", "databricks_permissions.job_training"}
     res = out["resource"]
     body = res["databricks_job"]["training"]
@@ -794,12 +860,14 @@ def test_notebook_job_cluster(workers: int) -> None:
     NotebookJob(
         stack,
         "batch",
-        address="batch",
-        name="batch",
-        tasks=TASKS[:1],
-        schedule=ScheduleSpec("0 0 11 * * ?", "UTC", paused=True),
-        cluster=JobClusterSpec(
-            "15.3.x-cpu-ml-scala2.12", "i3.xlarge", workers, "SINGLE_USER", {"team": "ml"}
+        NotebookJobProps(
+            address="batch",
+            name="batch",
+            tasks=TASKS[:1],
+            schedule=ScheduleSpec("0 0 11 * * ?", "UTC", paused=True),
+            cluster=JobClusterSpec(
+                "15.3.x-cpu-ml-scala2.12", "i3.xlarge", workers, "SINGLE_USER", {"team": "ml"}
+            ),
         ),
     )
     out = synth(stack)
