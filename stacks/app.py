@@ -22,6 +22,7 @@ from cdktf import App
 
 from platform_config import naming
 from platform_config.loader import Environment
+from stacks import provider_import
 from stacks.base import PlatformStack
 
 STACK_MODULES = {
@@ -51,6 +52,7 @@ def gc_paused(enabled: bool = True) -> Iterator[None]:
 
 def stack_class(kind: str, pause_gc: bool = True) -> type[PlatformStack]:
     module_name, class_name = STACK_MODULES[kind]
+    provider_import.install()
     with gc_paused(pause_gc):
         module = importlib.import_module(module_name)
     cls: type[PlatformStack] = getattr(module, class_name)
