@@ -18,6 +18,9 @@ os.environ.setdefault("CHECKPOINT_DISABLE", "1")
 from platform_config import naming
 from platform_config.loader import BACKEND_DIR, TFVARS_DIR, Environment, load_environments, read_config_dir
 
+# Installs the lazy provider import hook and pauses the GC while tests are collected.
+pytest_plugins = ["tests.perf_plugin"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
