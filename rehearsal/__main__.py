@@ -16,6 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from rehearsal import install
+from rehearsal.harness import Rehearsal, Report
+from rehearsal.target import Target
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-rehearsal" / "mlflow"
 AWS_TOOLS = ROOT / ".venv-rehearsal" / "awscli"
@@ -25,7 +29,9 @@ DEFAULT_ENVS = ("dev", "prd")
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__.split("\n\n")[1])
-    p.add_argument("--env", action="append", help=f"environment to rehearse (default: {', '.join(DEFAULT_ENVS)})")
+    p.add_argument(
+        "--env", action="append", help=f"environment to rehearse (default: {', '.join(DEFAULT_ENVS)})"
+    )
     p.add_argument("--patch", type=Path, help="a unified diff applied to each rendered boot script first")
     p.add_argument("--skip-install", action="store_true", help="do not install packages or the venv")
     p.add_argument("--keep", type=Path, help="keep the work directory here (logs, screenshots)")
@@ -61,16 +67,15 @@ def patched(script: str, patch: Path, work: Path) -> str:
     return (work / "user-data.sh").read_text()
 
 
-def table(reports: list[object]) -> str:
-    from rehearsal.harness import Report
-
+def table(reports: list[Report]) -> str:
     rows = ["| step | result | time | known defect (issue 12) | evidence |", "|---|---|---|---|---|"]
-    figures = []
+    figures: list[str] = []
     for report in reports:
-        assert isinstance(report, Report)
         for s in report.steps:
             evidence = s.evidence.replace("|", "/").replace("\n", " ")[:220]
-            rows.append(f"| {s.name} | {'PASS' if s.ok else 'FAIL'} | {s.seconds:.1f} s | {s.defect} | {evidence} |")
+            rows.append(
+                f"| {s.name} | {'PASS' if s.ok else 'FAIL'} | {s.seconds:.1f} s | {s.defect} | {evidence} |"
+            )
         figures.extend(f"| {report.env} | {k} | {v} |" for k, v in report.figures.items())
     return "\n".join([*rows, "", "| env | figure | value |", "|---|---|---|", *figures])
 
@@ -78,10 +83,6 @@ def table(reports: list[object]) -> str:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     envs = args.env or list(DEFAULT_ENVS)
-    from rehearsal import install
-    from rehearsal.harness import Rehearsal
-    from rehearsal.target import Target
-
     timings: list[tuple[str, float]] = []
     work = args.keep or Path(tempfile.mkdtemp(prefix="rehearsal-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,9 @@ def main(argv: list[str]) -> int:
         for env in envs:
             target = Target.read(work / "cdktf.out", env)
             if args.patch:
-                target = Target.read(work / "cdktf.out", env, patched(target.script, args.patch, work / f"patch-{env}"))
+                target = Target.read(
+                    work / "cdktf.out", env, patched(target.script, args.patch, work / f"patch-{env}")
+                )
             targets.append(target)
         start = time.monotonic()
         if not args.skip_install:

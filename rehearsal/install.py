@@ -50,7 +50,7 @@ def pins(script: str) -> list[str]:
     """The ``name==version`` arguments of the boot script's pip install line."""
     match = PIP_LINE.search(script)
     if match is None:
-        raise ValueError("the boot script has no `pip install \"name==version\" ...` line")
+        raise ValueError('the boot script has no `pip install "name==version" ...` line')
     return re.findall(r'"([^"]+==[^"]+)"', match.group(1))
 
 
@@ -72,5 +72,7 @@ def aws_cli(tools: Path) -> Path:
         return Path(found).parent
     if not (tools / "bin" / "aws").exists():
         subprocess.run([sys.executable, "-m", "venv", str(tools)], check=True, timeout=PIP_TIMEOUT)
-        subprocess.run([str(tools / "bin" / "pip"), "install", "--quiet", "awscli"], check=True, timeout=PIP_TIMEOUT)
+        subprocess.run(
+            [str(tools / "bin" / "pip"), "install", "--quiet", "awscli"], check=True, timeout=PIP_TIMEOUT
+        )
     return tools / "bin"

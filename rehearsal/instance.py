@@ -95,7 +95,9 @@ class Instance:
 
     def run_oneshot(self, unit_file: str) -> str:
         spec = procs.parse_unit(self.root / "etc/systemd/system" / unit_file)
-        done = subprocess.run(spec.exec_start, capture_output=True, text=True, env=self.env, timeout=120, check=False)
+        done = subprocess.run(
+            spec.exec_start, capture_output=True, text=True, env=self.env, timeout=120, check=False
+        )
         if done.returncode != 0:
             raise RuntimeError(f"{unit_file} exited {done.returncode}: {done.stderr.strip()[-500:]}")
         return done.stdout

@@ -13,8 +13,9 @@ import sys
 import tempfile
 from typing import Any
 
-import mlflow
-import mlflow.pyfunc
+# Runs in the rehearsal venv: mlflow is not a dependency of the project venv that mypy checks.
+import mlflow  # type: ignore[import-not-found]
+import mlflow.pyfunc  # type: ignore[import-not-found]
 from mlflow import MlflowClient
 
 
@@ -28,7 +29,10 @@ def main(uri: str, experiment: str, artifact_mib: int) -> dict[str, Any]:
     client = MlflowClient(uri)
     experiment_id = mlflow.create_experiment(experiment)
     model_name = f"{experiment}-model"
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(experiment_id=experiment_id, run_name="rehearsal-run") as run:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        mlflow.start_run(experiment_id=experiment_id, run_name="rehearsal-run") as run,
+    ):
         mlflow.log_params({"alpha": "0.5", "layers": "3"})
         for step in range(5):
             mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
@@ -36,7 +40,9 @@ def main(uri: str, experiment: str, artifact_mib: int) -> dict[str, Any]:
         with open(blob, "wb") as f:
             f.write(os.urandom(artifact_mib * 1024 * 1024))
         mlflow.log_artifact(blob, artifact_path="data")
-        mlflow.pyfunc.log_model(name="model", python_model=Doubler(), registered_model_name=model_name, pip_requirements=[])
+        mlflow.pyfunc.log_model(
+            name="model", python_model=Doubler(), registered_model_name=model_name, pip_requirements=[]
+        )
     loaded = mlflow.pyfunc.load_model(f"models:/{model_name}/1")
     back = client.get_run(run.info.run_id)
     with tempfile.TemporaryDirectory() as tmp:

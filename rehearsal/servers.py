@@ -69,7 +69,7 @@ class MariaDB:
              "--max-connections=500"],
             self.directory / "mariadb.log",
         )  # fmt: skip
-        procs.wait_until("mariadb", lambda: self._ping(), START_TIMEOUT)
+        procs.wait_until("mariadb", self._ping, START_TIMEOUT)
 
     def _ping(self) -> bool:
         try:
@@ -135,7 +135,7 @@ class Redis:
              "--dir", str(self.directory)],
             self.directory / "redis.log",
         )  # fmt: skip
-        procs.wait_until("redis", lambda: self._ping(), START_TIMEOUT)
+        procs.wait_until("redis", self._ping, START_TIMEOUT)
 
     def _ping(self) -> bool:
         try:

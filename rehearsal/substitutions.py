@@ -115,7 +115,9 @@ RULES: tuple[Rule, ...] = (
     Rule(r"(?<![\w/])/opt/mlflow\b", "{root}/opt/mlflow", 9, "the instance's own /opt"),
     Rule(r"(?<![\w/])/var/log/mlflow\b", "{root}/var/log/mlflow", 5, "the instance's own /var/log"),
     Rule(r"(?<![\w/])/run/mlflow\b", "{root}/run/mlflow", 2, "systemd's RuntimeDirectory, per instance"),
-    Rule(r"(?<![\w/])/etc/systemd/system\b", "{root}/etc/systemd/system", 3, "unit files, read by the harness"),
+    Rule(
+        r"(?<![\w/])/etc/systemd/system\b", "{root}/etc/systemd/system", 3, "unit files, read by the harness"
+    ),
     Rule(r"(?<![\w/])/etc/nginx/", "{root}/etc/nginx/", 1, "the instance's nginx.conf"),
     Rule(r"(?<![\w/])/var/log/nginx/", "{root}/var/log/nginx/", 4, "the instance's nginx logs"),
     Rule(r"(?<![\w/])/run/nginx\.pid\b", "{root}/run/nginx.pid", 1, "the instance's nginx pid file"),
@@ -159,8 +161,13 @@ def apply(script: str, ctx: Context, rules: tuple[Rule, ...] = RULES) -> str:
         if found != rule.count:
             problems.append(f"rule {rule.pattern!r} ({rule.why}): {found} matches, expected {rule.count}")
             continue
-        template = rule.replacement.format(**fields)
-        script = regex.sub(lambda m, t=template: m.expand(t.replace("\\n", "\\\\n")), script)
+        # m.expand reads "\\n" as a newline: keep it a backslash-n for the shell (printf).
+        template = rule.replacement.format(**fields).replace("\\n", "\\\\n")
+
+        def expand(m: re.Match[str], template: str = template) -> str:
+            return m.expand(template)
+
+        script = regex.sub(expand, script)
     if problems:
         raise SubstitutionError("the boot script changed:\n  " + "\n  ".join(problems))
     for lineno, line in enumerate(script.splitlines(), 1):
