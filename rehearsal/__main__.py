@@ -32,7 +32,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--env", action="append", help=f"environment to rehearse (default: {', '.join(DEFAULT_ENVS)})"
     )
-    p.add_argument("--patch", type=Path, help="a unified diff applied to each rendered boot script first")
+    p.add_argument(
+        "--patch",
+        type=Path,
+        action="append",
+        default=[],
+        help="a unified diff applied to each rendered boot script first (repeatable, in order)",
+    )
     p.add_argument("--skip-install", action="store_true", help="do not install packages or the venv")
     p.add_argument("--keep", type=Path, help="keep the work directory here (logs, screenshots)")
     return p.parse_args(argv)
@@ -93,10 +99,9 @@ def main(argv: list[str]) -> int:
         targets = []
         for env in envs:
             target = Target.read(work / "cdktf.out", env)
-            if args.patch:
-                target = Target.read(
-                    work / "cdktf.out", env, patched(target.script, args.patch, work / f"patch-{env}")
-                )
+            for n, patch in enumerate(args.patch):
+                script = patched(target.script, patch, work / f"patch-{env}-{n}")
+                target = Target.read(work / "cdktf.out", env, script)
             targets.append(target)
         start = time.monotonic()
         if not args.skip_install:

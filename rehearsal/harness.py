@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 
-from rehearsal import browser, servers
+from rehearsal import browser, procs, servers
 from rehearsal.instance import Instance
 from rehearsal.target import INSTANCE_MEMORY_MIB, Target
 
@@ -279,8 +279,8 @@ class Rehearsal:
 
     def redis_used(self, before: int) -> tuple[bool, str]:
         assert self.redis is not None
-        after = self.redis.connections_received()
         keys = self.redis.cli("--scan").split()
+        after = self.redis.connections_received()
         # Our own INFO and SCAN connections are the only ones when MLflow never connects.
         used = after - before > 2
         return (
@@ -347,7 +347,9 @@ class Rehearsal:
 
     def _memory(self, inst: Instance) -> str:
         m = inst.memory()
-        return f"{m.processes} processes, RSS {m.rss_mib:.0f} MiB, PSS {m.pss_mib:.0f} MiB"
+        proc = inst.units["mlflow.service"].proc
+        kinds = procs.kinds(proc.pid) if proc is not None else {}
+        return f"{m.processes} processes ({kinds}), RSS {m.rss_mib:.0f} MiB, PSS {m.pss_mib:.0f} MiB"
 
     def memory_headroom(self, inst: Instance) -> tuple[bool, str]:
         m = inst.memory()

@@ -96,6 +96,21 @@ def tree(pid: int) -> list[int]:
     return out
 
 
+def kinds(pid: int) -> dict[str, int]:
+    """How many processes of the tree run each program (last module or script name)."""
+    out: dict[str, int] = {}
+    for p in tree(pid):
+        try:
+            argv = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv if a]
+        label = next((w for w in words[1:] if "huey" in w or "uvicorn" in w or w.startswith("mlflow.")), "")
+        label = label or Path(words[0]).name if words else "?"
+        out[label] = out.get(label, 0) + 1
+    return out
+
+
 @dataclass(frozen=True)
 class Memory:
     processes: int
