@@ -1,0 +1,225 @@
+"""Child processes of the harness: each in its own process group, stopped at the end, every wait
+bounded in time. ``Unit`` plays systemd's part for one service of the boot script."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STOP_GRACE_SECONDS = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.5) -> float:
+    """Seconds until ``check()`` was true; TimeoutError after ``timeout`` seconds."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise TimeoutError(f"{what}: not ready after {timeout:.0f} s")
+
+
+def http_ok(url: str, timeout: float = 3.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status) == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def start(
+    argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A child in its own session (so its whole tree can be signalled), output appended to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            list(argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the child's process group, SIGKILL after a grace period."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, STOP_GRACE_SECONDS), (signal.SIGKILL, STOP_GRACE_SECONDS)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def kinds(pid: int) -> dict[str, int]:
+    """How many processes of the tree run each program (last module or script name)."""
+    out: dict[str, int] = {}
+    for p in tree(pid):
+        try:
+            argv = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv if a]
+        label = next((w for w in words[1:] if "huey" in w or "uvicorn" in w or w.startswith("mlflow.")), "")
+        label = label or Path(words[0]).name if words else "?"
+        out[label] = out.get(label, 0) + 1
+    return out
+
+
+@dataclass(frozen=True)
+class Memory:
+    processes: int
+    rss_mib: float  # sum over the tree: counts shared pages once per process
+    pss_mib: float  # proportional share: what the tree really costs
+
+
+def memory(pid: int) -> Memory:
+    rss = pss = 0
+    pids = tree(pid)
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key == "Rss":
+                    rss += int(value.split()[0])
+                elif key == "Pss":
+                    pss += int(value.split()[0])
+        except OSError:
+            continue
+    return Memory(len(pids), rss / 1024, pss / 1024)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """The parts of a systemd [Service] section the rehearsal honours."""
+
+    name: str
+    exec_start: list[str]
+    restart_always: bool = False
+    restart_sec: float = 0.0
+    output: Path | None = None
+    private_tmp: bool = False
+
+
+def parse_unit(path: Path) -> ServiceSpec:
+    keys: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith(("#", "[")):
+            keys[key.strip()] = value.strip()
+    output = keys.get("StandardOutput", "")
+    return ServiceSpec(
+        name=path.name,
+        exec_start=keys["ExecStart"].split(),
+        restart_always=keys.get("Restart") == "always",
+        restart_sec=float(keys.get("RestartSec", "0")),
+        output=Path(output.removeprefix("append:")) if output.startswith("append:") else None,
+        private_tmp=keys.get("PrivateTmp") == "true",
+    )
+
+
+@dataclass
+class Unit:
+    """A supervised service: restarted like ``Restart=always`` would, a bounded number of times."""
+
+    spec: ServiceSpec
+    env: dict[str, str]
+    default_log: Path
+    max_restarts: int = 5
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    exits: list[int] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: bool = False
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stopping = False
+        self._launch()
+        if self.spec.restart_always and self._thread is None:
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+
+    def _launch(self) -> None:
+        with self._lock:
+            self.started_at = time.monotonic()
+            self.proc = start(self.spec.exec_start, self.spec.output or self.default_log, self.env)
+
+    def _watch(self) -> None:
+        while not self._stopping and len(self.exits) <= self.max_restarts:
+            proc = self.proc
+            if proc is None or proc.poll() is None:
+                time.sleep(0.2)
+                continue
+            if self._stopping:
+                break
+            self.exits.append(proc.returncode)
+            time.sleep(self.spec.restart_sec)
+            if not self._stopping and len(self.exits) <= self.max_restarts:
+                self._launch()
+
+    def restart(self) -> None:
+        """``systemctl restart``: stop (not counted as a crash), then start."""
+        self._stopping = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self.proc is not None:
+            stop(self.proc)
+        self.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.proc is not None:
+            stop(self.proc)
+
+    @property
+    def crashes(self) -> int:
+        return len(self.exits)

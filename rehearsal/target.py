@@ -1,0 +1,102 @@
+"""What the rehearsal takes from one synthesized ``mlflow-<env>`` stack: the boot script of the
+launch template and the SSM parameters the stack creates, with Terraform-computed values replaced
+by the addresses of the local servers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TOKEN = re.compile(r"\$\{([^}]+)\}")
+EXTRA_HOSTS = re.compile(r'^EXTRA_ALLOWED_HOSTS = \[h for h in "([^"]*)"', re.MULTILINE)
+# Memory of the instance types the shipped environments use (EC2 documentation), MiB.
+INSTANCE_MEMORY_MIB = {"t3.medium": 4096, "t3.large": 8192, "m6i.large": 8192, "m6i.xlarge": 16384}
+
+
+@dataclass(frozen=True)
+class Target:
+    env: str
+    stack: dict[str, Any]
+    script: str
+
+    @classmethod
+    def read(cls, outdir: Path, env: str, script_override: str | None = None) -> Target:
+        stack = json.loads((outdir / "stacks" / f"mlflow-{env}" / "cdk.tf.json").read_text())
+        encoded = stack["resource"]["aws_launch_template"]["mlflow"]["user_data"]
+        return cls(env, stack, script_override or base64.b64decode(encoded).decode())
+
+    def resources(self, rtype: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.stack["resource"].get(rtype, {})
+        return found
+
+    @property
+    def region(self) -> str:
+        match = re.search(r'^REGION="([^"]+)"', self.script, re.MULTILINE)
+        if match is None:
+            raise ValueError("the boot script sets no REGION")
+        return match.group(1)
+
+    @property
+    def instance_type(self) -> str:
+        return str(self.resources("aws_launch_template")["mlflow"]["instance_type"])
+
+    @property
+    def https(self) -> bool:
+        return any(listener.get("certificate_arn") for listener in self.resources("aws_lb_listener").values())
+
+    @property
+    def extra_allowed_hosts(self) -> list[str]:
+        match = EXTRA_HOSTS.search(self.script)
+        return [h for h in match.group(1).split(",") if h] if match else []
+
+    @property
+    def db_username(self) -> str:
+        return str(self.resources("aws_db_instance")["mlflow"]["username"])
+
+    @property
+    def cache_enabled(self) -> bool:
+        return "redis_host" in self.parameters_raw()
+
+    def alb_dns_name(self) -> str:
+        """What AWS would name the load balancer (``<name>-<id>.<region>.elb.amazonaws.com``)."""
+        return f"{self.resources('aws_lb')['mlflow']['name']}-1234567890.{self.region}.elb.amazonaws.com"
+
+    def public_host(self) -> str:
+        """The host name users type: the load balancer's own name without a certificate; with one,
+        a custom host (the certificate cannot cover ``*.elb.amazonaws.com``)."""
+        if not self.https:
+            return self.alb_dns_name()
+        hosts = self.extra_allowed_hosts
+        return hosts[0] if hosts else f"mlflow-{self.env}.example.com"
+
+    def parameters_raw(self) -> dict[str, str]:
+        return {v["name"].rsplit("/", 1)[1]: v["value"] for v in self.resources("aws_ssm_parameter").values()}
+
+    def parameters(self, local: dict[str, str], overrides: dict[str, str]) -> dict[str, str]:
+        """Full name -> value. ``local`` maps Terraform expressions that only AWS can compute to
+        local values; ``overrides`` replaces literal values that point at AWS-fixed ports."""
+        out = {}
+        for resource in self.resources("aws_ssm_parameter").values():
+            short = resource["name"].rsplit("/", 1)[1]
+            out[resource["name"]] = overrides.get(short) or self.resolve(resource["value"], local)
+        return out
+
+    def resolve(self, value: str, local: dict[str, str], depth: int = 0) -> str:
+        if depth > 5:
+            raise ValueError(f"token nesting too deep in {value!r}")
+
+        def one(match: re.Match[str]) -> str:
+            expr = match.group(1)
+            if expr in local:
+                return local[expr]
+            rtype, name, attr = expr.split(".", 2)
+            literal = self.resources(rtype).get(name, {}).get(attr)
+            if not isinstance(literal, str):
+                raise ValueError(f"no local value for ${{{expr}}}: add it to the harness's map")
+            return self.resolve(literal, local, depth + 1)
+
+        return TOKEN.sub(one, value)

@@ -1,0 +1,47 @@
+"""The substitution table covers the synthesized boot script of every shipped environment exactly,
+and a boot script it does not cover fails loudly."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from rehearsal import install, substitutions
+from tests.conftest import Synthesized, shipped_env_names
+
+pytestmark = pytest.mark.rehearsal
+
+CTX = substitutions.Context(Path("/r/root"), Path("/r/venv"), Path("/r/ca.pem"), 15000, 18080)
+
+
+def script(synth: Synthesized, env: str) -> str:
+    data = synth.resources(f"mlflow-{env}", "aws_launch_template")["mlflow"]["user_data"]
+    return base64.b64decode(data).decode()
+
+
+@pytest.mark.parametrize("env", shipped_env_names())
+def test_every_rule_matches_the_synthesized_script(synth: Synthesized, env: str) -> None:
+    out = substitutions.apply(script(synth, env), CTX)
+    assert "listen 127.0.0.1:18080 default_server;" in out
+    assert 'MLFLOW = "/r/venv/bin/mlflow"' in out
+    assert "echo mlflow.service >> /r/root/run/restart-requests" in out
+
+
+@pytest.mark.parametrize("env", shipped_env_names())
+def test_pins_come_from_the_pip_line(synth: Synthesized, env: str) -> None:
+    pins = install.pins(script(synth, env))
+    assert any(p.startswith("mlflow==") for p in pins)
+
+
+def test_an_uncovered_service_manager_call_fails(synth: Synthesized) -> None:
+    changed = script(synth, "dev") + "systemctl start extra.service\n"
+    with pytest.raises(substitutions.SubstitutionError, match=r"systemctl start extra\.service"):
+        substitutions.apply(changed, CTX)
+
+
+def test_a_rule_that_no_longer_matches_is_named(synth: Synthesized) -> None:
+    changed = script(synth, "dev").replace("dnf install -y", "yum install -y")
+    with pytest.raises(substitutions.SubstitutionError, match="dnf install"):
+        substitutions.apply(changed, CTX)
