@@ -22,6 +22,7 @@ LOCK_ID ?=## the lock to release, exactly as state-unlock showed it
 CHECK ?=## 1: change nothing, exit 1 if the files are stale
 SELECTION ?=## 1: bench each stack kind alone against all kinds
 RUNS ?= 3## bench: runs per case
+ARGS ?=## rehearse: extra arguments, e.g. --skip-install --keep DIR
 
 # Quiet, reproducible runs of jsii (Node 20 is end-of-life for it) and Terraform.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -142,6 +143,10 @@ docs: setup ## [CHECK=1] Write docs/configuration.md from the configuration mode
 .PHONY: bench
 bench: setup ## [RUNS= SELECTION=1] Synthesis wall time and peak memory, each case in a fresh process
 	$(OPS) bench --runs $(strip $(RUNS)) $(call flag,SELECTION,--selection)
+
+.PHONY: rehearse
+rehearse: setup ## [ENV= ARGS=] Boot rehearsal: the synthesized MLflow boot script against real servers on 127.0.0.1
+	rehearsal/run.sh $(foreach e,$(subst $(comma), ,$(ENV)),--env $(e)) $(ARGS)
 
 .PHONY: clean
 clean: ## [] Remove cdktf.out and plans/ (never local_state/)
