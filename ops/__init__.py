@@ -1,0 +1,1 @@
+"""The operations CLI (``python -m ops <command>``)."""
