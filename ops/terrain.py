@@ -470,11 +470,15 @@ class Comparison:
             self.layout_only.append(rel)
 
     def summary(self, what: str) -> str:
+        layout = (
+            f" ({len(self.layout_only)} of them also laid out differently: an empty {{}} or [] "
+            "on two lines in cdktf 0.21, on one in cdktn)"
+            if self.layout_only
+            else ""
+        )
         lines = [
             f"{what}: {self.files} JSON files, {self.identical_raw} identical as they are, "
-            f"{self.normalized} identical once normalized ({len(self.layout_only)} of them also laid out "
-            f"differently: empty {{}}/[] on two lines in cdktf 0.21, one in cdktn), "
-            f"{len(self.mismatched)} different"
+            f"{self.normalized} identical once normalized{layout}, {len(self.mismatched)} different"
         ]
         for path, pairs in sorted(self.differences.items()):
             values = "; ".join(f"{a} -> {b}" for a, b in sorted(pairs))
