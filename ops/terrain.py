@@ -386,11 +386,13 @@ def timed(cmd: Sequence[str], cwd: Path, env: Mapping[str, str]) -> Run:
     return Run(seconds, peak("python"), peak("node"))
 
 
-def synth_env(outdir: Path) -> dict[str, str]:
-    env = dict(os.environ, CDKTF_OUTDIR=str(outdir), MLOPS_QUIET="1", CHECKPOINT_DISABLE="1")
+def app_env(**extra: str) -> dict[str, str]:
+    """Both apps see the same environment: every environment and stack kind, no stray path."""
+    env = dict(os.environ, MLOPS_QUIET="1", CHECKPOINT_DISABLE="1", **extra)
     env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    for name in ("MLOPS_ENVS", "MLOPS_STACKS", "PYTHONPATH"):
-        env.pop(name, None)
+    for name in ("MLOPS_ENVS", "MLOPS_STACKS", "PYTHONPATH", "CDKTF_OUTDIR"):
+        if name not in extra:
+            env.pop(name, None)
     return env
 
 
@@ -543,7 +545,7 @@ def run_stack_tests(python: Path, root: Path, variant: Path, paths: Sequence[str
     report = variant / ".terrain-tests.xml"
     cmd = [str(python), "-m", "pytest", *paths, "-m", "not state", "-q", "-p", "no:cacheprovider"]
     start = time.perf_counter()
-    proc = _run([*cmd, "--snapshot-update", f"--junitxml={report}"], cwd=variant, env=synth_env(variant))
+    proc = _run([*cmd, "--snapshot-update", f"--junitxml={report}"], cwd=variant, env=app_env())
     seconds = time.perf_counter() - start
     if not report.exists():
         raise TerrainError(
@@ -604,8 +606,12 @@ def check(
         timing = Timing()
         # Interleaved, so drift on a busy machine hits both sides alike; run 0 is the one compared.
         for i in range(runs):
-            timing.today.append(timed([sys.executable, "main.py"], root, synth_env(work / f"today-{i}")))
-            timing.variant.append(timed([str(python), "main.py"], variant, synth_env(work / f"variant-{i}")))
+            timing.today.append(
+                timed([sys.executable, "main.py"], root, app_env(CDKTF_OUTDIR=str(work / f"today-{i}")))
+            )
+            timing.variant.append(
+                timed([str(python), "main.py"], variant, app_env(CDKTF_OUTDIR=str(work / f"variant-{i}")))
+            )
         comparison = compare_trees(work / "today-0", work / "variant-0")
         paths = list(tests) if tests else stack_test_paths(variant)
         if not paths:
@@ -620,7 +626,8 @@ def check(
     print(result.snapshots.summary("snapshots rewritten by --snapshot-update"))
     rewritten = result.snapshots.files - result.snapshots.identical_raw
     print(
-        f"  -> as they are, {rewritten} snapshot tests fail on the variant, each only in the normalized fields"
+        f"  -> as they are, {rewritten} snapshot tests fail on the variant, "
+        f"{result.snapshots.normalized} of them only in the normalized fields"
     )
     print(timing.summary())
     ok = comparison.ok and result.ok
