@@ -148,6 +148,10 @@ bench: setup ## [RUNS= SELECTION=1] Synthesis wall time and peak memory, each ca
 rehearse: setup ## [ENV= ARGS=] Boot rehearsal: the synthesized MLflow boot script against real servers on 127.0.0.1
 	rehearsal/run.sh $(foreach e,$(subst $(comma), ,$(ENV)),--env $(e)) $(ARGS)
 
+.PHONY: terrain-check
+terrain-check: setup ## [RUNS=] CDK Terrain exit path: port to a scratch copy, synthesize both, compare the JSON, run its stack tests
+	$(OPS) terrain check --runs $(strip $(RUNS))
+
 .PHONY: clean
 clean: ## [] Remove cdktf.out and plans/ (never local_state/)
 	rm -rf cdktf.out .cdktf.out.new-* .cdktf.out.old-* plans
