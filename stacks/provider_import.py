@@ -40,6 +40,9 @@ DISABLE_VARIABLE = "MLOPS_LAZY_PROVIDERS"
 # The comment jsii-pacmak writes above the submodule imports; everything after it must be imports.
 IMPORT_BLOCK_MARKER = "# Loading modules to ensure their types are registered with the jsii runtime library\n"
 _IMPORT_LINE = re.compile(r"from \. import ([A-Za-z_][A-Za-z0-9_]*)")
+# A root package that already loads its submodules on first access (PEP 562), as CDK Terrain's
+# prebuilt providers do: the hook leaves it as it is.
+_NATIVELY_LAZY = re.compile(r"^def __getattr__\(", re.MULTILINE)
 
 
 class ProviderShapeError(ImportError):
@@ -54,9 +57,12 @@ class ProviderShapeError(ImportError):
 
 
 def strip_submodule_imports(package: str, source: str) -> tuple[str, list[str]]:
-    """Split a root package's source into the code to run and the submodules it would import."""
+    """Split a root package's source into the code to run and the submodules it would import
+    (none for a natively lazy package, which runs unchanged)."""
     head, marker, block = source.partition(IMPORT_BLOCK_MARKER)
     if not marker:
+        if _NATIVELY_LAZY.search(source):
+            return source, []
         raise ProviderShapeError(package, "the trailing submodule import block was not found")
     submodules: list[str] = []
     for line in block.splitlines():
@@ -124,7 +130,8 @@ class LazyRootLoader(importlib.machinery.SourceFileLoader):
         source = importlib.util.decode_source(self.get_data(self.path))
         code, submodules = strip_submodule_imports(module.__name__, source)
         exec(compile(code, self.path, "exec", dont_inherit=True), module.__dict__)
-        _make_lazy(module, submodules)
+        if submodules:
+            _make_lazy(module, submodules)
 
 
 class _LazyRootFinder(importlib.abc.MetaPathFinder):

@@ -122,6 +122,12 @@ def test_package_without_the_import_block_is_refused() -> None:
         provider_import.strip_submodule_imports("some_provider", PACKAGE_HEAD + "from . import bucket\n")
 
 
+def test_natively_lazy_package_runs_unchanged() -> None:
+    """CDK Terrain's prebuilt providers load submodules on first access already (PEP 562)."""
+    source = PACKAGE_HEAD + "def __getattr__(name):\n    raise AttributeError(name)\n"
+    assert provider_import.strip_submodule_imports("some_provider", source) == (source, [])
+
+
 def test_package_with_other_code_after_the_import_block_is_refused() -> None:
     source = PACKAGE_HEAD + IMPORT_BLOCK_MARKER + "from . import bucket\nbucket.setup()\n"
     with pytest.raises(ProviderShapeError, match=r"some_provider: unexpected line .*bucket\.setup\(\)"):
