@@ -603,6 +603,10 @@ def check(
         work = keep or Path(scratch)
         variant = work / "variant"
         report = port(root, variant, regenerate_lock)
+        tools = root / ".venv-tools"
+        if tools.is_dir():
+            # checkov (the policy tests) does not depend on CDKTF: the variant uses the same tools.
+            (variant / ".venv-tools").symlink_to(tools.resolve(), target_is_directory=True)
         print(report.summary(), flush=True)
         timing = Timing()
         # Interleaved, so drift on a busy machine hits both sides alike; run 0 is the one compared.
