@@ -20,7 +20,7 @@ MIGRATE_STATE ?=## 1: approve a backend change (cdktf --migrate-state)
 RECONFIGURE ?=## 1: terraform init -reconfigure (lock settings changed)
 LOCK_ID ?=## the lock to release, exactly as state-unlock showed it
 CHECK ?=## 1: change nothing, exit 1 if the files are stale
-SELECTION ?=## 1: bench each stack kind alone against all kinds
+SELECTION ?=## 1: bench also each other stack kind alone
 RUNS ?= 3## bench: runs per case
 ARGS ?=## rehearse: extra arguments, e.g. --skip-install --keep DIR
 
@@ -141,8 +141,12 @@ docs: setup ## [CHECK=1] Write docs/configuration.md from the configuration mode
 	$(OPS) docs $(call flag,CHECK,--check)
 
 .PHONY: bench
-bench: setup ## [RUNS= SELECTION=1] Synthesis wall time and peak memory, each case in a fresh process
+bench: setup ## [RUNS= SELECTION=1] Synthesis time and python/node peak memory against the naive floor app and issue 15's targets
 	$(OPS) bench --runs $(strip $(RUNS)) $(call flag,SELECTION,--selection)
+
+.PHONY: soak
+soak: setup ## [] Soak tests: the repeated state-lock contention rounds (pytest -m soak; CI runs it)
+	$(PY) -m pytest -m soak
 
 .PHONY: rehearse
 rehearse: setup ## [ENV= ARGS=] Boot rehearsal: the synthesized MLflow boot script against real servers on 127.0.0.1

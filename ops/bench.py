@@ -1,41 +1,85 @@
-"""``ops bench``: wall time and peak memory of synthesis, each case in a fresh process.
+"""``ops bench``: wall time and peak memory of synthesis against issue 15's targets.
 
-Default: a full synthesis (GC paused during the provider imports, and running) against a bare
-import of cdktf and the providers. ``--selection``: one stack kind alone against all kinds. Each
-case runs ``--runs`` times, interleaved so a slow phase of the machine hits every case alike; the
-median is reported. Peak tree RSS is the largest sum of RSS over the process and its descendants
-(python plus the jsii node runtime, sampled every 20 ms); the largest process is the highest
-``VmHWM`` (a process's own peak RSS) among them.
+Cases, each run ``--runs`` times in a fresh process, interleaved so a slow phase of the machine
+hits every case alike; the median is reported:
+
+- the naive floor: a bare cdktf app in a scratch directory that imports cdktf and the AWS,
+  Databricks and random providers the plain way and synthesizes one S3 bucket;
+- the full synthesis (``ops synth``: every kind of every shipped environment), and the same with
+  the garbage collector running during the provider imports (what pausing it saves);
+- the Databricks stacks alone (``ops synth --stack databricks``, the same synthesize function);
+- every kind of ``MANY_ENVS`` environments: the shipped ones plus copies of dev with new names and
+  CIDRs, in a scratch copy of the two config directories. The difference to the full synthesis,
+  per added environment, is the cost of one more environment.
+
+Memory is sampled every 20 ms over the process and its descendants: the jsii runtime's node
+processes (told apart by their command line) and python. "python" and "node" are the peaks each
+process reached (``VmHWM``), summed per side; "python + node" is the largest sum of RSS of all of
+them seen at one time.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import statistics
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ops.runner import ROOT, CommandError, automation_env, execute
 from platform_config import naming
+from platform_config.loader import BACKEND_DIR, TFVARS_DIR
 
 SAMPLE_SECONDS = 0.02
-BASELINE = """
+MANY_ENVS = 21
+CLONED_ENV = "dev"
+
+FLOOR_APP = """
+import sys
+
 import cdktf
 import cdktf_cdktf_provider_aws
 import cdktf_cdktf_provider_databricks
 import cdktf_cdktf_provider_random
+from cdktf_cdktf_provider_aws.provider import AwsProvider
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+
+app = cdktf.App(outdir=sys.argv[1])
+stack = cdktf.TerraformStack(app, "floor")
+AwsProvider(stack, "aws", region="us-east-1")
+S3Bucket(stack, "bucket", bucket="naive-floor-bucket")
+app.synth()
 """
-# The same imports the way stacks.app does them (gc_paused), for a like-for-like ratio.
-BASELINE_GC_PAUSED = f"import gc\ngc.disable()\n{BASELINE}\ngc.freeze()\ngc.enable()\n"
+
+FLOOR = "naive floor: bare cdktf app, 4 packages, one S3 bucket"
+FULL = "full synth (every kind, shipped environments)"
+GC_RUNNING = "full synth, GC running during the provider imports"
+DATABRICKS = "databricks only (--stack databricks)"
+MANY = f"full synth, {MANY_ENVS} environments"
+
+# Issue 15's targets (benchmark figures, not timed tests).
+FLOOR_RATIO_TARGET = 0.30
+PEAK_TARGET_MIB = 900.0  # 0.9 GB, counted the way issue 15 counted 1.47 GB (MiB / 1000)
+DATABRICKS_RATIO_TARGET = 0.15
+
+
+@dataclass(frozen=True)
+class Case:
+    label: str
+    cmd: list[str]
+    cwd: Path = ROOT
 
 
 @dataclass(frozen=True)
 class Sample:
     seconds: float
+    python_mib: float
+    node_mib: float
     tree_mib: float
-    process_mib: float
 
 
 def _children(pid: int) -> list[int]:
@@ -62,6 +106,14 @@ def _status_kib(pid: int, field: str) -> int:
     return 0
 
 
+def _is_node(pid: int) -> bool:
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return False
+    return Path(argv0.decode(errors="replace")).name.startswith("node")
+
+
 def process_tree(root: int) -> list[int]:
     """``root`` and all its descendants that are alive now."""
     seen: list[int] = []
@@ -78,67 +130,165 @@ def tree_rss_kib(root: int) -> int:
     return sum(_status_kib(pid, "VmRSS") for pid in process_tree(root))
 
 
-def measure(cmd: list[str]) -> Sample:
-    peaks = {"tree": 0, "process": 0}
+def measure(case: Case) -> Sample:
+    own_peak_kib: dict[int, int] = {}
+    node: dict[int, bool] = {}
+    tree_peak_kib = 0
 
     def sample(pid: int) -> None:
+        nonlocal tree_peak_kib
         tree = process_tree(pid)
-        peaks["tree"] = max(peaks["tree"], sum(_status_kib(p, "VmRSS") for p in tree))
-        peaks["process"] = max([peaks["process"], *(_status_kib(p, "VmHWM") for p in tree)])
+        tree_peak_kib = max(tree_peak_kib, tree_rss_kib(pid))
+        for p in tree:
+            own_peak_kib[p] = max(own_peak_kib.get(p, 0), _status_kib(p, "VmHWM"))
+            node.setdefault(p, _is_node(p))
 
     env = automation_env(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20")
-    result = execute(cmd, cwd=ROOT, env=env, on_tick=sample, tick_seconds=SAMPLE_SECONDS)
+    result = execute(case.cmd, cwd=case.cwd, env=env, on_tick=sample, tick_seconds=SAMPLE_SECONDS)
     if not result.ok:
         raise CommandError(
-            f"benchmark case failed (exit {result.returncode}): {' '.join(cmd)}\n{result.stderr[-2000:]}"
+            f"benchmark case {case.label!r} failed (exit {result.returncode}): {' '.join(case.cmd)}\n"
+            f"{result.stderr[-2000:]}"
         )
-    return Sample(result.elapsed, peaks["tree"] / 1024, peaks["process"] / 1024)
+    node_kib = sum(kib for p, kib in own_peak_kib.items() if node[p])
+    python_kib = sum(own_peak_kib.values()) - node_kib
+    return Sample(result.elapsed, python_kib / 1024, node_kib / 1024, tree_peak_kib / 1024)
 
 
-def _synth(outdir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "ops", "synth", "--quiet", "--outdir", str(outdir), *extra]
+def many_environments(root: Path, scratch: Path, count: int) -> list[str]:
+    """Copy the config directories of ``root`` to ``scratch``, adding copies of dev (new name,
+    new CIDRs) until there are ``count`` environments; returns the added names."""
+    for directory in (TFVARS_DIR, BACKEND_DIR):
+        shutil.copytree(root / directory, scratch / directory)
+    shipped = sorted(p.stem for p in (root / TFVARS_DIR).glob("*.tfvars"))
+    added = [f"bench{i:02d}" for i in range(1, count - len(shipped) + 1)]
+    for i, name in enumerate(added, start=1):
+        for directory, suffix in ((TFVARS_DIR, ".tfvars"), (BACKEND_DIR, ".config")):
+            text = (root / directory / f"{CLONED_ENV}{suffix}").read_text()
+            text = re.sub(rf"\b{CLONED_ENV}\b", name, text).replace('"10.10.', f'"10.{100 + i}.')
+            (scratch / directory / f"{name}{suffix}").write_text(text)
+    return added
 
 
-def cases(selection: bool, scratch: Path) -> dict[str, list[str]]:
+def _synth(outdir: Path, *extra: str, root: Path = ROOT) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "ops",
+        "--root",
+        str(root),
+        "synth",
+        "--quiet",
+        "--outdir",
+        str(outdir),
+        *extra,
+    ]
+
+
+def cases(scratch: Path, selection: bool) -> list[Case]:
+    (scratch / "floor").mkdir()
+    (scratch / "floor" / "app.py").write_text(FLOOR_APP)
+    many_root = scratch / "many"
+    many_environments(ROOT, many_root, MANY_ENVS)
+    out = [
+        Case(FLOOR, [sys.executable, "app.py", str(scratch / "floor" / "out")], scratch / "floor"),
+        Case(FULL, _synth(scratch / "full")),
+        Case(GC_RUNNING, _synth(scratch / "gc-running", "--gc-running")),
+        Case(DATABRICKS, _synth(scratch / "databricks", "--stack", "databricks")),
+        Case(MANY, _synth(scratch / "many-out", root=many_root)),
+    ]
     if selection:
-        out = {f"{kind} only": _synth(scratch / kind, "--stack", kind) for kind in naming.STACK_KINDS}
-        out["all kinds"] = _synth(scratch / "all")
-        return out
-    return {
-        "baseline: import cdktf + aws, databricks, random providers": [sys.executable, "-c", BASELINE],
-        "baseline, GC paused during the imports": [sys.executable, "-c", BASELINE_GC_PAUSED],
-        "full synth, GC paused during provider imports": _synth(scratch / "paused"),
-        "full synth, GC running (--gc-running)": _synth(scratch / "running", "--gc-running"),
-    }
+        out += [
+            Case(f"{kind} only (--stack {kind})", _synth(scratch / kind, "--stack", kind))
+            for kind in naming.STACK_KINDS
+            if kind != "databricks"
+        ]
+    return out
+
+
+def _median(samples: Sequence[Sample], field: str) -> float:
+    return float(statistics.median(getattr(s, field) for s in samples))
+
+
+def targets(samples: dict[str, list[Sample]], shipped_envs: int) -> list[tuple[str, str, str, str]]:
+    """(figure, measured, target, met) rows."""
+    full, floor = _median(samples[FULL], "seconds"), _median(samples[FLOOR], "seconds")
+    databricks, many = _median(samples[DATABRICKS], "seconds"), _median(samples[MANY], "seconds")
+    peak = _median(samples[FULL], "tree_mib")
+    python, node = _median(samples[FULL], "python_mib"), _median(samples[FULL], "node_mib")
+    per_env = (many - full) / (MANY_ENVS - shipped_envs)
+
+    def met(ok: bool) -> str:
+        return "yes" if ok else "NO"
+
+    return [
+        (
+            "full synth / naive floor",
+            f"{full / floor:.2f}x ({full:.2f} s / {floor:.2f} s)",
+            f"<= {FLOOR_RATIO_TARGET:.2f}x",
+            met(full / floor <= FLOOR_RATIO_TARGET),
+        ),
+        (
+            "peak python + node, full synth",
+            f"{peak:.0f} MiB (python {python:.0f}, node {node:.0f})",
+            f"<= 0.9 GB ({PEAK_TARGET_MIB:.0f} MiB)",
+            met(peak <= PEAK_TARGET_MIB),
+        ),
+        (
+            "databricks only / full synth",
+            f"{databricks / full:.2f}x ({databricks:.2f} s / {full:.2f} s)",
+            f"<= {DATABRICKS_RATIO_TARGET:.2f}x",
+            met(databricks / full <= DATABRICKS_RATIO_TARGET),
+        ),
+        (
+            "cost per added environment",
+            f"{per_env:.2f} s ({MANY_ENVS} envs {many:.2f} s, {shipped_envs} envs {full:.2f} s)",
+            "reported (issue 15: 0.24 s)",
+            "-",
+        ),
+    ]
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("bench", help="synthesis wall time and peak memory", description=__doc__)
-    parser.add_argument("--runs", type=int, default=3, help="runs per case (median reported)")
-    parser.add_argument("--selection", action="store_true", help="each stack kind alone against all kinds")
+    parser = subparsers.add_parser(
+        "bench",
+        help="synthesis wall time and peak memory against issue 15's targets",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs per case (median reported; default 3)")
+    parser.add_argument("--selection", action="store_true", help="also each of the other stack kinds alone")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    shipped_envs = len(list((ROOT / TFVARS_DIR).glob("*.tfvars")))
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        todo = cases(args.selection, Path(scratch))
-        samples: dict[str, list[Sample]] = {name: [] for name in todo}
+        todo = cases(Path(scratch), args.selection)
+        samples: dict[str, list[Sample]] = {case.label: [] for case in todo}
         for round_ in range(args.runs):
-            for name, cmd in todo.items():
-                s = measure(cmd)
-                samples[name].append(s)
+            for case in todo:
+                s = measure(case)
+                samples[case.label].append(s)
                 print(
-                    f"  run {round_ + 1}/{args.runs}  {s.seconds:6.1f} s  {s.tree_mib:6.0f} MiB tree"
-                    f"  {s.process_mib:6.0f} MiB largest process  {name}",
+                    f"  run {round_ + 1}/{args.runs}  {s.seconds:6.2f} s  python {s.python_mib:5.0f} MiB"
+                    f"  node {s.node_mib:5.0f} MiB  python + node {s.tree_mib:5.0f} MiB  {case.label}",
                     flush=True,
                 )
-    print(f"\nmedian of {args.runs} runs, each in a fresh process (peak = RSS of python + node runtime)")
-    print("| case | wall time (s) | fastest (s) | peak RSS, tree (MiB) | peak RSS, largest process (MiB) |")
-    print("|---|---:|---:|---:|---:|")
-    for name, runs in samples.items():
+    print(f"\nmedian of {args.runs} runs, each in a fresh process")
+    print(
+        "| case | wall time (s) | fastest (s) | python peak (MiB) | node peak (MiB) | python + node peak (MiB) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, runs in samples.items():
         print(
-            f"| {name} | {statistics.median(s.seconds for s in runs):.1f} | {min(s.seconds for s in runs):.1f}"
-            f" | {statistics.median(s.tree_mib for s in runs):.0f}"
-            f" | {statistics.median(s.process_mib for s in runs):.0f} |"
+            f"| {label} | {_median(runs, 'seconds'):.2f} | {min(s.seconds for s in runs):.2f}"
+            f" | {_median(runs, 'python_mib'):.0f} | {_median(runs, 'node_mib'):.0f}"
+            f" | {_median(runs, 'tree_mib'):.0f} |"
         )
+    print("\nissue 15 targets")
+    print("| figure | measured | target | met |")
+    print("|---|---|---|---|")
+    for row in targets(samples, shipped_envs):
+        print(f"| {' | '.join(row)} |")
     return 0

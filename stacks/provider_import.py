@@ -16,7 +16,16 @@ submodule and that the synthesized JSON is byte-identical with and without this 
 
 Any package that does not have the expected shape fails the import with ``ProviderShapeError``
 naming the package and what changed, rather than synthesizing something different.
-``MLOPS_LAZY_PROVIDERS=0`` disables the hook (the byte-identity test runs a synthesis that way).
+
+Node has the same problem: the jsii kernel ``require``s each provider package's ``lib/index.js``,
+which requires every resource module (1.4 s and ~500 MiB for AWS). ``stacks/jsii_lazy_index.js``
+makes the kernel load the package's ``lib/lazy-index.js`` instead (same exports, as getters; it
+checks that and falls back to index.js with a warning). It is passed to that one node process:
+``NODE_OPTIONS`` carries it only while the first jsii assembly loads, which is when jsii starts
+its kernel with a copy of ``os.environ``; no process started later inherits it.
+
+``MLOPS_LAZY_PROVIDERS=0`` disables both halves (the byte-identity test runs a synthesis that way).
+Importing the ``stacks`` package installs them, before any stack module imports cdktf.
 """
 
 from __future__ import annotations
@@ -28,7 +37,9 @@ import importlib.util
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -36,6 +47,7 @@ PACKAGES = frozenset(
     {"cdktf_cdktf_provider_aws", "cdktf_cdktf_provider_databricks", "cdktf_cdktf_provider_random"}
 )
 DISABLE_VARIABLE = "MLOPS_LAZY_PROVIDERS"
+NODE_PRELOAD = Path(__file__).with_name("jsii_lazy_index.js")
 
 # The comment jsii-pacmak writes above the submodule imports; everything after it must be imports.
 IMPORT_BLOCK_MARKER = "# Loading modules to ensure their types are registered with the jsii runtime library\n"
@@ -134,10 +146,40 @@ class LazyRootLoader(importlib.machinery.SourceFileLoader):
             _make_lazy(module, submodules)
 
 
+class _KernelStartLoader(importlib.machinery.SourceFileLoader):
+    """Loads the first ``<package>._jsii`` module (it loads a jsii assembly, which starts the
+    kernel) with the node preload in ``NODE_OPTIONS``."""
+
+    def exec_module(self, module: ModuleType) -> None:
+        with node_preload():
+            super().exec_module(module)
+
+
+@contextmanager
+def node_preload() -> Iterator[None]:
+    """``NODE_OPTIONS`` plus ``--require stacks/jsii_lazy_index.js`` for the node processes
+    started meanwhile, then ``NODE_OPTIONS`` exactly as it was."""
+    before = os.environ.get("NODE_OPTIONS")
+    quoted = '"' + str(NODE_PRELOAD).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    os.environ["NODE_OPTIONS"] = f"{before} --require {quoted}" if before else f"--require {quoted}"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["NODE_OPTIONS"]
+        else:
+            os.environ["NODE_OPTIONS"] = before
+
+
 class _LazyRootFinder(importlib.abc.MetaPathFinder):
+    def __init__(self, kernel_started: bool) -> None:
+        self.kernel_started = kernel_started
+
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
+        if fullname.endswith("._jsii") and not self.kernel_started:
+            return self._kernel_start_spec(fullname, path)
         if fullname not in PACKAGES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
@@ -148,15 +190,27 @@ class _LazyRootFinder(importlib.abc.MetaPathFinder):
         spec.loader = LazyRootLoader(fullname, spec.origin)
         return spec
 
+    def _kernel_start_spec(
+        self, fullname: str, path: Sequence[str] | None
+    ) -> importlib.machinery.ModuleSpec | None:
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader or not spec.origin:
+            return spec  # not a generated jsii package: loaded as it is, the kernel unaffected
+        # Set now: the _jsii modules of its dependencies are imported while this one runs.
+        self.kernel_started = True
+        spec.loader = _KernelStartLoader(fullname, spec.origin)
+        return spec
+
 
 def install() -> bool:
     """Install the hook (idempotent) unless ``MLOPS_LAZY_PROVIDERS=0``; returns whether it is active.
 
     It must run before the first import of a provider package: a package already imported
-    stays as it was loaded.
+    stays as it was loaded, and a jsii kernel already running keeps loading index.js.
     """
     if os.environ.get(DISABLE_VARIABLE) == "0":
         return False
     if not any(isinstance(finder, _LazyRootFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _LazyRootFinder())
+        kernel_started = any(name.endswith("._jsii") for name in sys.modules)
+        sys.meta_path.insert(0, _LazyRootFinder(kernel_started))
     return True

@@ -84,10 +84,13 @@ def test_memory_probe_counts_the_child_processes() -> None:
         child.wait()
 
 
-def test_a_benchmark_sample_sees_the_largest_process() -> None:
-    sample = bench.measure([sys.executable, "-c", "import time; x = bytearray(96 * 2**20); time.sleep(0.5)"])
-    assert sample.process_mib > 96
-    assert sample.tree_mib >= sample.process_mib * 0.5
+def test_a_benchmark_sample_tells_python_from_node() -> None:
+    node = "const b = Buffer.alloc(96 * 2 ** 20, 1); setTimeout(() => b, 500)"
+    script = f"import subprocess; x = bytearray(64 * 2**20); subprocess.run(['node', '-e', {node!r}])"
+    sample = bench.measure(bench.Case("probe", [sys.executable, "-c", script]))
+    assert 64 < sample.python_mib < 96
+    assert sample.node_mib > 96
+    assert sample.tree_mib >= (sample.python_mib + sample.node_mib) * 0.5
     assert 0.5 <= sample.seconds < 30
 
 

@@ -1,13 +1,17 @@
-"""The lazy provider import (stacks/provider_import.py) changes nothing but the time: the same
-JSON, the same modules reachable, node's objects resolved, and a clear error if a package changes."""
+"""The lazy provider import (stacks/provider_import.py and, in the jsii kernel's node process,
+stacks/jsii_lazy_index.js) changes nothing but the time: the same JSON, the same modules
+reachable, node's objects resolved, a clear error (Python) or the eager index.js (node) if a
+package changes, and no other process sees the node preload."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -150,3 +154,167 @@ def test_package_without_all_is_refused(tmp_path: Path) -> None:
         ProviderShapeError, match=r"^some_provider: __all__ is missing.*MLOPS_LAZY_PROVIDERS=0"
     ):
         loader.exec_module(module)
+
+
+# --- node: the jsii kernel loads lib/lazy-index.js ---------------------------------------------
+
+
+def _run_node(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``node`` as the jsii kernel runs (``--preserve-symlinks``), with the preload."""
+    environment = {k: v for k, v in os.environ.items() if k != "NODE_OPTIONS"}
+    return subprocess.run(
+        ["node", "--preserve-symlinks", "--require", str(provider_import.NODE_PRELOAD), "-e", script, *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+# What each export of a package entry file is: the path its submodule ``require`` names. The file
+# runs with a stand-in ``require``, so neither cdktf nor any submodule is needed.
+EXPORTS_OF = """
+const fs = require("fs");
+const [name, dir] = process.argv.slice(1);
+function exportsOf(file) {
+  const exports = {};
+  new Function("exports", "require", fs.readFileSync(file, "utf8"))(exports, (p) => ({ path: p }));
+  const names = Object.getOwnPropertyNames(exports).filter((n) => n !== "__esModule");
+  return Object.fromEntries(names.map((n) => [n, exports[n].path]));
+}
+const entry = require.resolve(name, { paths: [dir] });
+const index = require("path").join(dir, "node_modules", name, "lib", "index.js");
+console.log(JSON.stringify({ entry, eager: exportsOf(index), lazy: exportsOf(entry) }));
+"""
+
+
+def _assembly_name(package: str) -> str:
+    name: str = importlib.import_module(f"{package}._jsii").__jsii_assembly__.name
+    return name
+
+
+def _install_package_entry(package: str, node_modules: Path) -> str:
+    """The package's package.json and entry files, as the kernel installs them; its npm name."""
+    name = _assembly_name(package)
+    (tarball,) = (Path(importlib.import_module(f"{package}._jsii").__file__ or "").parent).glob("*.tgz")
+    wanted = {"package/package.json", "package/lib/index.js", "package/lib/lazy-index.js"}
+    target = node_modules / name
+    with tarfile.open(tarball) as archive:
+        for member in archive:
+            if member.name in wanted:
+                destination = target / member.name.removeprefix("package/")
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                source = archive.extractfile(member)
+                assert source is not None
+                destination.write_bytes(source.read())
+    return name
+
+
+@pytest.mark.parametrize("package", sorted(provider_import.PACKAGES))
+def test_kernel_loads_lazy_index_which_exports_exactly_what_index_exports(
+    package: str, tmp_path: Path
+) -> None:
+    name = _install_package_entry(package, tmp_path / "node_modules")
+    done = _run_node(EXPORTS_OF, name, str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    result = json.loads(done.stdout)
+    assert Path(result["entry"]) == tmp_path / "node_modules" / name / "lib" / "lazy-index.js"
+    assert result["eager"], "index.js exports no submodule"
+    assert result["lazy"] == result["eager"]
+
+
+def test_preload_covers_every_lazily_imported_provider() -> None:
+    done = _run_node(
+        "console.log(JSON.stringify([...require(process.argv[1]).PACKAGES]))",
+        str(provider_import.NODE_PRELOAD),
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(json.loads(done.stdout)) == sorted(_assembly_name(p) for p in provider_import.PACKAGES)
+
+
+INDEX_JS = """"use strict";
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.provider = exports.pet = void 0;
+exports.pet = require("./pet");
+exports.provider = require("./provider");
+"""
+
+
+def _getter(name: str) -> str:
+    return f"Object.defineProperty(exports, '{name}', {{ get: function () {{ return require('./{name}'); }} }});\n"
+
+
+@pytest.mark.parametrize(
+    ("lazy_index", "problem"),
+    [
+        ('"use strict";\n' + _getter("pet"), "export different submodules: provider"),
+        (
+            '"use strict";\n' + _getter("pet") + _getter("provider") + 'require("./setup");\n',
+            "unexpected line",
+        ),
+        ('"use strict";\n' + _getter("pet") + _getter("provider").replace("./provider", "./pet"), "provider"),
+        (None, "ENOENT"),
+    ],
+    ids=["missing-export", "extra-code", "other-module", "no-lazy-index"],
+)
+def test_kernel_falls_back_to_index_with_a_warning(
+    lazy_index: str | None, problem: str, tmp_path: Path
+) -> None:
+    lib = tmp_path / "node_modules" / "@cdktf" / "provider-random" / "lib"
+    lib.mkdir(parents=True)
+    (lib.parent / "package.json").write_text('{"name": "@cdktf/provider-random", "main": "lib/index.js"}')
+    (lib / "index.js").write_text(INDEX_JS)
+    if lazy_index is not None:
+        (lib / "lazy-index.js").write_text(lazy_index)
+    done = _run_node(
+        'console.log(require.resolve("@cdktf/provider-random", { paths: [process.argv[1]] }))', str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == lib / "index.js"
+    assert done.stderr.startswith("warning: @cdktf/provider-random: loading index.js eagerly (")
+    assert problem in done.stderr
+
+
+KERNEL_ENVIRONMENT = """
+import json, os, subprocess
+from pathlib import Path
+import stacks.app  # imports cdktf: starts the jsii kernel
+
+def descendants(pid):
+    children = [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
+    return children + [d for c in children for d in descendants(c)]
+
+def node_options(pid):
+    variables = Path(f"/proc/{pid}/environ").read_bytes().split(b"\\0")
+    return next((v[13:].decode() for v in variables if v.startswith(b"NODE_OPTIONS=")), None)
+
+kernel = [node_options(p) for p in descendants(os.getpid())]
+later = subprocess.run(["node", "-e", "console.log(process.env.NODE_OPTIONS)"], capture_output=True, text=True)
+print(json.dumps({"kernel": kernel, "after": os.environ.get("NODE_OPTIONS"), "child": later.stdout.strip()}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the kernel's environment in /proc")
+@pytest.mark.parametrize("lazy", [True, False], ids=["lazy", "eager"])
+def test_only_the_jsii_kernel_gets_the_node_preload(lazy: bool) -> None:
+    """The kernel (node running jsii-runtime.js, and the program.js it starts) has the preload on
+    top of the user's NODE_OPTIONS; Python's environment and every later child have only the user's."""
+    done = _run_python(["-c", KERNEL_ENVIRONMENT], lazy=lazy, NODE_OPTIONS="--no-deprecation")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    preload = f'--no-deprecation --require "{provider_import.NODE_PRELOAD}"'
+    assert result["kernel"] == 2 * [preload if lazy else "--no-deprecation"]
+    assert result["after"] == "--no-deprecation"
+    assert result["child"] == "--no-deprecation"
+
+
+def test_process_started_after_synthesis_does_not_inherit_the_preload(synth: Synthesized) -> None:
+    done = subprocess.run(
+        ["node", "-e", "console.log(process.env.NODE_OPTIONS || '')"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--require" not in done.stdout
+    assert str(provider_import.NODE_PRELOAD) not in os.environ.get("NODE_OPTIONS", "")
