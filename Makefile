@@ -141,7 +141,7 @@ docs: setup ## [CHECK=1] Write docs/configuration.md from the configuration mode
 	$(OPS) docs $(call flag,CHECK,--check)
 
 .PHONY: bench
-bench: setup ## [RUNS= SELECTION=1] Synthesis time and python/node peak memory against the naive floor app and issue 15's targets
+bench: setup ## [RUNS= SELECTION=1] Synthesis time and python/node peak memory against a naive floor app, with the targets
 	$(OPS) bench --runs $(strip $(RUNS)) $(call flag,SELECTION,--selection)
 
 .PHONY: soak
