@@ -26,7 +26,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +72,7 @@ class Case:
     label: str
     cmd: list[str]
     cwd: Path = ROOT
+    env: Mapping[str, str] | None = None  # default: this process's, in automation mode
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def measure(case: Case) -> Sample:
             own_peak_kib[p] = max(own_peak_kib.get(p, 0), _status_kib(p, "VmHWM"))
             node.setdefault(p, _is_node(p))
 
-    env = automation_env(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20")
+    env = case.env or automation_env(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20")
     result = execute(case.cmd, cwd=case.cwd, env=env, on_tick=sample, tick_seconds=SAMPLE_SECONDS)
     if not result.ok:
         raise CommandError(
