@@ -10,7 +10,6 @@ from cdktf import ITerraformDependable, Token
 from cdktf_cdktf_provider_aws.autoscaling_group import AutoscalingGroup, AutoscalingGroupTag
 from cdktf_cdktf_provider_aws.autoscaling_notification import AutoscalingNotification
 from cdktf_cdktf_provider_aws.autoscaling_policy import AutoscalingPolicy
-from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
 from cdktf_cdktf_provider_aws.launch_template import (
     LaunchTemplate,
     LaunchTemplateBlockDeviceMappings,
@@ -26,7 +25,7 @@ HEALTH_CHECK_GRACE_SECONDS = 600
 @dataclass(frozen=True)
 class MlflowServersProps:
     name: str
-    ami_ssm_parameter: str
+    ami_id: str  # pinned: a new AMI is a reviewed change (it starts an instance refresh)
     instance_type: str
     root_volume_size_gb: int
     min_size: int
@@ -41,7 +40,8 @@ class MlflowServersProps:
     kms_key_arn: str
     sns_topic_arn: str
     tags: Mapping[str, str]
-    # What the instances need before their first boot (their settings, their role's policies).
+    # What the instances need before their first boot (their settings, their role's policy
+    # attachments: a policy that exists but is not attached grants nothing).
     depends_on: Sequence[ITerraformDependable] = field(default_factory=tuple)
 
 
@@ -52,15 +52,13 @@ class MlflowServers(Construct):
         super().__init__(scope, construct_id)
         s = props
         name = s.name
-        ami = DataAwsSsmParameter(self, "ami", name=s.ami_ssm_parameter)
-        ami.override_logical_id("mlflow_ami")
         instance_tags = {**s.tags, "Name": name}
         self._launch_template = LaunchTemplate(
             self,
             "launch_template",
             name=name,
             description="MLflow server behind nginx",
-            image_id=ami.insecure_value,
+            image_id=s.ami_id,
             instance_type=s.instance_type,
             update_default_version=True,
             ebs_optimized="true",
@@ -134,7 +132,10 @@ class MlflowServers(Construct):
                 "GroupTotalInstances",
             ],
             metrics_granularity="1Minute",
-            # Apply fails when MLflow never becomes healthy, instead of reporting success.
+            # Apply waits until exactly this many instances pass the load balancer's /health check
+            # (the provider's capacity check, create and update), and fails after the timeout: a
+            # broken boot is a failed deploy, not a green one.
+            wait_for_elb_capacity=s.desired_capacity,
             wait_for_capacity_timeout="20m",
             # Provider default_tags do not reach the instances an auto scaling group launches.
             tag=[

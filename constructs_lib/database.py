@@ -12,6 +12,7 @@ from cdktf_cdktf_provider_aws.db_parameter_group import DbParameterGroup, DbPara
 from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from cdktf_cdktf_provider_random.id import Id as RandomId
 from constructs import Construct
 
 from constructs_lib.network import assume_role_policy
@@ -65,6 +66,9 @@ class Database(Construct):
             # Binary collation: experiment, run and model names are case-sensitive in MLflow.
             ("collation_server", "utf8mb4_bin"),
         ]
+        if "slowquery" in s.log_exports or "general" in s.log_exports:
+            # RDS exports the logs from files; MySQL's default output (TABLE) leaves them empty.
+            parameters.append(("log_output", "FILE"))
         if "slowquery" in s.log_exports:
             parameters += [("slow_query_log", "1"), ("long_query_time", "2")]
         if "general" in s.log_exports:
@@ -92,6 +96,7 @@ class Database(Construct):
         ]
 
         monitoring_role_arn = None
+        attachments: list[IamRolePolicyAttachment] = []
         if s.monitoring_interval:
             role = IamRole(
                 self,
@@ -100,13 +105,21 @@ class Database(Construct):
                 assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
             )
             role.override_logical_id("rds_monitoring")
-            IamRolePolicyAttachment(
+            attachment = IamRolePolicyAttachment(
                 self,
                 "monitoring_policy",
                 role=role.name,
                 policy_arn=f"arn:{s.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
-            ).override_logical_id("rds_monitoring")
+            )
+            attachment.override_logical_id("rds_monitoring")
+            # RDS checks the role's permissions when monitoring is switched on: attached first.
+            attachments.append(attachment)
             monitoring_role_arn = role.arn
+
+        # Unique per lifetime of the stack (kept in state, new after a destroy): a re-created
+        # instance's final snapshot does not collide with the last one's, and no plan changes it.
+        snapshot_suffix = RandomId(self, "final_snapshot_suffix", byte_length=4)
+        snapshot_suffix.override_logical_id("final_snapshot_suffix")
 
         self._instance = DbInstance(
             self,
@@ -135,7 +148,7 @@ class Database(Construct):
             backup_window="03:00-04:00",
             maintenance_window="sun:04:30-sun:05:30",
             skip_final_snapshot=False,
-            final_snapshot_identifier=f"{identifier}-final",
+            final_snapshot_identifier=f"{identifier}-final-{snapshot_suffix.hex}",
             copy_tags_to_snapshot=True,
             delete_automated_backups=False,
             auto_minor_version_upgrade=True,
@@ -147,7 +160,7 @@ class Database(Construct):
             monitoring_interval=s.monitoring_interval,
             monitoring_role_arn=monitoring_role_arn,
             apply_immediately=s.apply_immediately,
-            depends_on=list(self.log_groups),
+            depends_on=[*self.log_groups, *attachments],
         )
         self._instance.override_logical_id("mlflow")
         why = "switched off by this non-production environment's mlflow.database settings (cost); production requires it"

@@ -8,6 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.data_aws_iam_role import DataAwsIamRole
+from cdktf_cdktf_provider_aws.iam_service_linked_role import IamServiceLinkedRole
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs import Construct
@@ -16,9 +19,44 @@ from constructs_lib.account import Account
 
 Statement = dict[str, Any]
 KeyService = Literal["logs", "cloudwatch", "autoscaling"]
+AUTOSCALING_ROLE = "AWSServiceRoleForAutoScaling"
 
 
-def _logs(account: Account, region: str) -> list[Statement]:
+@dataclass(frozen=True)
+class KeyUsers:
+    """Who the service statements name: the account and region, and the auto scaling
+    service-linked role's ARN (from ``autoscaling_service_role``, so the role exists first)."""
+
+    account: Account
+    region: str
+    autoscaling_role_arn: str = ""
+
+
+def autoscaling_service_role(scope: Construct, create: bool) -> str:
+    """The ARN of ``AWSServiceRoleForAutoScaling``, which a key policy may only name once it exists.
+
+    AWS creates it with the account's first auto scaling group, and ``CreateServiceLinkedRole``
+    fails when it already exists: so it is created here only when asked
+    (``aws_iam_service_linked_role.autoscaling``), and otherwise read
+    (``data.aws_iam_role.autoscaling_service_role``), which fails the plan with "not found" in an
+    account that has none, instead of a MalformedPolicyDocumentException at apply.
+    """
+    if create:
+        role = IamServiceLinkedRole(
+            scope,
+            "autoscaling_service_role",
+            aws_service_name="autoscaling.amazonaws.com",
+            description="Auto scaling launches the MLflow instances with encrypted volumes",
+        )
+        role.override_logical_id("autoscaling")
+        return role.arn
+    existing = DataAwsIamRole(scope, "autoscaling_service_role", name=AUTOSCALING_ROLE)
+    existing.override_logical_id("autoscaling_service_role")
+    return existing.arn
+
+
+def _logs(users: KeyUsers) -> list[Statement]:
+    account, region = users.account, users.region
     log_groups = f"arn:{account.partition}:logs:{region}:{account.account_id}:log-group:*"
     return [
         {
@@ -38,7 +76,9 @@ def _logs(account: Account, region: str) -> list[Statement]:
     ]
 
 
-def _cloudwatch(account: Account, region: str) -> list[Statement]:
+def _cloudwatch(users: KeyUsers) -> list[Statement]:
+    account = users.account
+    alarms = f"arn:{account.partition}:cloudwatch:{users.region}:{account.account_id}:alarm:*"
     return [
         {
             "Sid": "CloudWatchAlarmsPublishToEncryptedTopic",
@@ -46,17 +86,20 @@ def _cloudwatch(account: Account, region: str) -> list[Statement]:
             "Principal": {"Service": "cloudwatch.amazonaws.com"},
             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
             "Resource": "*",
+            # Only this account's alarms: no other account's alarm can make CloudWatch use the key.
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account.account_id},
+                "ArnLike": {"aws:SourceArn": alarms},
+            },
         }
     ]
 
 
-def _autoscaling(account: Account, region: str) -> list[Statement]:
-    # Launches instances with encrypted root volumes and publishes its notifications. The
-    # service-linked role exists once any auto scaling group was created in the account.
-    role = {
-        "AWS": f"arn:{account.partition}:iam::{account.account_id}:role/aws-service-role/"
-        "autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
-    }
+def _autoscaling(users: KeyUsers) -> list[Statement]:
+    # Launches instances with encrypted root volumes and publishes its notifications.
+    if not users.autoscaling_role_arn:
+        raise ValueError("the autoscaling key statements need autoscaling_service_role()'s ARN")
+    role = {"AWS": users.autoscaling_role_arn}
     return [
         {
             "Sid": "AutoScalingUsesKeyForVolumesAndNotifications",
@@ -82,17 +125,17 @@ def _autoscaling(account: Account, region: str) -> list[Statement]:
     ]
 
 
-_SERVICE_STATEMENTS: dict[KeyService, Callable[[Account, str], list[Statement]]] = {
+_SERVICE_STATEMENTS: dict[KeyService, Callable[[KeyUsers], list[Statement]]] = {
     "logs": _logs,
     "cloudwatch": _cloudwatch,
     "autoscaling": _autoscaling,
 }
 
 
-def service_statements(services: Sequence[KeyService], account: Account, region: str) -> list[Statement]:
+def service_statements(services: Sequence[KeyService], users: KeyUsers) -> list[Statement]:
     """Key-policy statements letting each of ``services`` use the key on its own behalf (everything
     else goes through IAM), in the order given."""
-    return [statement for service in services for statement in _SERVICE_STATEMENTS[service](account, region)]
+    return [statement for service in services for statement in _SERVICE_STATEMENTS[service](users)]
 
 
 @dataclass(frozen=True)
@@ -103,6 +146,8 @@ class CustomerKeyProps:
     account: Account
     deletion_window_days: int = 30
     extra_statements: tuple[Statement, ...] = field(default_factory=tuple)
+    # prevent_destroy: everything the key encrypted is lost with it.
+    protect: bool = False
 
 
 class CustomerKey(Construct):
@@ -134,6 +179,7 @@ class CustomerKey(Construct):
             enable_key_rotation=True,
             deletion_window_in_days=props.deletion_window_days,
             policy=json.dumps(policy),
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if props.protect else None,
         )
         self._key.override_logical_id(props.address)
         alias = KmsAlias(self, "alias", name=props.alias, target_key_id=self._key.key_id)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_aws.lb import Lb
 from cdktf_cdktf_provider_aws.lb_listener import LbListener, LbListenerDefaultAction
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup
@@ -37,6 +39,8 @@ class LoadBalancerProps:
     vpc_id: str
     target_port: int
     log_bucket_name: str
+    # The log bucket's policy: ELB checks that it may write there when the load balancer is created.
+    depends_on: Sequence[ITerraformDependable] = field(default_factory=tuple)
 
 
 class LoadBalancer(Construct):
@@ -59,6 +63,7 @@ class LoadBalancer(Construct):
             enable_deletion_protection=s.deletion_protection,
             idle_timeout=s.idle_timeout_seconds,
             access_logs={"bucket": s.log_bucket_name, "prefix": ALB_LOG_PREFIX, "enabled": True},
+            depends_on=list(s.depends_on),
         )
         self._lb.override_logical_id("mlflow")
         lb_skips = {"CKV2_AWS_28": _NO_WAF}

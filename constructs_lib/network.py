@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from cdktf import Fn, TerraformCount, Token
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
@@ -29,13 +30,16 @@ from constructs_lib.references import address, all_of, per_index
 INTERFACE_ENDPOINTS = ("ssm", "ssmmessages", "ec2messages", "ec2", "logs", "secretsmanager")
 
 
-def assume_role_policy(service: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-        }
-    )
+def assume_role_policy(service: str, condition: dict[str, Any] | None = None) -> str:
+    """A trust policy for ``service``; ``condition`` narrows it (e.g. to this account's resources)."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if condition:
+        statement["Condition"] = condition
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,10 @@ class NetworkProps:
     database_subnet_cidrs: tuple[str, ...]
     single_nat_gateway: bool
     flow_log_group_arn: str
+    # For the flow-log role's trust: only this account's flow logs may assume it.
+    partition: str
+    region: str
+    account_id: str
 
 
 class Network(Construct):
@@ -177,7 +185,15 @@ class Network(Construct):
             self,
             "flow_log_role",
             name=f"{name}-flow-logs",
-            assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
+            assume_role_policy=assume_role_policy(
+                "vpc-flow-logs.amazonaws.com",
+                {
+                    "StringEquals": {"aws:SourceAccount": props.account_id},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{props.partition}:ec2:{props.region}:{props.account_id}:vpc-flow-log/*"
+                    },
+                },
+            ),
         )
         flow_role.override_logical_id("vpc_flow_logs")
         IamRolePolicy(

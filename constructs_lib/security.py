@@ -276,6 +276,16 @@ class InstanceRole(Construct):
                         "Resource": [f"{arn}:*" for arn in s.log_group_arns],
                     },
                     {
+                        # The agent resolves ${aws:AutoScalingGroupName} from the instance's tags.
+                        # DescribeTags has no resource-level permissions (IAM service authorization
+                        # reference), so "*" it is; it only reads tags, in this region.
+                        "Sid": "AgentReadsInstanceTags",
+                        "Effect": "Allow",
+                        "Action": "ec2:DescribeTags",
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"aws:RequestedRegion": s.region}},
+                    },
+                    {
                         # PutMetricData has no resource-level permissions; the namespace narrows it.
                         "Sid": "PutAgentMetrics",
                         "Effect": "Allow",
@@ -314,7 +324,7 @@ class InstanceRole(Construct):
                 ),
             ),
         }
-        self._policies: list[IamPolicy] = []
+        self._attachments: list[IamRolePolicyAttachment] = []
         for address, (description, document) in policies.items():
             policy = IamPolicy(
                 self,
@@ -324,10 +334,11 @@ class InstanceRole(Construct):
                 policy=document,
             )
             policy.override_logical_id(address)
-            IamRolePolicyAttachment(
+            attachment = IamRolePolicyAttachment(
                 self, f"{address}_attachment", role=self._role.name, policy_arn=policy.arn
-            ).override_logical_id(address)
-            self._policies.append(policy)
+            )
+            attachment.override_logical_id(address)
+            self._attachments.append(attachment)
         IamRolePolicyAttachment(
             self,
             "ssm_core",
@@ -342,6 +353,7 @@ class InstanceRole(Construct):
         return self._profile.arn
 
     @property
-    def policies(self) -> tuple[IamPolicy, ...]:
-        """The role's policies: instances must not boot before these are attached."""
-        return tuple(self._policies)
+    def attachments(self) -> tuple[IamRolePolicyAttachment, ...]:
+        """The role's policy attachments: instances must not boot before these exist (a policy
+        that exists but is not attached yet grants nothing)."""
+        return tuple(self._attachments)

@@ -190,9 +190,14 @@ class LogBucket(Bucket):
                 },
             ],
         }
-        S3BucketPolicy(self, "policy", bucket=self._bucket.id, policy=json.dumps(policy)).override_logical_id(
-            "alb_logs"
-        )
+        self._policy = S3BucketPolicy(self, "policy", bucket=self._bucket.id, policy=json.dumps(policy))
+        self._policy.override_logical_id("alb_logs")
+
+    @property
+    def delivery_policy(self) -> S3BucketPolicy:
+        """The policy letting the load balancer write its logs: ELB checks write access when access
+        logging is switched on, so the load balancer must be created after it."""
+        return self._policy
 
 
 @dataclass(frozen=True)

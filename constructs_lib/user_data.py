@@ -16,9 +16,12 @@ PLACEHOLDER = re.compile(r"@@([A-Z0-9_]+)@@")
 # Rendered values end up inside shell, Python and JSON strings: nothing that could break out.
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./:,*=+-]*$")
 
-PYMYSQL_VERSION = "1.1.2"
-BOTO3_VERSION = "1.42.30"
+# One pip constraint: name==version (what `pip freeze` prints).
+PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*==[A-Za-z0-9][A-Za-z0-9_.+!-]*$")
 MLFLOW_PORT = 5000
+# What the boot script installs besides MLflow: the database driver, the AWS SDK (settings,
+# secrets, artifacts) and the job queue's Redis client; their versions come from the constraints.
+INSTALLED = ("mlflow", "pymysql", "boto3", "redis")
 
 # The SSM parameters (under the stack's path) the launcher reads: render() refuses a settings list
 # that does not provide exactly these, so the stack's parameters and the script cannot drift apart.
@@ -34,6 +37,8 @@ class UserDataValues:
     environment: str
     parameter_path: str
     mlflow_version: str
+    # Every package of the MLflow venv, ``name==version`` (platform_config.mlflow_constraints).
+    constraints: tuple[str, ...]
     workers: int
     extra_allowed_hosts: str
     cache_enabled: bool
@@ -49,16 +54,15 @@ class UserDataValues:
 def render(values: UserDataValues) -> str:
     """The boot script with every ``@@NAME@@`` replaced; raises on a missing or unsafe value."""
     _check_parameters(values)
-    mapping = {k.upper(): _text(v) for k, v in asdict(values).items() if k != "parameters"}
-    mapping.update(
-        PYMYSQL_VERSION=PYMYSQL_VERSION,
-        BOTO3_VERSION=BOTO3_VERSION,
-        MLFLOW_PORT=str(MLFLOW_PORT),
-    )
+    _check_constraints(values)
+    lists = ("parameters", "constraints")
+    mapping = {k.upper(): _text(v) for k, v in asdict(values).items() if k not in lists}
+    mapping.update(MLFLOW_PORT=str(MLFLOW_PORT))
     for key, value in mapping.items():
         if not SAFE_VALUE.match(value):
             raise ValueError(f"user data value {key}={value!r} has characters that are unsafe in a script")
     mapping["PARAMETERS"] = " ".join(values.parameters)
+    mapping["CONSTRAINTS"] = "\n".join(values.constraints)
     missing = sorted(set(PLACEHOLDER.findall(TEMPLATE)) - set(mapping))
     if missing:
         raise ValueError(f"user data placeholders without a value: {', '.join(missing)}")
@@ -77,6 +81,18 @@ def _check_parameters(values: UserDataValues) -> None:
         problems.append(f"unsafe setting names: {', '.join(bad)}")
     if problems:
         raise ValueError("user data: " + "; ".join(problems))
+
+
+def _check_constraints(values: UserDataValues) -> None:
+    if bad := [pin for pin in values.constraints if not PIN.match(pin)]:
+        raise ValueError(f"user data: constraints that are not name==version: {', '.join(bad)}")
+    names = {pin.split("==")[0].lower().replace("_", "-"): pin for pin in values.constraints}
+    if missing := sorted(set(INSTALLED) - set(names)):
+        raise ValueError(f"user data: the constraints pin no version of {', '.join(missing)}")
+    if names["mlflow"] != f"mlflow=={values.mlflow_version}":
+        raise ValueError(
+            f"user data: the constraints pin {names['mlflow']}, not mlflow=={values.mlflow_version}"
+        )
 
 
 def encode(script: str) -> str:
@@ -103,8 +119,12 @@ dnf install -y python3.11 python3.11-pip nginx amazon-cloudwatch-agent
 id -u mlflow >/dev/null 2>&1 || useradd --system --home-dir /opt/mlflow --shell /sbin/nologin mlflow
 install -d -o mlflow -g mlflow -m 0750 /opt/mlflow /var/log/mlflow
 python3.11 -m venv /opt/mlflow/venv
-/opt/mlflow/venv/bin/pip install --no-cache-dir --quiet \
-  "mlflow==@@MLFLOW_VERSION@@" "pymysql==@@PYMYSQL_VERSION@@" "boto3==@@BOTO3_VERSION@@"
+# Every package MLflow pulls in is pinned too: a newer dependency can break a pinned MLflow at boot.
+cat > /opt/mlflow/constraints.txt <<'PINS'
+@@CONSTRAINTS@@
+PINS
+/opt/mlflow/venv/bin/pip install --no-cache-dir --quiet --constraint /opt/mlflow/constraints.txt \
+  "mlflow==@@MLFLOW_VERSION@@" pymysql boto3 redis
 # require_secure_transport=ON on the server: the client verifies RDS's certificate with this bundle.
 curl -fsSL --retry 5 "https://truststore.pki.rds.amazonaws.com/$REGION/$REGION-bundle.pem" -o /opt/mlflow/rds-ca.pem
 chmod 0644 /opt/mlflow/rds-ca.pem
@@ -128,6 +148,8 @@ PARAMETER_PATH = "@@PARAMETER_PATH@@"
 CACHE_ENABLED = "@@CACHE_ENABLED@@" == "true"
 EXTRA_ALLOWED_HOSTS = [h for h in "@@EXTRA_ALLOWED_HOSTS@@".split(",") if h]
 MLFLOW = "/opt/mlflow/venv/bin/mlflow"
+SCHEMA_LOCK = "mlflow-schema-init"
+SCHEMA_LOCK_SECONDS = 600
 
 ssm = boto3.client("ssm", region_name=REGION)
 secrets = boto3.client("secretsmanager", region_name=REGION)
@@ -146,14 +168,51 @@ with open("/run/mlflow/db-secret-version", "w") as f:
     f.write(db_secret["VersionId"])
 db = json.loads(db_secret["SecretString"])
 env = dict(os.environ)
+# MLflow sends usage telemetry by default (mlflow/environment_variables.py).
+env["MLFLOW_DISABLE_TELEMETRY"] = "true"
 # Host and port from their own parameters, once each (RDS's "endpoint" already holds the port).
 env["MLFLOW_BACKEND_STORE_URI"] = "mysql+pymysql://{}:{}@{}:{}/{}?ssl_ca=/opt/mlflow/rds-ca.pem".format(
     quoted(db["username"]), quoted(db["password"]), param("db_host"), param("db_port"), param("db_name")
 )
 if CACHE_ENABLED:
     token = secrets.get_secret_value(SecretId=param("redis_auth_secret_arn"))["SecretString"]
-    env["MLFLOW_REDIS_URL"] = "rediss://:{}@{}:{}/0".format(quoted(token), param("redis_host"), param("redis_port"))
-allowed_hosts = [param("alb_dns_name"), *EXTRA_ALLOWED_HOSTS, "localhost", "127.0.0.1"]
+    # What MLflow 3.x reads: the job queue's Huey storage (mlflow/server/jobs/utils.py), one queue
+    # shared by every instance.
+    env["MLFLOW_SERVER_JOB_HUEY_REDIS_URL"] = "rediss://:{}@{}:{}/0".format(
+        quoted(token), param("redis_host"), param("redis_port")
+    )
+else:
+    # Without a shared queue each instance would keep its jobs in a local file that an instance
+    # refresh throws away; the job workers also cost memory (docs/decisions/redis.md).
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+public_hosts = [param("alb_dns_name"), *EXTRA_ALLOWED_HOSTS]
+allowed_hosts = [*public_hosts, "localhost", "127.0.0.1"]
+# Browsers send Origin on every POST; MLflow refuses origins it does not list (but localhost).
+cors_origins = [f"{scheme}://{host}" for host in public_hosts for scheme in ("https", "http")]
+
+
+def initialise_schema_once():
+    """Create or migrate the schema under a database-wide lock, so instances that start together
+    do not race (MLflow's own lock is a file in /tmp, per host); the server then finds it current."""
+    import pymysql
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    conn = pymysql.connect(
+        host=param("db_host"), port=int(param("db_port")), user=db["username"], password=db["password"],
+        database=param("db_name"), ssl={"ca": "/opt/mlflow/rds-ca.pem"},
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT GET_LOCK(%s, %s)", (SCHEMA_LOCK, SCHEMA_LOCK_SECONDS))
+            if cur.fetchone()[0] != 1:
+                raise SystemExit(f"could not take the schema lock within {SCHEMA_LOCK_SECONDS} s")
+            SqlAlchemyStore(env["MLFLOW_BACKEND_STORE_URI"], "mlflow-artifacts:/")
+            cur.execute("SELECT RELEASE_LOCK(%s)", (SCHEMA_LOCK,))
+    finally:
+        conn.close()
+
+
+initialise_schema_once()
 os.execve(
     MLFLOW,
     [
@@ -164,6 +223,7 @@ os.execve(
         "--port", "@@MLFLOW_PORT@@",
         "--workers", "@@WORKERS@@",
         "--allowed-hosts", ",".join(allowed_hosts),
+        "--cors-allowed-origins", ",".join(cors_origins),
     ],
     env,
 )

@@ -33,6 +33,9 @@ mlflow = {
   log_retention_days = 30
 
   server = {
+    # Amazon Linux 2023 (kernel-default, x86_64) of aws_region; a stand-in until the first bump
+    # (docs/stacks/mlflow.md, "Bumping the AMI").
+    ami_id           = "ami-0abcdef1234567890"
     instance_type    = "t3.medium"
     min_size         = 1
     max_size         = 2

@@ -62,6 +62,12 @@ class EnvironmentSettings(Frozen):
         "starting with a letter."
     )
     aws_region: Region = Field(description="AWS region of the environment (state bucket, MLflow platform).")
+    aws_account_id: Str | None = Field(
+        default=None,
+        pattern=r"^\d{12}$",
+        description="AWS account of the environment, when known: ARNs in the settings (certificates) "
+        "must belong to it.",
+    )
     is_production: Bool = Field(
         default=False,
         description="Turns on the production rules: the keys marked in the Production column must hold.",

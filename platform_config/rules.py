@@ -200,6 +200,51 @@ def cache_nodes_per_zone(env: Validated) -> Iterator[Problem]:
         yield env.tfvars("mlflow.cache.num_nodes", "more nodes than two per availability zone")
 
 
+@_environment_rule
+def mlflow_custom_host_with_certificate(env: Validated) -> Iterator[Problem]:
+    """With `mlflow.load_balancer.certificate_arn`, `mlflow.server.allowed_hosts` names at least one
+    custom host: the certificate cannot cover the load balancer's `*.elb.amazonaws.com` name, so
+    users arrive on a custom domain, which MLflow refuses (403) unless it is listed."""
+    mlflow = env.settings.mlflow
+    if mlflow.load_balancer.certificate_arn is not None and not mlflow.server.allowed_hosts:
+        yield env.tfvars(
+            "mlflow.server.allowed_hosts",
+            "needs the custom host name(s) the certificate covers (e.g. mlflow.example.org): with "
+            "certificate_arn set, users cannot use the load balancer's own name",
+        )
+
+
+@_environment_rule
+def mlflow_certificate_location(env: Validated) -> Iterator[Problem]:
+    """`mlflow.load_balancer.certificate_arn` is a certificate in `aws_region` (a load balancer only
+    uses certificates of its own region) and, when `aws_account_id` is set, of that account."""
+    arn = env.settings.mlflow.load_balancer.certificate_arn
+    if arn is None:
+        return
+    _, _, _, region, account, _ = arn.split(":", 5)
+    if region != env.settings.aws_region:
+        yield env.tfvars(
+            "mlflow.load_balancer.certificate_arn",
+            f"is a certificate in {region}; the load balancer is in aws_region = {env.settings.aws_region!r}",
+        )
+    if env.settings.aws_account_id is not None and account != env.settings.aws_account_id:
+        yield env.tfvars(
+            "mlflow.load_balancer.certificate_arn",
+            f"belongs to account {account}; aws_account_id = {env.settings.aws_account_id!r}",
+        )
+
+
+@_environment_rule
+def mlflow_ami_pinned(env: Validated) -> Iterator[Problem]:
+    """`mlflow.server.ami_id` is set: the instances run a pinned AMI, so a new Amazon Linux release
+    never starts an unplanned instance refresh (bump procedure: docs/stacks/mlflow.md)."""
+    if env.settings.mlflow.server.ami_id is None:
+        yield env.tfvars(
+            "mlflow.server.ami_id",
+            "missing: pin the Amazon Linux 2023 AMI of aws_region (docs/stacks/mlflow.md, Bumping the AMI)",
+        )
+
+
 # --- databricks ----------------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """The boot rehearsal of one environment, as a list of named steps with pass/fail, time and
-evidence. Steps that check a known defect of issue 12 name it, so today's failures are expected
-and a fix turns them green."""
+evidence. Steps that prove a fix of issue 12 name its item (the boot script carries the fixes:
+CORS origins, one schema initialisation, the Redis-backed job queue, pins and telemetry off)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What the rehearsal needs on this machine, installed only when missing: Debian packages (once
 ``apt-get update``, then ``apt-get install`` with a lock timeout: other jobs may run apt), the MLflow
-venv with exactly the pins of the boot script's ``pip install`` line, and an AWS CLI."""
+venv with exactly the boot script's ``pip install`` line and constraints, and an AWS CLI."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 # program on PATH (or absolute path) -> Debian package
@@ -23,7 +25,8 @@ PACKAGES = {
 SBIN = ("/usr/sbin", "/sbin")
 APT_TIMEOUT = 1800
 PIP_TIMEOUT = 1800
-PIP_LINE = re.compile(r'/bin/pip install [^\n]*\\\n((?:\s*"[^"]+==[^"]+"\s*)+)')
+PIP_LINE = re.compile(r"/bin/pip install [^\n]*--constraint \S+ \\\n([^\n]+)\n")
+PINS = re.compile(r"<<'PINS'\n(.*?)\nPINS\n", re.S)
 
 
 def _present(program: str) -> bool:
@@ -46,23 +49,37 @@ def apt_packages() -> list[str]:
     return missing
 
 
-def pins(script: str) -> list[str]:
-    """The ``name==version`` arguments of the boot script's pip install line."""
-    match = PIP_LINE.search(script)
-    if match is None:
-        raise ValueError('the boot script has no `pip install "name==version" ...` line')
-    return re.findall(r'"([^"]+==[^"]+)"', match.group(1))
+@dataclass(frozen=True)
+class Requirements:
+    """What the boot script installs: the packages of its pip line, under its constraints."""
+
+    packages: tuple[str, ...]
+    constraints: tuple[str, ...]
+
+    @classmethod
+    def of(cls, script: str) -> Requirements:
+        line, pins = PIP_LINE.search(script), PINS.search(script)
+        if line is None or pins is None:
+            raise ValueError(
+                "the boot script has no `pip install --constraint FILE ...` line or PINS heredoc"
+            )
+        return cls(tuple(a.strip('"') for a in line.group(1).split()), tuple(pins.group(1).splitlines()))
 
 
-def mlflow_venv(venv: Path, requirements: list[str]) -> None:
-    """The venv the boot script would build, with the same pins (pip skips what is satisfied)."""
+def mlflow_venv(venv: Path, requirements: Requirements) -> None:
+    """The venv the boot script would build, with the same packages and constraints (pip skips what
+    is satisfied)."""
     if not (venv / "bin" / "python").exists():
         subprocess.run(["python3.11", "-m", "venv", str(venv)], check=True, timeout=PIP_TIMEOUT)
-    subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", *requirements],
-        check=True,
-        timeout=PIP_TIMEOUT,
-    )
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as constraints:
+        constraints.write("\n".join(requirements.constraints) + "\n")
+        constraints.flush()
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+             "--constraint", constraints.name, *requirements.packages],
+            check=True,
+            timeout=PIP_TIMEOUT,
+        )  # fmt: skip
 
 
 def aws_cli(tools: Path) -> Path:

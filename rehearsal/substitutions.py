@@ -112,7 +112,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # File-system locations, most specific first. Counts are of the text after the rules above.
     Rule(r"/opt/mlflow/venv\b", "{venv}", 4, "one MLflow venv, installed once, for every instance"),
-    Rule(r"(?<![\w/])/opt/mlflow\b", "{root}/opt/mlflow", 9, "the instance's own /opt"),
+    Rule(r"(?<![\w/])/opt/mlflow\b", "{root}/opt/mlflow", 12, "the instance's own /opt"),
     Rule(r"(?<![\w/])/var/log/mlflow\b", "{root}/var/log/mlflow", 5, "the instance's own /var/log"),
     Rule(r"(?<![\w/])/run/mlflow\b", "{root}/run/mlflow", 2, "systemd's RuntimeDirectory, per instance"),
     Rule(

@@ -18,7 +18,13 @@ from constructs_lib.aws_provider import aws_provider
 from constructs_lib.cache import Cache, CacheProps
 from constructs_lib.compute import MlflowServers, MlflowServersProps
 from constructs_lib.database import DB_NAME, Database, DatabaseProps
-from constructs_lib.encryption import CustomerKey, CustomerKeyProps, service_statements
+from constructs_lib.encryption import (
+    CustomerKey,
+    CustomerKeyProps,
+    KeyUsers,
+    autoscaling_service_role,
+    service_statements,
+)
 from constructs_lib.instance_settings import InstanceSettingsProps, Setting, instance_settings
 from constructs_lib.load_balancer import LoadBalancer, LoadBalancerProps
 from constructs_lib.network import Network, NetworkProps
@@ -39,6 +45,7 @@ from constructs_lib.storage import (
 )
 from constructs_lib.user_data import UserDataValues, encode, render
 from platform_config.loader import Environment
+from platform_config.mlflow_constraints import CONSTRAINTS
 from stacks.base import PlatformStack
 
 # Log group address -> its role in MlflowNames.log_groups. The instances write the last three.
@@ -65,7 +72,7 @@ class MlflowStack(PlatformStack):
 
         key = self._key(account)
         logs = self._log_groups(key.arn)
-        network = self._network(logs["vpc_flow_logs"].arn)
+        network = self._network(logs["vpc_flow_logs"].arn, account)
         groups = self._security_groups(network.vpc_id)
         network.add_endpoints(self.region, groups.endpoints_id)
         log_bucket, artifacts = self._buckets(account.account_id, key.arn)
@@ -76,7 +83,7 @@ class MlflowStack(PlatformStack):
             "alerts",
             AlertsProps(name=self.names.alerts_topic, kms_key_arn=key.arn, emails=self.cfg.alerts.emails),
         )
-        alb = self._load_balancer(network, groups, log_bucket.name)
+        alb = self._load_balancer(network, groups, log_bucket)
         settings = instance_settings(
             self,
             InstanceSettingsProps(
@@ -93,7 +100,7 @@ class MlflowStack(PlatformStack):
             alb=alb,
             kms_key_arn=key.arn,
             topic_arn=alerts.topic_arn,
-            depends_on=(*settings.parameters, *role.policies),
+            depends_on=(*settings.parameters, *role.attachments),
         )
         alerts.add_alarms(mlflow_alarms(self._alarms_props(alb, database, cache)))
         self._outputs(
@@ -109,6 +116,11 @@ class MlflowStack(PlatformStack):
         )
 
     def _key(self, account: Account) -> CustomerKey:
+        users = KeyUsers(
+            account,
+            self.region,
+            autoscaling_service_role(self, self.cfg.create_autoscaling_service_linked_role),
+        )
         return CustomerKey(
             self,
             "key",
@@ -117,9 +129,8 @@ class MlflowStack(PlatformStack):
                 alias=self.names.kms_alias,
                 description=f"Encrypts the MLflow platform of environment {self.env.name}",
                 account=account,
-                extra_statements=tuple(
-                    service_statements(("logs", "cloudwatch", "autoscaling"), account, self.region)
-                ),
+                extra_statements=tuple(service_statements(("logs", "cloudwatch", "autoscaling"), users)),
+                protect=True,
             ),
         )
 
@@ -135,7 +146,7 @@ class MlflowStack(PlatformStack):
             for address, role in LOG_GROUPS.items()
         }
 
-    def _network(self, flow_log_group_arn: str) -> Network:
+    def _network(self, flow_log_group_arn: str, account: Account) -> Network:
         net = self.settings.network
         return Network(
             self,
@@ -149,6 +160,9 @@ class MlflowStack(PlatformStack):
                 database_subnet_cidrs=tuple(net.database_subnet_cidrs),
                 single_nat_gateway=net.single_nat_gateway,
                 flow_log_group_arn=flow_log_group_arn,
+                partition=account.partition,
+                region=self.region,
+                account_id=account.account_id,
             ),
         )
 
@@ -243,7 +257,7 @@ class MlflowStack(PlatformStack):
             ),
         )
 
-    def _load_balancer(self, network: Network, groups: SecurityGroups, log_bucket_name: str) -> LoadBalancer:
+    def _load_balancer(self, network: Network, groups: SecurityGroups, log_bucket: LogBucket) -> LoadBalancer:
         lb = self.cfg.load_balancer
         return LoadBalancer(
             self,
@@ -258,7 +272,8 @@ class MlflowStack(PlatformStack):
                 security_group_id=groups.alb_id,
                 vpc_id=network.vpc_id,
                 target_port=NGINX_PORT,
-                log_bucket_name=log_bucket_name,
+                log_bucket_name=log_bucket.name,
+                depends_on=(log_bucket.delivery_policy,),
             ),
         )
 
@@ -300,12 +315,14 @@ class MlflowStack(PlatformStack):
         depends_on: tuple[ITerraformDependable, ...],
     ) -> MlflowServers:
         server = self.cfg.server
+        if server.ami_id is None:  # refused at load (platform_config.rules.mlflow_ami_pinned)
+            raise ValueError("mlflow.server.ami_id is not set")
         return MlflowServers(
             self,
             "servers",
             MlflowServersProps(
                 name=self.names.prefix,
-                ami_ssm_parameter=server.ami_ssm_parameter,
+                ami_id=server.ami_id,
                 instance_type=server.instance_type,
                 root_volume_size_gb=server.root_volume_size_gb,
                 min_size=server.min_size,
@@ -332,6 +349,7 @@ class MlflowStack(PlatformStack):
                 environment=self.env.name,
                 parameter_path=self.names.parameter_path,
                 mlflow_version=self.cfg.mlflow_version,
+                constraints=CONSTRAINTS,
                 workers=self.cfg.server.workers,
                 extra_allowed_hosts=",".join(self.cfg.server.allowed_hosts),
                 cache_enabled=cache_enabled,

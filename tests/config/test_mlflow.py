@@ -65,7 +65,8 @@ def test_a_disabled_cache_needs_no_failover_in_production() -> None:
     ("server.max_size", 0, "mlflow.server.max_size: Input should be greater than or equal to 1"),
     ("server.desired_capacity", 5, "mlflow.server: needs min_size <= desired_capacity <= max_size"),
     ("log_retention_days", 31, "mlflow.log_retention_days: 31 is not a CloudWatch retention period"),
-    ("mlflow_version", "2.22.0", "mlflow: mlflow_version 2.22.0 is too old"),
+    ("mlflow_version", "3.5.0", "mlflow: mlflow_version 3.5.0 is not the release the shipped constraints pin"),
+    ("server.ami_id", "ami-latest", "mlflow.server.ami_id: String should match pattern"),
     ("database.monitoring_interval", 7,
      "mlflow.database.monitoring_interval: Input should be 0, 1, 5, 10, 15, 30 or 60"),
     ("database.log_exports", ["audit"],
@@ -85,3 +86,34 @@ def test_certificate_arn_must_be_an_acm_arn() -> None:
     assert only_problem(PRD, "load_balancer.certificate_arn", arn).startswith(
         f"{PRD}: mlflow.load_balancer.certificate_arn: String should match pattern"
     )
+
+
+def test_a_certificate_needs_a_custom_host() -> None:
+    problems = ConfigFiles(FIXTURES).delete(PRD, "mlflow.server.allowed_hosts").problems()
+    assert [str(p) for p in problems] == [
+        f"{PRD}: mlflow.server.allowed_hosts: needs the custom host name(s) the certificate covers "
+        "(e.g. mlflow.example.org): with certificate_arn set, users cannot use the load balancer's own name"
+    ]
+
+
+@pytest.mark.parametrize(("account", "arn", "problem"), [
+    (None, "arn:aws:acm:eu-west-1:111122223333:certificate/11111111-1111-1111-1111-111111111111",
+     "is a certificate in eu-west-1; the load balancer is in aws_region = 'us-east-1'"),
+    ("444455556666", "arn:aws:acm:us-east-1:111122223333:certificate/11111111-1111-1111-1111-111111111111",
+     "belongs to account 111122223333; aws_account_id = '444455556666'"),
+])  # fmt: skip
+def test_certificates_belong_to_the_environments_region_and_account(
+    account: str | None, arn: str, problem: str
+) -> None:
+    files = ConfigFiles(FIXTURES).set(PRD, "mlflow.load_balancer.certificate_arn", arn)
+    if account is not None:
+        files = files.set(PRD, "aws_account_id", account)
+    assert [str(p) for p in files.problems()] == [f"{PRD}: mlflow.load_balancer.certificate_arn: {problem}"]
+
+
+def test_the_ami_is_pinned() -> None:
+    problems = ConfigFiles(FIXTURES).delete(DEV, "mlflow.server.ami_id").problems()
+    assert [str(p) for p in problems] == [
+        f"{DEV}: mlflow.server.ami_id: missing: pin the Amazon Linux 2023 AMI of aws_region "
+        "(docs/stacks/mlflow.md, Bumping the AMI)"
+    ]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from cdktf import App, TerraformOutput, TerraformStack
 from cdktf import Testing as CdktfTesting  # aliased: pytest would collect a class named Test*
+from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
 from cdktf_cdktf_provider_random.provider import RandomProvider
@@ -96,6 +97,9 @@ def network_props(zones: tuple[str, ...], single_nat: bool, flow_log_group_arn: 
         database_subnet_cidrs=tuple(f"10.0.{20 + i}.0/24" for i in range(n)),
         single_nat_gateway=single_nat,
         flow_log_group_arn=flow_log_group_arn,
+        partition="aws",
+        region="eu-west-1",
+        account_id=ACCOUNT,
     )
 
 
@@ -157,6 +161,13 @@ def test_network_alone(zones: tuple[str, ...], single_nat: bool, nat_count: int)
     assert res["aws_flow_log"]["main"]["log_destination"] == "${aws_cloudwatch_log_group.flow.arn}"
     policy = json.loads(res["aws_iam_role_policy"]["vpc_flow_logs"]["policy"])
     assert policy["Statement"][0]["Resource"] == "${aws_cloudwatch_log_group.flow.arn}:*"
+    # Confused deputy: only this account's flow logs may assume the role (fix 10).
+    trust = json.loads(res["aws_iam_role"]["vpc_flow_logs"]["assume_role_policy"])["Statement"][0]
+    assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:ec2:eu-west-1:{ACCOUNT}:vpc-flow-log/*"},
+    }
 
 
 def test_network_endpoints() -> None:
@@ -269,22 +280,32 @@ def test_instance_role_alone() -> None:
         *(f"aws_iam_policy.{p}" for p in policies),
         *(f"aws_iam_role_policy_attachment.{p}" for p in policies),
     }
-    assert sorted(p.friendly_unique_id for p in role.policies) == sorted(policies)
+    # The handle the group waits for: the attachments (a policy that is not attached grants nothing).
+    assert sorted(a.friendly_unique_id for a in role.attachments) == sorted(policies)
+    assert all(a.terraform_resource_type == "aws_iam_role_policy_attachment" for a in role.attachments)
     res = out["resource"]
     trust = json.loads(res["aws_iam_role"]["mlflow_instance_role"]["assume_role_policy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
-    # Scoped to the ARNs handed in: the only "*" is PutMetricData, narrowed by its namespace.
+    # Scoped to the ARNs handed in: the only "*" are the two actions without resource-level
+    # permissions, PutMetricData (narrowed by its namespace) and DescribeTags (by the region).
     resources: dict[str, Any] = {}
+    narrowed = {}
     for address in policies:
         for statement in json.loads(res["aws_iam_policy"][address]["policy"])["Statement"]:
             resources[statement["Sid"]] = statement["Resource"]
             if statement["Resource"] == "*":
-                assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "unit/instances"}}
+                narrowed[statement["Action"]] = statement["Condition"]
+    assert narrowed == {
+        "cloudwatch:PutMetricData": {"StringEquals": {"cloudwatch:namespace": "unit/instances"}},
+        # The CloudWatch agent resolves ${aws:AutoScalingGroupName} with it (issue 12, fix 9).
+        "ec2:DescribeTags": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}},
+    }
     assert resources == {
         "ListArtifactBucket": bucket,
         "ReadWriteArtifacts": f"{bucket}/*",
         "WriteLogs": [f"{logs}:*"],
         "PutAgentMetrics": "*",
+        "AgentReadsInstanceTags": "*",
         "ReadParameters": [
             f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/unit/mlflow",
             f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/unit/mlflow/*",
@@ -344,6 +365,7 @@ def test_database_alone_with_defaults() -> None:
         "aws_db_parameter_group.mlflow",
         "aws_cloudwatch_log_group.rds_error",
         "aws_cloudwatch_log_group.rds_slowquery",
+        "random_id.final_snapshot_suffix",
     }
     res = out["resource"]
     db = res["aws_db_instance"]["mlflow"]
@@ -366,6 +388,11 @@ def test_database_alone_with_defaults() -> None:
     params = {p["name"]: p["value"] for p in res["aws_db_parameter_group"]["mlflow"]["parameter"]}
     assert params["require_secure_transport"] == "1"
     assert params["slow_query_log"] == "1" and "general_log" not in params
+    # RDS exports logs from files: with the default TABLE output the slow query log is empty.
+    assert params["log_output"] == "FILE"
+    # Unique per lifetime of the stack, stable across plans (a random_id kept in state).
+    assert db["final_snapshot_identifier"] == "unit-mlflow-final-${random_id.final_snapshot_suffix.hex}"
+    assert db["skip_final_snapshot"] is False
 
 
 def test_database_alone_with_monitoring_and_insights() -> None:
@@ -387,14 +414,21 @@ def test_database_alone_with_monitoring_and_insights() -> None:
         "aws_cloudwatch_log_group.rds_general",
         "aws_iam_role.rds_monitoring",
         "aws_iam_role_policy_attachment.rds_monitoring",
+        "random_id.final_snapshot_suffix",
     }
     res = out["resource"]
     db = res["aws_db_instance"]["mlflow"]
     assert db["monitoring_role_arn"] == "${aws_iam_role.rds_monitoring.arn}"
+    # RDS checks the role's permissions: the attachment, not just the role, comes first (fix 9).
+    assert db["depends_on"] == [
+        "aws_cloudwatch_log_group.rds_general",
+        "aws_iam_role_policy_attachment.rds_monitoring",
+    ]
     assert db["performance_insights_kms_key_id"] == KEY
     assert (db["multi_az"], db["deletion_protection"], db["apply_immediately"]) == (True, True, False)
     params = {p["name"]: p["value"] for p in res["aws_db_parameter_group"]["mlflow"]["parameter"]}
     assert params["general_log"] == "1" and "slow_query_log" not in params
+    assert params["log_output"] == "FILE"
 
 
 # --- cache -----------------------------------------------------------------------------------------
@@ -465,7 +499,7 @@ def test_mlflow_servers_alone() -> None:
         "servers",
         MlflowServersProps(
             name="unit-mlflow",
-            ami_ssm_parameter="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+            ami_id="ami-0abcdef1234567890",
             instance_type="t3.medium",
             root_volume_size_gb=30,
             min_size=2,
@@ -492,7 +526,8 @@ def test_mlflow_servers_alone() -> None:
         "aws_autoscaling_policy.mlflow_cpu_target",
         "aws_autoscaling_notification.mlflow",
     }
-    assert addresses(out, "data") == {"aws_ssm_parameter.mlflow_ami"}
+    # A pinned AMI: no "latest" lookup that would change the template with every release.
+    assert addresses(out, "data") == set()
     res = out["resource"]
     template = res["aws_launch_template"]["mlflow"]
     metadata = template["metadata_options"]
@@ -501,11 +536,14 @@ def test_mlflow_servers_alone() -> None:
     assert (ebs["volume_type"], ebs["encrypted"], ebs["kms_key_id"]) == ("gp3", "true", KEY)
     assert template["network_interfaces"][0]["associate_public_ip_address"] == "false"
     assert template["network_interfaces"][0]["security_groups"] == ["sg-app"]
-    assert template["image_id"] == "${data.aws_ssm_parameter.mlflow_ami.insecure_value}"
+    assert template["image_id"] == "ami-0abcdef1234567890"
     assert template["user_data"] == "IyEvYmluL2Jhc2gK"
     assert "key_name" not in template
     group = res["aws_autoscaling_group"]["mlflow"]
     assert (group["min_size"], group["desired_capacity"], group["max_size"]) == (2, 2, 4)
+    # Apply waits for every desired instance to pass the load balancer's check (fix 7).
+    assert group["wait_for_elb_capacity"] == group["desired_capacity"]
+    assert group["wait_for_capacity_timeout"] == "20m"
     assert group["depends_on"] == ["aws_ssm_parameter.param"]
     assert group["launch_template"]["version"] == "${aws_launch_template.mlflow.latest_version}"
     assert group["instance_refresh"]["preferences"]["min_healthy_percentage"] == 100
@@ -520,6 +558,8 @@ def build_load_balancer(
     certificate_arn: str | None, deletion_protection: bool, stack_name: str = STACK
 ) -> tuple[TerraformStack, LoadBalancer]:
     stack = aws_stack(stack_name)
+    policy = S3BucketPolicy(stack, "logs_policy", bucket="unit-logs", policy="{}")
+    policy.override_logical_id("unit_logs")
     alb = LoadBalancer(
         stack,
         "load_balancer",
@@ -534,6 +574,7 @@ def build_load_balancer(
             vpc_id="vpc-1",
             target_port=80,
             log_bucket_name="unit-logs",
+            depends_on=(policy,),
         ),
     )
     return stack, alb
@@ -551,12 +592,15 @@ def test_load_balancer_alone_with_certificate() -> None:
         "aws_lb_target_group.mlflow",
         "aws_lb_listener.http",
         "aws_lb_listener.https",
+        "aws_s3_bucket_policy.unit_logs",
     }
     res = out["resource"]
     lb = res["aws_lb"]["mlflow"]
     assert lb["drop_invalid_header_fields"] is True
     assert lb["enable_deletion_protection"] is True
     assert lb["access_logs"] == {"bucket": "unit-logs", "prefix": "alb", "enabled": True}
+    # ELB checks it may write the logs when it is created: the bucket policy comes first (fix 6).
+    assert lb["depends_on"] == ["aws_s3_bucket_policy.unit_logs"]
     listeners = res["aws_lb_listener"]
     assert listeners["http"]["default_action"] == [
         {"type": "redirect", "redirect": {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}
@@ -575,7 +619,12 @@ def test_load_balancer_alone_with_certificate() -> None:
 def test_load_balancer_alone_without_certificate() -> None:
     stack, alb = build_load_balancer(None, deletion_protection=False)
     out = synth(stack, url=alb.url)
-    assert addresses(out) == {"aws_lb.mlflow", "aws_lb_target_group.mlflow", "aws_lb_listener.http"}
+    assert addresses(out) == {
+        "aws_lb.mlflow",
+        "aws_lb_target_group.mlflow",
+        "aws_lb_listener.http",
+        "aws_s3_bucket_policy.unit_logs",
+    }
     res = out["resource"]
     assert res["aws_lb"]["mlflow"]["drop_invalid_header_fields"] is True
     assert res["aws_lb_listener"]["http"]["default_action"] == [
@@ -639,6 +688,7 @@ def test_log_bucket_alone() -> None:
     )
     out = synth(stack, name=bucket.name)
     assert exposed(out, "name") == "${aws_s3_bucket.alb_logs.bucket}"
+    assert bucket.delivery_policy.friendly_unique_id == "alb_logs"
     assert addresses(out) == bucket_resources("alb_logs") | {"random_id.bucket_suffix"}
     # The ELB account data source keeps cdktf's generated name (no fixed address).
     [elb] = out["data"]["aws_elb_service_account"]

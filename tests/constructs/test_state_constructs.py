@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from cdktf import App, TerraformStack
 from cdktf import Testing as CdktfTesting  # aliased: pytest would collect a class named Test*
 
 from constructs_lib.account import Account, account_data
 from constructs_lib.aws_provider import aws_provider
-from constructs_lib.encryption import CustomerKey, CustomerKeyProps, service_statements
+from constructs_lib.encryption import CustomerKey, CustomerKeyProps, KeyUsers, service_statements
 from constructs_lib.state_backend import local_backend, s3_backend
 from constructs_lib.state_storage import LockTable, LockTableProps, StateBucket, StateBucketProps
 from platform_config.backend import BackendSettings
@@ -65,8 +66,10 @@ def test_customer_key() -> None:
 
 def test_service_statements_follow_the_list_of_services() -> None:
     account = Account(account_id="111122223333", partition="aws")
+    slr = "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+    users = KeyUsers(account, "eu-west-1", slr)
     sids = {
-        service: [s["Sid"] for s in service_statements((service,), account, "eu-west-1")]
+        service: [s["Sid"] for s in service_statements((service,), users)]
         for service in ("logs", "cloudwatch", "autoscaling")
     }
     assert sids == {
@@ -74,13 +77,23 @@ def test_service_statements_follow_the_list_of_services() -> None:
         "cloudwatch": ["CloudWatchAlarmsPublishToEncryptedTopic"],
         "autoscaling": ["AutoScalingUsesKeyForVolumesAndNotifications", "AutoScalingCreatesGrantsForVolumes"],
     }
-    [logs] = service_statements(("logs",), account, "eu-west-1")
+    [logs] = service_statements(("logs",), users)
     assert logs["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
     assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == (
         "arn:aws:logs:eu-west-1:111122223333:log-group:*"
     )
-    both = service_statements(("cloudwatch", "logs"), account, "eu-west-1")
+    both = service_statements(("cloudwatch", "logs"), users)
     assert [s["Sid"] for s in both] == sids["cloudwatch"] + sids["logs"]
+    # Confused deputy: CloudWatch uses the key only for this account's alarms (fix 10).
+    [alarms] = service_statements(("cloudwatch",), users)
+    assert alarms["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "111122223333"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:*"},
+    }
+    # The auto scaling statements name the role handed in (created or read by the stack).
+    assert {s["Principal"]["AWS"] for s in service_statements(("autoscaling",), users)} == {slr}
+    with pytest.raises(ValueError, match="autoscaling_service_role"):
+        service_statements(("autoscaling",), KeyUsers(account, "eu-west-1"))
 
 
 def test_state_bucket_alone() -> None:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
-from dataclasses import replace
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from constructs_lib import user_data
-from constructs_lib.user_data import TEMPLATE, UserDataValues, render
+from constructs_lib.user_data import TEMPLATE, UserDataValues, encode, render
+from platform_config.mlflow_constraints import CONSTRAINTS
 from platform_config.secrets import secret_kind
 from tests.conftest import Synthesized, shipped_env_names
 
@@ -23,6 +28,7 @@ VALUES = UserDataValues(
     environment="dev",
     parameter_path="/mlopspltf-dev/mlflow",
     mlflow_version="3.17.2",
+    constraints=CONSTRAINTS,
     workers=2,
     extra_allowed_hosts="mlflow.example.com",
     cache_enabled=True,
@@ -56,7 +62,7 @@ def test_every_placeholder_is_filled(scripts: dict[str, str]) -> None:
         "REGION",
         "PARAMETER_PATH",
         "MLFLOW_VERSION",
-        "BOTO3_VERSION",
+        "CONSTRAINTS",
     }
     for env, script in scripts.items():
         assert "@@" not in script, env
@@ -106,19 +112,161 @@ def test_embedded_launcher_and_agent_config_are_valid(scripts: dict[str, str]) -
         assert groups == {f"/mlopspltf-{env}/mlflow/{p}" for p in ("server", "nginx", "system")}
 
 
-def test_mlflow_is_pinned_and_served_behind_nginx(scripts: dict[str, str], synth: Synthesized) -> None:
+def test_mlflow_and_its_dependencies_are_pinned(scripts: dict[str, str], synth: Synthesized) -> None:
     for env, script in scripts.items():
-        version = synth.envs[[e.name for e in synth.envs].index(env)].settings.mlflow.mlflow_version
-        assert f'"mlflow=={version}"' in script
-        assert re.search(r'"pymysql==\d+\.\d+\.\d+" "boto3==\d+\.\d+\.\d+"', script)
-        launcher = heredoc(script, "PY")
-        assert '"--artifacts-destination", param("artifacts_destination")' in launcher
-        assert '"--serve-artifacts"' in launcher and '"--host", "127.0.0.1"' in launcher
-        assert 'secrets.get_secret_value(SecretId=param("db_secret_arn"))' in launcher
+        version = synth.env(env).settings.mlflow.mlflow_version
+        # Every package of the venv is pinned by the shipped constraints, MLflow included (fix 5).
+        assert heredoc(script, "PINS").splitlines() == list(CONSTRAINTS)
+        assert f"mlflow=={version}" in CONSTRAINTS
+        install = re.search(r"/opt/mlflow/venv/bin/pip install (.*)\\\n(.*)\n", script)
+        assert install is not None
+        assert "--constraint /opt/mlflow/constraints.txt" in install.group(1)
+        assert install.group(2).split() == [f'"mlflow=={version}"', "pymysql", "boto3", "redis"]
+
+
+def test_user_data_fits_a_launch_template(scripts: dict[str, str]) -> None:
+    # EC2 takes at most 16 KB of user data; counted here as the template carries it, base64.
+    for env, script in scripts.items():
+        assert len(encode(script)) <= 16 * 1024, (env, len(encode(script)))
+
+
+def test_served_behind_nginx(scripts: dict[str, str]) -> None:
+    for script in scripts.values():
         nginx = heredoc(script, "NGINX")
         assert "location = /health" in nginx and "proxy_pass http://127.0.0.1:5000/health;" in nginx
         assert "amazon-cloudwatch-agent-ctl -a fetch-config" in script
         assert "systemctl enable --now mlflow.service mlflow-secret-watch.timer nginx.service" in script
+
+
+@dataclass
+class Launched:
+    argv: list[str]
+    env: dict[str, str]
+    sql: list[tuple[str, tuple[object, ...]]]
+    store_uris: list[str]
+
+    def option(self, name: str) -> str:
+        return self.argv[self.argv.index(name) + 1]
+
+
+def launch(script: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, params: dict[str, str]) -> Launched:
+    """Run the rendered launcher with fake AWS, database and MLflow modules; what it would exec."""
+    done = Launched([], {}, [], [])
+    secrets = {"db-secret": json.dumps({"username": "mlflow_admin", "password": "pw"}), "redis-secret": "tok"}
+
+    class Client:
+        # boto3's keyword names.
+        def get_parameter(self, Name: str, WithDecryption: bool) -> dict[str, Any]:  # noqa: N803
+            return {"Parameter": {"Value": params[Name.rsplit("/", 1)[1]]}}
+
+        def get_secret_value(self, SecretId: str) -> dict[str, Any]:  # noqa: N803
+            return {"SecretString": secrets[SecretId], "VersionId": "v1"}
+
+    class Cursor:
+        def __enter__(self) -> Cursor:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def execute(self, sql: str, args: tuple[object, ...]) -> None:
+            done.sql.append((sql, args))
+
+        def fetchone(self) -> tuple[int]:
+            return (1,)
+
+    class Connection:
+        def cursor(self) -> Cursor:
+            return Cursor()
+
+        def close(self) -> None:
+            done.sql.append(("close", ()))
+
+    def store(uri: str, artifacts: str) -> None:
+        # Created while the lock is held: the last statement so far is GET_LOCK.
+        assert done.sql[-1][0].startswith("SELECT GET_LOCK")
+        done.store_uris.append(uri)
+
+    def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+        done.argv[:], done.env = argv, env
+
+    for name, module in {
+        "boto3": SimpleNamespace(client=lambda service, region_name: Client()),
+        "pymysql": SimpleNamespace(connect=lambda **kwargs: Connection()),
+        "mlflow.store.tracking.sqlalchemy_store": SimpleNamespace(SqlAlchemyStore=store),
+    }.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(os, "execve", execve)
+    real_open = open
+    namespace = {
+        "__name__": "__main__",
+        "open": lambda path, *a: real_open(tmp_path / Path(path).name, *a),
+    }
+    exec(compile(heredoc(script, "PY"), "launch.py", "exec"), namespace)
+    return done
+
+
+PARAMS = {
+    "db_host": "db.internal",
+    "db_port": "3306",
+    "db_name": "mlflow",
+    "db_secret_arn": "db-secret",
+    "artifacts_destination": "s3://bucket/artifacts",
+    "alb_dns_name": "mlopspltf-dev-mlflow-1.eu-west-1.elb.amazonaws.com",
+    "redis_host": "redis.internal",
+    "redis_port": "6379",
+    "redis_auth_secret_arn": "redis-secret",
+}
+
+
+def test_launcher_allows_the_public_hosts_as_hosts_and_origins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    done = launch(render(VALUES), monkeypatch, tmp_path, PARAMS)
+    alb = PARAMS["alb_dns_name"]
+    assert done.option("--allowed-hosts").split(",") == [alb, "mlflow.example.com", "localhost", "127.0.0.1"]
+    # The same list, as browser origins (fix 1): POSTs from the UI carry Origin.
+    assert done.option("--cors-allowed-origins").split(",") == [
+        f"https://{alb}",
+        f"http://{alb}",
+        "https://mlflow.example.com",
+        "http://mlflow.example.com",
+    ]
+    assert (done.option("--host"), done.option("--workers")) == ("127.0.0.1", "2")
+    assert done.env["MLFLOW_DISABLE_TELEMETRY"] == "true"
+
+
+def test_launcher_creates_the_schema_once_under_a_database_lock(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    done = launch(render(VALUES), monkeypatch, tmp_path, PARAMS)
+    statements = [sql for sql, _ in done.sql]
+    # GET_LOCK, the store (schema and migrations), RELEASE_LOCK, then exec (fix 3).
+    assert statements == ["SELECT GET_LOCK(%s, %s)", "SELECT RELEASE_LOCK(%s)", "close"]
+    assert done.sql[0][1] == ("mlflow-schema-init", 600)
+    assert done.store_uris == [done.env["MLFLOW_BACKEND_STORE_URI"]]
+    assert done.argv[:2] == ["/opt/mlflow/venv/bin/mlflow", "server"]
+
+
+def test_cache_switch_reaches_the_launcher(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    on = launch(render(VALUES), monkeypatch, tmp_path, PARAMS)
+    # What MLflow 3.x reads: the job queue's Huey storage, shared by the instances (fix 4).
+    assert on.env["MLFLOW_SERVER_JOB_HUEY_REDIS_URL"] == "rediss://:tok@redis.internal:6379/0"
+    assert "MLFLOW_SERVER_ENABLE_JOB_EXECUTION" not in on.env and "MLFLOW_REDIS_URL" not in on.env
+    off_script = render(replace(VALUES, cache_enabled=False, parameters=BASE_SETTINGS))
+    assert "redis_host" not in off_script.split("cat >")[0]
+    off = launch(off_script, monkeypatch, tmp_path, PARAMS)
+    assert off.env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert "MLFLOW_SERVER_JOB_HUEY_REDIS_URL" not in off.env
+
+
+def test_constraints_must_pin_what_the_script_installs() -> None:
+    with pytest.raises(ValueError, match="no version of redis"):
+        render(replace(VALUES, constraints=tuple(p for p in CONSTRAINTS if not p.startswith("redis=="))))
+    with pytest.raises(ValueError, match=r"not mlflow==3\.5\.0"):
+        render(replace(VALUES, mlflow_version="3.5.0"))
+    with pytest.raises(ValueError, match=r"not name==version"):
+        render(replace(VALUES, constraints=(*CONSTRAINTS, "evil; rm -rf /")))
 
 
 def test_database_uri_has_host_and_port_once() -> None:
@@ -137,14 +285,6 @@ def test_database_uri_has_host_and_port_once() -> None:
     built = uri.format(quoted("admin"), quoted("p@ss:w/rd?#"), "db.example", "3306", "mlflow")
     assert built.count("@") == 1 and built.count(":3306") == 1
     assert built.startswith("mysql+pymysql://admin:p%40ss%3Aw%2Frd%3F%23@db.example:3306/mlflow?")
-
-
-def test_cache_switch_reaches_the_launcher() -> None:
-    on = render(VALUES)
-    off = render(replace(VALUES, cache_enabled=False, parameters=BASE_SETTINGS))
-    assert 'CACHE_ENABLED = "true" == "true"' in on and "redis_auth_secret_arn" in on.split("cat >")[0]
-    assert 'CACHE_ENABLED = "false" == "true"' in off and "redis_host" not in off.split("cat >")[0]
-    assert 'env["MLFLOW_REDIS_URL"] = "rediss://' in heredoc(on, "PY")
 
 
 def test_boot_check_reads_exactly_the_settings_given() -> None:

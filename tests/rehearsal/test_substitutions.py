@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from platform_config.mlflow_constraints import CONSTRAINTS
 from rehearsal import install, substitutions
 from tests.conftest import Synthesized, shipped_env_names
 
@@ -30,9 +31,11 @@ def test_every_rule_matches_the_synthesized_script(synth: Synthesized, env: str)
 
 
 @pytest.mark.parametrize("env", shipped_env_names())
-def test_pins_come_from_the_pip_line(synth: Synthesized, env: str) -> None:
-    pins = install.pins(script(synth, env))
-    assert any(p.startswith("mlflow==") for p in pins)
+def test_the_venv_gets_the_boot_scripts_packages_and_constraints(synth: Synthesized, env: str) -> None:
+    wanted = install.Requirements.of(script(synth, env))
+    version = synth.env(env).settings.mlflow.mlflow_version
+    assert wanted.packages == (f"mlflow=={version}", "pymysql", "boto3", "redis")
+    assert wanted.constraints == CONSTRAINTS
 
 
 def test_an_uncovered_service_manager_call_fails(synth: Synthesized) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from syrupy.extensions.json import JSONSnapshotExtension
 from platform_config.loader import Environment
 from platform_config.secrets import find_secrets
 from tests.conftest import Check, Synthesized, shipped_env_names
+from tests.constructs.test_user_data import PARAMS, launch
 
 KEY = "${aws_kms_key.mlflow.arn}"
 
@@ -313,7 +316,7 @@ def check_rds_mysql(synth: Synthesized, e: Environment) -> None:
     assert db["storage_encrypted"] is True and db["publicly_accessible"] is False
     assert db["manage_master_user_password"] is True
     assert "password" not in db and "password_wo" not in db
-    assert db["skip_final_snapshot"] is False and db["final_snapshot_identifier"].endswith("-final")
+    assert db["skip_final_snapshot"] is False
     assert db["copy_tags_to_snapshot"] is True and db["iam_database_authentication_enabled"] is True
     assert db["instance_class"] == cfg.instance_class
     assert (db["allocated_storage"], db["max_allocated_storage"]) == (
@@ -426,12 +429,16 @@ def check_instance_policies_are_scoped(synth: Synthesized, e: Environment) -> No
         )
         for statement in policy_statements(synth, env, name):
             if statement["Resource"] == "*":
-                # The only action without resource-level permissions, narrowed by namespace.
-                assert statement["Action"] == "cloudwatch:PutMetricData", (name, statement)
+                # The only actions without resource-level permissions, each narrowed.
                 assert (
-                    statement["Condition"]["StringEquals"]["cloudwatch:namespace"]
-                    == f"mlopspltf-{env}-mlflow/instances"
-                )
+                    statement["Condition"]["StringEquals"]
+                    == {
+                        "cloudwatch:PutMetricData": {
+                            "cloudwatch:namespace": f"mlopspltf-{env}-mlflow/instances"
+                        },
+                        "ec2:DescribeTags": {"aws:RequestedRegion": e.settings.aws_region},
+                    }[statement["Action"]]
+                ), (name, statement)
     s3 = [r for s in policy_statements(synth, env, "mlflow_s3_policy") for r in [s["Resource"]]]
     assert s3 == ["${aws_s3_bucket.mlflow_artifacts.arn}", "${aws_s3_bucket.mlflow_artifacts.arn}/*"]
     kms = policy_statements(synth, env, "mlflow_kms_policy")
@@ -594,6 +601,89 @@ def check_no_secret_in_synthesized_json(synth: Synthesized, e: Environment) -> N
     assert found == []
 
 
+# --- issue 12: what a first apply and a boot need ---------------------------------------------------
+
+
+def user_data(synth: Synthesized, env: str) -> str:
+    return base64.b64decode(res(synth, env, "aws_launch_template", "mlflow")["user_data"]).decode()
+
+
+def check_boot_script_hosts_origins_and_queue(synth: Synthesized, e: Environment) -> None:
+    """Fixes 1, 3, 4, 5: the launcher of the synthesized user data, run with fake AWS and MLflow."""
+    script = user_data(synth, e.name)
+    cache = e.settings.mlflow.cache.enabled
+    params = {k: v for k, v in PARAMS.items() if cache or not k.startswith("redis")}
+    with pytest.MonkeyPatch.context() as mp, tempfile.TemporaryDirectory() as tmp:
+        done = launch(script, mp, Path(tmp), params)
+    public = [params["alb_dns_name"], *e.settings.mlflow.server.allowed_hosts]
+    assert done.option("--allowed-hosts").split(",") == [*public, "localhost", "127.0.0.1"]
+    assert done.option("--cors-allowed-origins").split(",") == [
+        f"{scheme}://{host}" for host in public for scheme in ("https", "http")
+    ]
+    assert done.option("--workers") == str(e.settings.mlflow.server.workers)
+    assert done.sql[0] == ("SELECT GET_LOCK(%s, %s)", ("mlflow-schema-init", 600))
+    assert done.env["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert ("MLFLOW_SERVER_JOB_HUEY_REDIS_URL" in done.env) is cache
+    assert done.env.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION") == (None if cache else "false")
+    assert "--constraint /opt/mlflow/constraints.txt" in script
+    assert len(res(synth, e.name, "aws_launch_template", "mlflow")["user_data"]) <= 16 * 1024
+
+
+def check_first_apply_ordering(synth: Synthesized, e: Environment) -> None:
+    """Fixes 6, 7, 9: what AWS checks at create time exists first; a broken boot fails the apply."""
+    env = e.name
+    assert res(synth, env, "aws_lb", "mlflow")["depends_on"] == ["aws_s3_bucket_policy.alb_logs"]
+    asg = res(synth, env, "aws_autoscaling_group", "mlflow")
+    assert (
+        asg["wait_for_elb_capacity"] == asg["desired_capacity"] == e.settings.mlflow.server.desired_capacity
+    )
+    attachments = [f"aws_iam_role_policy_attachment.{p}" for p in ("mlflow_s3_policy", "mlflow_cloudwatch_policy",
+                   "mlflow_ssm_policy", "mlflow_kms_policy")]  # fmt: skip
+    assert [d for d in asg["depends_on"] if d.startswith("aws_iam")] == attachments
+    db = res(synth, env, "aws_db_instance", "mlflow")
+    if e.settings.mlflow.database.monitoring_interval:
+        assert "aws_iam_role_policy_attachment.rds_monitoring" in db["depends_on"]
+    params = {p["name"]: p["value"] for p in res(synth, env, "aws_db_parameter_group", "mlflow")["parameter"]}
+    if "slowquery" in e.settings.mlflow.database.log_exports:
+        assert (params["slow_query_log"], params["log_output"]) == ("1", "FILE")
+    agent = [
+        s
+        for s in policy_statements(synth, env, "mlflow_cloudwatch_policy")
+        if s["Action"] == "ec2:DescribeTags"
+    ]
+    assert len(agent) == 1
+
+
+def check_service_grants_and_lifecycles(synth: Synthesized, e: Environment) -> None:
+    """Fixes 8, 10, 11: the service-linked role is read (or created), service principals are
+    narrowed to this account, keys are kept, snapshots are unique, the AMI is pinned."""
+    env = e.name
+    key = res(synth, env, "aws_kms_key", "mlflow")
+    assert key["lifecycle"] == {"prevent_destroy": True}
+    statements = {s["Sid"]: s for s in json.loads(key["policy"])["Statement"]}
+    role = "${data.aws_iam_role.autoscaling_service_role.arn}"
+    if e.settings.mlflow.create_autoscaling_service_linked_role:
+        role = "${aws_iam_service_linked_role.autoscaling.arn}"
+    else:
+        data = stack(synth, env)["data"]["aws_iam_role"]["autoscaling_service_role"]
+        assert data["name"] == "AWSServiceRoleForAutoScaling"
+    assert statements["AutoScalingUsesKeyForVolumesAndNotifications"]["Principal"] == {"AWS": role}
+    account = "${data.aws_caller_identity.current.account_id}"
+    assert statements["CloudWatchAlarmsPublishToEncryptedTopic"]["Condition"]["StringEquals"] == {
+        "aws:SourceAccount": account
+    }
+    trust = json.loads(res(synth, env, "aws_iam_role", "vpc_flow_logs")["assume_role_policy"])["Statement"][0]
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": account}
+    assert trust["Condition"]["ArnLike"]["aws:SourceArn"].endswith(f":{account}:vpc-flow-log/*")
+    db = res(synth, env, "aws_db_instance", "mlflow")
+    assert (
+        db["final_snapshot_identifier"]
+        == f"mlopspltf-{env}-mlflow-final-${{random_id.final_snapshot_suffix.hex}}"
+    )
+    assert res(synth, env, "aws_launch_template", "mlflow")["image_id"] == e.settings.mlflow.server.ami_id
+    assert "aws_ssm_parameter" not in stack(synth, env)["data"]
+
+
 def _at(doc: Any, path: str) -> str:
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
         doc = doc[int(part[1:-1])] if part.startswith("[") else doc[part]
@@ -626,6 +716,9 @@ CHECKS: tuple[Check, ...] = (
     check_alerts,
     check_outputs,
     check_no_secret_in_synthesized_json,
+    check_boot_script_hosts_origins_and_queue,
+    check_first_apply_ordering,
+    check_service_grants_and_lifecycles,
 )
 
 
