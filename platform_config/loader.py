@@ -106,6 +106,7 @@ def load_environments(tfvars: dict[str, str], backends: dict[str, str]) -> list[
         env = rules.Validated(name, settings, backend, vars_file, backend_file)
         problems.extend(rules.check_environment(env))
         valid.append(env)
+    problems.extend(rules.check_across(valid))
 
     if problems:
         raise ConfigError(problems)

@@ -85,6 +85,10 @@ def render_markdown() -> str:
         "### Across keys, blocks and the two files",
         "",
         *(_rule(rule) for rule in rules.ENVIRONMENT_RULES),
+        "",
+        "### Across environments",
+        "",
+        *(_rule(rule) for rule in rules.ACROSS_RULES),
     ]
     return "\n".join(out) + "\n"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from platform_config import naming
@@ -40,10 +40,12 @@ class Validated:
 
 BackendRule = Callable[[str, BackendSettings, str], Iterator[Problem]]
 EnvironmentRule = Callable[[Validated], Iterator[Problem]]
+AcrossRule = Callable[[Sequence[Validated]], Iterator[Problem]]
 
 # In the order they run; reference.py lists them in the same order.
 BACKEND_RULES: list[BackendRule] = []
 ENVIRONMENT_RULES: list[EnvironmentRule] = []
+ACROSS_RULES: list[AcrossRule] = []
 
 
 def _backend_rule(rule: BackendRule) -> BackendRule:
@@ -56,6 +58,11 @@ def _environment_rule(rule: EnvironmentRule) -> EnvironmentRule:
     return rule
 
 
+def _across_rule(rule: AcrossRule) -> AcrossRule:
+    ACROSS_RULES.append(rule)
+    return rule
+
+
 def check_backend(name: str, backend: BackendSettings, file: str) -> list[Problem]:
     """Problems of environment ``name``'s backend config, judged on its own."""
     return [p for rule in BACKEND_RULES for p in rule(name, backend, file)]
@@ -64,6 +71,11 @@ def check_backend(name: str, backend: BackendSettings, file: str) -> list[Proble
 def check_environment(env: Validated) -> list[Problem]:
     """Problems across the keys, blocks and files of one environment."""
     return [p for rule in ENVIRONMENT_RULES for p in rule(env)]
+
+
+def check_across(envs: Sequence[Validated]) -> list[Problem]:
+    """Problems between environments (each one valid on its own), in file-name order."""
+    return [p for rule in ACROSS_RULES for p in rule(envs)]
 
 
 # --- backend config ------------------------------------------------------------------------------
@@ -340,6 +352,27 @@ def databricks_prod_target(env: Validated) -> Iterator[Problem]:
         yield env.tfvars(
             "databricks.target", '"prod" is the production target; this is not a production environment'
         )
+
+
+# --- across environments -------------------------------------------------------------------------
+
+
+@_across_rule
+def databricks_targets_unique(envs: Sequence[Validated]) -> Iterator[Problem]:
+    """No two environments have the same Databricks target (`databricks.target`, default: `test`,
+    `staging`, `prod` for dev, tst, prd and the environment's name otherwise): the target names
+    the catalog, experiment, files and jobs, so two environments would manage the same ones."""
+    first: dict[str, Validated] = {}
+    for env in sorted(envs, key=lambda e: e.tfvars_file):
+        target = env.settings.databricks.target or naming.databricks_target(env.name)
+        if target in first:
+            yield env.tfvars(
+                "databricks.target",
+                f"{target!r} is also the target of environment {first[target].name!r} "
+                f"({first[target].tfvars_file}): each environment needs its own (e.g. {env.name!r})",
+            )
+        else:
+            first[target] = env
 
 
 # --- production requirements ---------------------------------------------------------------------

@@ -242,7 +242,8 @@ def test_production_comes_from_the_loaded_environment(
     """Whatever the name: ``is_production = true`` in the environment's file is what counts."""
     for directory, suffix in (("env_specific_vars", "tfvars"), ("backend_configs", "config")):
         text = (root / directory / f"prd.{suffix}").read_text()
-        (root / directory / f"qa.{suffix}").write_text(text.replace("prd", "qa"))
+        # "prod": the Databricks target is the environment's own (two cannot share one).
+        (root / directory / f"qa.{suffix}").write_text(text.replace("prd", "qa").replace('"prod"', '"qa"'))
     fake_outdir(root, env="qa")
     rc, _, err = ops(root, monkeypatch, capsys, "destroy", "--env", "qa", "--auto-approve")
     assert rc == 2, err

@@ -43,6 +43,9 @@ COMMITTED = "committed"
 # read, final write still to come.
 HOLDING_MARKER = "apply-is-holding.marker"
 LOCK_ERROR = "Error acquiring the state lock"
+# The Databricks seed's state: lineage and serial of the bundle's real state file.
+SEED_STATE = ROOT / "tests" / "fixtures" / "databricks_seed_state.json"
+SEED_LINEAGE = "8ac9ae2e-dc90-fc6f-07e9-e0a885d24582"
 
 
 def free_port() -> int:

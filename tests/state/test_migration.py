@@ -17,7 +17,7 @@ import pytest
 
 from ops import cli
 from ops.runner import CommandError, state_info
-from ops.state import migrate
+from ops.state import backend_only, migrate
 from platform_config import naming
 from platform_config.loader import BACKEND_DIR, TFVARS_DIR
 from tests.conftest import ROOT
@@ -117,6 +117,50 @@ def test_migration_refuses_to_overwrite_a_different_state(backend: MotoServer, t
     with pytest.raises(CommandError, match="already holds a different state"):
         migrate(stack_dir, local_state, root / "local_state" / "backups", env=terraform_env(tmp_path))
     assert backend.state_object(ENV, KIND) == foreign
+
+
+def _interrupted_copy(stack_dir: Path, state_file: Path, tf_env: dict[str, str]) -> None:
+    """What an ``init -migrate-state`` that failed after its copy leaves in the bucket: the file's
+    content under a new lineage (the first write at an empty key gets one)."""
+    with backend_only(stack_dir, tf_env) as tf:
+        tf.run("state", "push", str(state_file))
+
+
+def test_migration_resumes_its_own_interrupted_copy(backend: MotoServer, tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    _applier, local_state = _phase_one(backend, root)
+    before = state_info(local_state.read_text(), "local state")
+    stack_dir = _phase_two(backend, root)
+    tf_env = terraform_env(tmp_path)
+    _interrupted_copy(stack_dir, local_state, tf_env)
+    partial = state_info(backend.state_object(ENV, KIND).decode(), "bucket")  # type: ignore[union-attr]
+    assert partial.lineage != before.lineage
+
+    result = migrate(stack_dir, local_state, root / "local_state" / "backups", env=tf_env, now=NOW)
+    assert result.lineage_restored
+    assert not result.already_done
+    assert result.after.lineage == before.lineage
+    assert result.after.serial > before.serial
+    assert result.plan_clean is True
+    stored = state_info(backend.state_object(ENV, KIND).decode(), "bucket")  # type: ignore[union-attr]
+    assert stored == result.after
+
+
+def test_migration_refuses_a_new_lineage_copy_with_other_content(backend: MotoServer, tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    _applier, local_state = _phase_one(backend, root)
+    stack_dir = _phase_two(backend, root)
+    tf_env = terraform_env(tmp_path)
+    changed = json.loads(local_state.read_text())
+    changed["outputs"]["round_written"]["value"]["round"] = "applied-on-the-copy"
+    other = tmp_path / "changed.tfstate"
+    other.write_text(json.dumps(changed))
+    _interrupted_copy(stack_dir, other, tf_env)
+    stored = backend.state_object(ENV, KIND)
+
+    with pytest.raises(CommandError, match=r"already holds a different state.*docs/runbooks/bootstrap\.md"):
+        migrate(stack_dir, local_state, root / "local_state" / "backups", env=tf_env)
+    assert backend.state_object(ENV, KIND) == stored
 
 
 def test_migration_refuses_a_stack_still_on_local_state(backend: MotoServer, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ right one, and leave the state exactly as it was.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ops.runner import CommandError
 from tests.state.support import (
     ENVS,
     LOCK_ERROR,
+    SEED_STATE,
     Applier,
     MotoServer,
     server_environment,
@@ -108,3 +110,26 @@ def test_runbook_usage(capsys: pytest.CaptureFixture[str], argv: list[str], mess
         cli.main(["state", "unlock", *argv])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_runbook_takes_the_state_providers_from_the_stack_never_a_registry(
+    backend: MotoServer, tmp_path: Path
+) -> None:
+    """``init`` installs every provider the state names, even in a backend-only directory. The
+    scratch directory takes them (pinned) from the stack's own ``.terraform/providers``: the CLI
+    config here excludes every registry, so any download attempt fails the run."""
+    env = "dev"
+    backend.put_state(env, KIND, SEED_STATE.read_bytes())  # names registry.terraform.io/databricks/databricks
+    stack_dir = synth_probe(tmp_path / "repo", server_environment(env, backend.url), KIND)
+    tf_env = terraform_env(tmp_path)
+
+    with pytest.raises(CommandError, match="databricks/databricks"):
+        runbook.lock_holder(stack_dir, env=tf_env)
+
+    # What `terraform init` in the stack directory leaves there (a placeholder plugin here).
+    stubs = tmp_path / "stack-providers"
+    stubs.mkdir()
+    terraform_env(stubs, stub_providers=("databricks/databricks",))
+    shutil.copytree(stubs / "provider-mirror", stack_dir / ".terraform" / "providers")
+    assert runbook.lock_holder(stack_dir, env=tf_env) is None
+    assert runbook.force_unlock(stack_dir, "no-such-lock", env=tf_env).holder is None
