@@ -22,6 +22,9 @@ LOCK_ID ?=## the lock to release, exactly as state-unlock showed it
 CHECK ?=## 1: change nothing, exit 1 if the files are stale
 SELECTION ?=## 1: bench also each other stack kind alone
 RUNS ?= 3## bench: runs per case
+TO ?=## state-migrate: "local" moves the state back out of the bucket (tearing an environment down)
+FROM ?=## state-adopt: the old state file; env-add: the environment to copy
+NAME ?=## env-add: the new environment's name
 ARGS ?=## rehearse: extra arguments, e.g. --skip-install --keep DIR
 
 # Quiet, reproducible runs of jsii (Node 20 is end-of-life for it) and Terraform.
@@ -69,7 +72,7 @@ node_modules/.installed: package.json package-lock.json
 setup: $(VENV)/.installed node_modules/.installed ## [] Create .venv and node_modules (done by the other targets when missing)
 
 # --- targets that need an environment: checked when the Makefile is read, before any set-up --
-NEEDS_ENV := plan diff deploy destroy state-migrate state-unlock
+NEEDS_ENV := plan diff deploy destroy state-migrate state-unlock state-adopt
 ifneq ($(filter $(NEEDS_ENV),$(MAKECMDGOALS)),)
 ifeq ($(strip $(ENV)),)
 $(error usage: make $(firstword $(filter $(NEEDS_ENV),$(MAKECMDGOALS))) ENV=<env> (see `make help`))
@@ -116,8 +119,16 @@ destroy: setup ## [ENV= STACK= LOCK_TIMEOUT= AUTO_APPROVE=1 FORCE_PRD=1] cdktf d
 
 # --- state --------------------------------------------------------------------------------
 .PHONY: state-migrate
-state-migrate: setup ## [ENV=] Move bootstrap-ENV's local state into its own S3 bucket, lineage checked
-	$(OPS) state migrate --env $(strip $(ENV))
+state-migrate: setup ## [ENV= TO=local] Move bootstrap-ENV's local state into its own S3 bucket (or back), lineage checked
+	$(OPS) state migrate --env $(strip $(ENV)) $(if $(strip $(TO)),--to $(strip $(TO)))
+
+.PHONY: state-adopt
+state-adopt: setup ## [ENV= STACK= FROM=] Put an existing state (old HCL repo) under a stack's key, lineage kept, no destroy
+	$(OPS) state adopt --env $(strip $(ENV)) --stack $(strip $(STACK)) --from $(strip $(FROM))
+
+.PHONY: env-add
+env-add: setup ## [NAME= FROM=] Write a new environment's two files from an existing one (own names, target, CIDRs)
+	$(OPS) env add $(strip $(NAME)) --from $(strip $(FROM))
 
 .PHONY: state-unlock
 state-unlock: setup ## [ENV= STACK= LOCK_ID=] Show (or, with LOCK_ID=, release) the state lock of one stack
