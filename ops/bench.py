@@ -21,7 +21,6 @@ them seen at one time.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import statistics
 import sys
@@ -30,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ops.env import add as add_environment
 from ops.runner import ROOT, CommandError, automation_env, execute
 from platform_config import naming
 from platform_config.loader import BACKEND_DIR, TFVARS_DIR
@@ -157,17 +157,15 @@ def measure(case: Case) -> Sample:
 
 
 def many_environments(root: Path, scratch: Path, count: int) -> list[str]:
-    """Copy the config directories of ``root`` to ``scratch``, adding copies of dev (new name,
-    new CIDRs) until there are ``count`` environments; returns the added names."""
+    """Copy the config directories of ``root`` to ``scratch``, adding copies of dev (``ops env add``:
+    own names, CIDRs and Databricks target) until there are ``count`` environments; returns the
+    added names."""
     for directory in (TFVARS_DIR, BACKEND_DIR):
         shutil.copytree(root / directory, scratch / directory)
     shipped = sorted(p.stem for p in (root / TFVARS_DIR).glob("*.tfvars"))
     added = [f"bench{i:02d}" for i in range(1, count - len(shipped) + 1)]
-    for i, name in enumerate(added, start=1):
-        for directory, suffix in ((TFVARS_DIR, ".tfvars"), (BACKEND_DIR, ".config")):
-            text = (root / directory / f"{CLONED_ENV}{suffix}").read_text()
-            text = re.sub(rf"\b{CLONED_ENV}\b", name, text).replace('"10.10.', f'"10.{100 + i}.')
-            (scratch / directory / f"{name}{suffix}").write_text(text)
+    for name in added:
+        add_environment(scratch, name, CLONED_ENV)
     return added
 
 
