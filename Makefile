@@ -43,7 +43,7 @@ help: ## [] List the targets, their variables, and what the variables mean
 	@echo "usage: make <target> [VARIABLE=value ...]"
 	@echo
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## \[([^]]*)\] (.*)$$/\1|\2|\3/' \
-		| awk -F'|' '{printf "  %-14s %-62s %s\n", $$1, $$2, $$3}'
+		| awk -F'|' '{printf "  %-14s %-66s %s\n", $$1, $$2, $$3}'
 	@echo
 	@echo "variables:"
 	@grep -hE '^[A-Z_]+ \?=.*## ' $(MAKEFILE_LIST) | sed -E 's/^([A-Z_]+) \?= ?([^#]*)## (.*)$$/\1|\2|\3/' \
