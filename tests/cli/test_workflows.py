@@ -255,6 +255,12 @@ def test_drift_is_checked_on_a_schedule_with_one_issue_per_stack() -> None:
     assert len(schedule["cron"].split()) == 5
     plan = drift["jobs"]["plan"]
     assert "--detailed-exitcode" in runs(plan)
+    # Each environment is compared with the branch it is deployed from.
+    branches = {i["env"]: i["branch"] for i in plan["strategy"]["matrix"]["include"]}
+    for env in DEPLOYED:
+        assert [branches[env]] == workflow(f"deploy-{env}.yml")["on"]["push"]["branches"]
+    [checkout] = uses_step(plan, "actions/checkout")
+    assert checkout["with"]["ref"] == "${{ matrix.branch }}"
     report = drift["jobs"]["report"]
     assert report["permissions"] == {"issues": "write"}
     script = next(s["with"]["script"] for s in report["steps"] if "github-script" in s.get("uses", ""))
