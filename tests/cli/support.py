@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ops.runner import Console
 from platform_config import naming
 from platform_config.loader import BACKEND_DIR, TFVARS_DIR
@@ -83,6 +85,15 @@ def write_tool(directory: Path, name: str, body: str) -> Path:
     path.write_text(f"#!{sys.executable}\n{body}")
     path.chmod(0o755)
     return path
+
+
+def use_fake_terraform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the CLI at ``FAKE_TERRAFORM``; returns the log of its calls."""
+    tool = write_tool(tmp_path / "bin", "terraform", FAKE_TERRAFORM)
+    monkeypatch.setenv("TERRAFORM_BINARY_NAME", str(tool))
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.jsonl"))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    return tmp_path / "calls.jsonl"
 
 
 def repo_copy(root: Path) -> Path:

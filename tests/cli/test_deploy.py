@@ -21,7 +21,7 @@ import pytest
 from ops import cli
 from ops.deploy import stack_order
 from ops.runner import CommandError
-from tests.cli.support import FAKE_CDKTF, FAKE_TERRAFORM, fake_outdir, read_log, repo_copy, write_tool
+from tests.cli.support import FAKE_CDKTF, fake_outdir, read_log, repo_copy, use_fake_terraform, write_tool
 from tests.conftest import ROOT
 
 ORDER = ["bootstrap-dev", "mlflow-dev", "databricks-dev"]
@@ -38,11 +38,7 @@ def fake_cdktf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def fake_tf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    tool = write_tool(tmp_path / "bin", "terraform", FAKE_TERRAFORM)
-    monkeypatch.setenv("TERRAFORM_BINARY_NAME", str(tool))
-    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.jsonl"))
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    return tmp_path / "calls.jsonl"
+    return use_fake_terraform(tmp_path, monkeypatch)
 
 
 @pytest.fixture

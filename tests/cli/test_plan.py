@@ -16,7 +16,7 @@ import pytest
 from ops import cli, plan
 from ops.runner import CommandError, StateInfo
 from ops.synth import Target
-from tests.cli.support import FAKE_TERRAFORM, fake_outdir, read_log, write_tool
+from tests.cli.support import fake_outdir, read_log, use_fake_terraform
 from tests.conftest import Synthesized
 
 STACKS = ("bootstrap-dev", "mlflow-dev", "databricks-dev")
@@ -24,11 +24,7 @@ STACKS = ("bootstrap-dev", "mlflow-dev", "databricks-dev")
 
 @pytest.fixture
 def fake_tf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    tool = write_tool(tmp_path / "bin", "terraform", FAKE_TERRAFORM)
-    monkeypatch.setenv("TERRAFORM_BINARY_NAME", str(tool))
-    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.jsonl"))
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    return tmp_path / "calls.jsonl"
+    return use_fake_terraform(tmp_path, monkeypatch)
 
 
 def run_plan(
