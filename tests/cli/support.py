@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ops.runner import Console
 from platform_config import naming
 from platform_config.loader import BACKEND_DIR, TFVARS_DIR
@@ -31,7 +33,9 @@ def ui(kind, message, **extra):
     print(json.dumps({"@level": extra.pop("level", "info"), "@message": message, "type": kind, **extra}))
 
 if fail == f"{stack}:{cmd}":
-    if cmd == "init":
+    if cmd == "apply":
+        print(f"Error: {os.environ.get('FAKE_FAIL_MESSAGE', 'creating S3 Bucket: AccessDenied')}", file=sys.stderr)
+    elif cmd == "init":
         print("Initializing the backend...")
         print("\u2577\n\u2502 Error: Failed to get existing workspaces: S3 bucket does not exist.\n\u2575", file=sys.stderr)
     else:
@@ -48,8 +52,17 @@ elif cmd == "plan":
     ui("version", "Terraform 1.11.4")
     ui("planned_change", "terraform_data.x: Plan to create")
     ui("change_summary", "Plan: ...", changes={**changes, "operation": "plan"})
+    if "-detailed-exitcode" in args and any(v for k, v in changes.items() if k != "operation"):
+        sys.exit(2)
 elif cmd == "show":
     print(f"  # plan text of {stack}")
+elif args[:2] == ["state", "pull"]:
+    # FAKE_STATES: {"<stack>": {"lineage": ..., "serial": ...}}; a stack without one has no state.
+    state = json.loads(os.environ.get("FAKE_STATES", "{}")).get(stack)
+    if state is not None:
+        print(json.dumps({"version": 4, "resources": [], **state}))
+elif cmd == "apply":
+    print(f"{stack}: Apply complete! Resources: 1 added, 0 changed, 0 destroyed.")
 """
 
 FAKE_CDKTF = r"""
@@ -72,6 +85,15 @@ def write_tool(directory: Path, name: str, body: str) -> Path:
     path.write_text(f"#!{sys.executable}\n{body}")
     path.chmod(0o755)
     return path
+
+
+def use_fake_terraform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the CLI at ``FAKE_TERRAFORM``; returns the log of its calls."""
+    tool = write_tool(tmp_path / "bin", "terraform", FAKE_TERRAFORM)
+    monkeypatch.setenv("TERRAFORM_BINARY_NAME", str(tool))
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.jsonl"))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    return tmp_path / "calls.jsonl"
 
 
 def repo_copy(root: Path) -> Path:

@@ -1,6 +1,9 @@
 """``ops deploy / diff / destroy`` and the Makefile aliases of the daily commands.
 
-A fake ``cdktf`` logs its calls; one test runs the real pinned cdktf CLI on provider-free stacks.
+deploy applies the plans ``ops plan`` saved (a fake ``terraform`` logs its calls; one test runs the
+real Terraform CLI: plan, apply, and both kinds of stale plan); ``deploy --direct``, diff and
+destroy run the cdktf CLI (a fake ``cdktf``; one test runs the real pinned cdktf CLI on
+provider-free stacks).
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from ops import cli, plan
+from ops import cli
 from ops.deploy import stack_order
 from ops.runner import CommandError
-from tests.cli.support import FAKE_CDKTF, fake_outdir, read_log, repo_copy, write_tool
+from tests.cli.support import FAKE_CDKTF, fake_outdir, read_log, repo_copy, use_fake_terraform, write_tool
 from tests.conftest import ROOT
 
 ORDER = ["bootstrap-dev", "mlflow-dev", "databricks-dev"]
@@ -31,6 +34,11 @@ def fake_cdktf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.jsonl"))
     monkeypatch.delenv("TF_CLI_ARGS_apply", raising=False)
     return tmp_path / "calls.jsonl"
+
+
+@pytest.fixture
+def fake_tf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return use_fake_terraform(tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -59,10 +67,91 @@ def stacks_called(log: Path) -> list[str]:
     return [c["args"][1] for c in read_log(log)]
 
 
+def applied(log: Path) -> list[str]:
+    return [c["stack"] for c in read_log(log) if c["args"][0] == "apply"]
+
+
+def planned(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: str = "dev"
+) -> None:
+    rc, _, err = ops(root, monkeypatch, capsys, "plan", "--env", env)
+    assert rc == 0, err
+
+
+def test_deploy_applies_exactly_the_saved_plans_in_order(
+    root: Path, fake_tf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_outdir(root, dependencies={"mlflow-dev": ["databricks-dev"]})
+    planned(root, monkeypatch, capsys)
+    argv = ("deploy", "--env", "dev", "--auto-approve", "--lock-timeout", "10m")
+    rc, out, err = ops(root, monkeypatch, capsys, *argv)
+    assert rc == 0, err
+    assert applied(fake_tf) == ["bootstrap-dev", "databricks-dev", "mlflow-dev"]
+    for call in read_log(fake_tf):
+        if call["args"][0] == "apply":
+            plan_path = root / "plans" / f"{call['stack']}.tfplan"
+            assert call["args"] == ["apply", "-input=false", "-lock-timeout=10m", "-no-color", str(plan_path)]
+    # What is applied is shown first: each plan's text, then one line per stack.
+    assert "mlflow-dev |   # plan text of mlflow-dev" in out
+    assert "  mlflow-dev: 1 to add, 0 to change, 0 to destroy (planned 0 min ago against no state yet)" in out
+    assert "==> mlflow-dev (dev): terraform apply (saved plan) done in" in out
+    assert "deploy finished (dev): bootstrap-dev, databricks-dev, mlflow-dev" in out
+
+
+def test_deploy_refuses_a_missing_plan_or_changed_code_and_applies_nothing(
+    root: Path, fake_tf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outdir = fake_outdir(root)
+    rc, _, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve")
+    assert rc == 1
+    assert "error: nothing applied:" in err
+    assert "bootstrap-dev: no saved plan" in err and "run `make plan ENV=dev` and review the new plan" in err
+    assert read_log(fake_tf) == []
+
+    planned(root, monkeypatch, capsys)
+    (outdir / "stacks" / "mlflow-dev" / "cdk.tf.json").write_text('{"changed": true}')
+    rc, _, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve")
+    assert rc == 1
+    assert "mlflow-dev: the saved plan was made from other code" in err
+    assert "bootstrap-dev" not in err
+    assert applied(fake_tf) == []
+
+
+def test_deploy_refuses_when_the_state_moved_since_the_plan(
+    root: Path, fake_tf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_outdir(root)
+    states = {"bootstrap-dev": {"lineage": "L", "serial": 12}, "mlflow-dev": {"lineage": "M", "serial": 4}}
+    monkeypatch.setenv("FAKE_STATES", json.dumps(states))
+    planned(root, monkeypatch, capsys)
+    states["mlflow-dev"]["serial"] = 5
+    monkeypatch.setenv("FAKE_STATES", json.dumps(states))
+    rc, _, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve")
+    assert rc == 1
+    assert "mlflow-dev: the state moved from serial 4 to 5 since the plan: the saved plan is stale" in err
+    assert applied(fake_tf) == []
+
+
+def test_a_plan_terraform_finds_stale_is_reported_and_stops_the_rest(
+    root: Path, fake_tf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_outdir(root)
+    planned(root, monkeypatch, capsys)
+    monkeypatch.setenv("FAKE_FAIL", "mlflow-dev:apply")
+    monkeypatch.setenv("FAKE_FAIL_MESSAGE", "Saved plan is stale")
+    (root / "cdktf.out" / "stacks" / "mlflow-dev" / "errored.tfstate").write_text("{}")
+    rc, _, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve")
+    assert rc == 1
+    assert applied(fake_tf) == ["bootstrap-dev", "mlflow-dev"]
+    assert "mlflow-dev | Terraform refused the saved plan: the state changed after it was made." in err
+    assert "mlflow-dev | Terraform could not save the state and wrote it to " in err
+    assert "deploy stopped: mlflow-dev failed; not run: databricks-dev" in err
+
+
 def test_deploy_runs_one_stack_at_a_time_bootstrap_first(
     root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, out, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve")
+    rc, out, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve", "--direct")
     assert rc == 0, err
     assert stacks_called(fake_cdktf) == ORDER
     for call in read_log(fake_cdktf):
@@ -92,6 +181,7 @@ def test_lock_timeout_reaches_terraform_apply(
         "--stack",
         "mlflow",
         "--auto-approve",
+        "--direct",
         "--lock-timeout",
         "10m",
     )
@@ -129,57 +219,54 @@ def test_deploy_and_destroy_follow_the_synthesized_dependencies(
     root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake_outdir(root, dependencies={"mlflow-dev": ["databricks-dev"], "databricks-dev": ["bootstrap-dev"]})
-    assert ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve")[0] == 0
+    assert ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve", "--direct")[0] == 0
     assert stacks_called(fake_cdktf) == ["bootstrap-dev", "databricks-dev", "mlflow-dev"]
     assert ops(root, monkeypatch, capsys, "destroy", "--env", "dev", "--auto-approve")[0] == 0
     assert stacks_called(fake_cdktf)[3:] == ["mlflow-dev", "databricks-dev"]
 
 
 def test_deploy_asks_first_and_only_the_environment_name_confirms(
-    root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    root: Path, fake_tf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    fake_outdir(root)
+    planned(root, monkeypatch, capsys)
     rc, out, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", answer="yes\n")
     assert rc == 1
+    assert "saved plans to apply:\n  bootstrap-dev: 1 to add" in out
     assert "Deploy 3 stack(s) in environment 'dev', in this order: " + ", ".join(ORDER) in out
     assert "Type 'dev' to continue" in out
     assert "answer was not 'dev': nothing done" in err
-    assert read_log(fake_cdktf) == []
+    assert applied(fake_tf) == []
 
     rc, _, _ = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", answer="dev\n")
     assert rc == 0
-    assert stacks_called(fake_cdktf) == ORDER
+    assert applied(fake_tf) == ORDER
 
 
 def test_deploy_without_stdin_does_nothing(
     root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, _, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev")
+    rc, _, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--direct")
     assert rc == 1
     assert "no answer on standard input: nothing done (AUTO_APPROVE=1" in err
     assert read_log(fake_cdktf) == []
 
 
-def test_prompt_shows_a_current_plan(
+def test_migrate_state_takes_the_direct_cdktf_path(
     root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    outdir = fake_outdir(root)
-    plans = root / "plans"
-    plans.mkdir()
-    source = plan.source_hash(outdir / "stacks" / "mlflow-dev")
-    (plans / "mlflow-dev.json").write_text(
-        json.dumps({"line": "3 to add, 0 to change, 0 to destroy", "source_sha256": source, "planned_at": 0})
-    )
-    rc, out, _ = ops(root, monkeypatch, capsys, "deploy", "--env", "dev")
-    assert rc == 1
-    assert "  mlflow-dev: 3 to add, 0 to change, 0 to destroy (planned" in out
-    assert "  bootstrap-dev: no current plan (run `make plan ENV=dev` to review)" in out
+    """A backend change cannot travel in a saved plan: cdktf deploy --migrate-state does it."""
+    argv = ("deploy", "--env", "dev", "--stack", "mlflow", "--auto-approve", "--migrate-state")
+    assert ops(root, monkeypatch, capsys, *argv)[0] == 0
+    [call] = read_log(fake_cdktf)
+    assert call["args"][:2] == ["deploy", "mlflow-dev"] and "--migrate-state" in call["args"]
 
 
 def test_a_failed_stack_stops_the_ones_after_it(
     root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("FAKE_FAIL", "mlflow-dev")
-    rc, _, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve")
+    rc, _, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve", "--direct")
     assert rc == 1
     assert stacks_called(fake_cdktf) == ["bootstrap-dev", "mlflow-dev"]
     assert "mlflow-dev | mlflow-dev  Error: creating S3 Bucket: AccessDenied" in err
@@ -286,6 +373,9 @@ def test_make_targets_pass_the_variables_through() -> None:
     assert words[1:] == [
         "-m", "ops", "deploy", "--env", "tst", "--stack", "mlflow", "databricks", "--lock-timeout", "0s", "--auto-approve"
     ]  # fmt: skip
+    words = _last_line("deploy", "ENV=dev", "DIRECT=1", "MIGRATE_STATE=1")
+    assert words[3:] == ["deploy", "--env", "dev", "--lock-timeout", "0s", "--direct", "--migrate-state"]
+    assert _last_line("provider-locks", "CHECK=1")[3:] == ["provider-locks", "--check"]
     words = _last_line("destroy", "ENV=prd", "FORCE_PRD=1")
     assert words[3:] == ["destroy", "--env", "prd", "--lock-timeout", "0s", "--force-production"]
     words = _last_line("diff", "ENV=dev", "MIGRATE_STATE=1", "LOCK_TIMEOUT=5m")
@@ -324,7 +414,8 @@ def test_make_help_lists_each_target_with_its_variables() -> None:
     expected = {
         "synth": ["ENV=", "STACK="],
         "plan": ["ENV=", "STACK=", "LOCK_TIMEOUT=", "RECONFIGURE=1"],
-        "deploy": ["ENV=", "STACK=", "LOCK_TIMEOUT=", "AUTO_APPROVE=1", "MIGRATE_STATE=1"],
+        "deploy": ["ENV=", "STACK=", "LOCK_TIMEOUT=", "AUTO_APPROVE=1", "DIRECT=1", "MIGRATE_STATE=1"],
+        "provider-locks": ["ENV=", "CHECK=1"],
         "destroy": ["ENV=", "STACK=", "AUTO_APPROVE=1", "FORCE_PRD=1"],
         "state-unlock": ["ENV=", "STACK=", "LOCK_ID="],
         "state-migrate": ["ENV="],
@@ -335,7 +426,16 @@ def test_make_help_lists_each_target_with_its_variables() -> None:
     for target, variables in expected.items():
         assert all(v in rows[target].split() for v in variables), rows[target]
     # ... and says what each variable means.
-    for variable in ("ENV", "STACK", "LOCK_TIMEOUT", "AUTO_APPROVE", "FORCE_PRD", "MIGRATE_STATE", "LOCK_ID"):
+    for variable in (
+        "ENV",
+        "STACK",
+        "LOCK_TIMEOUT",
+        "AUTO_APPROVE",
+        "DIRECT",
+        "FORCE_PRD",
+        "MIGRATE_STATE",
+        "LOCK_ID",
+    ):
         assert len(rows[variable].split()) > 2, rows[variable]
 
 
@@ -370,7 +470,7 @@ def test_real_cdktf_deploy_and_destroy_of_provider_free_stacks(
         )
     )
     argv = ("--env", "dev", "--stack", "mlflow", "--lock-timeout", "5s")
-    rc, out, err = ops(root, monkeypatch, capsys, "deploy", *argv, "--auto-approve")
+    rc, out, err = ops(root, monkeypatch, capsys, "deploy", *argv, "--auto-approve", "--direct")
     assert rc == 0, out + err
     assert "Apply complete! Resources: 1 added" in out
     assert json.loads(state.read_text())["resources"][0]["type"] == "terraform_data"
@@ -379,3 +479,67 @@ def test_real_cdktf_deploy_and_destroy_of_provider_free_stacks(
     assert rc == 0, out + err
     assert json.loads(state.read_text())["resources"] == []
     assert os.environ.get("MLOPS_CDKTF") is None
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="Terraform CLI not installed")
+def test_real_terraform_applies_the_saved_plan_and_refuses_stale_ones(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Real ``terraform plan -out`` / ``apply <planfile>`` on a provider-free stack (local backend):
+    the saved plan is applied; after the state moved, our check refuses; when the record is made
+    to agree with the moved state, Terraform's own check ("Saved plan is stale") refuses too."""
+    rc_file = root / "empty.tfrc"
+    rc_file.write_text("")
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(rc_file))
+    monkeypatch.setenv("CHECKPOINT_DISABLE", "1")
+    monkeypatch.delenv("TERRAFORM_BINARY_NAME", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    outdir = fake_outdir(root, kinds=("mlflow",))
+    stack_dir = outdir / "stacks" / "mlflow-dev"
+    state = root / "mlflow-dev.tfstate"
+
+    def write_stack(value: str) -> None:
+        doc = {
+            "terraform": {"backend": {"local": {"path": str(state)}}},
+            "resource": {"terraform_data": {"marker": {"input": value}}},
+        }
+        (stack_dir / "cdk.tf.json").write_text(json.dumps(doc))
+
+    def state_doc() -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(state.read_text())
+        return doc
+
+    argv = ("--env", "dev", "--stack", "mlflow")
+    write_stack("one")
+    assert ops(root, monkeypatch, capsys, "plan", *argv)[0] == 0
+    rc, out, err = ops(root, monkeypatch, capsys, "deploy", *argv, "--auto-approve")
+    assert rc == 0, out + err
+    assert "mlflow-dev | Apply complete! Resources: 1 added, 0 changed, 0 destroyed." in out
+    assert state_doc()["resources"][0]["instances"][0]["attributes"]["input"]["value"] == "one"
+
+    write_stack("two")
+    assert ops(root, monkeypatch, capsys, "plan", *argv)[0] == 0
+    record = root / "plans" / "mlflow-dev.json"
+    planned_serial = json.loads(record.read_text())["state"]["serial"]
+    # Someone else changes the state after the plan (here: the user's direct path).
+    write_stack("three")
+    subprocess.run(
+        ["terraform", "apply", "-auto-approve", "-input=false", "-no-color"],
+        cwd=stack_dir,
+        check=True,
+        capture_output=True,
+    )
+    write_stack("two")
+    rc, _, err = ops(root, monkeypatch, capsys, "deploy", *argv, "--auto-approve")
+    assert rc == 1
+    moved = state_doc()["serial"]
+    assert f"the state moved from serial {planned_serial} to {moved} since the plan" in err
+
+    doc = json.loads(record.read_text())
+    doc["state"]["serial"] = moved
+    record.write_text(json.dumps(doc))
+    rc, _, err = ops(root, monkeypatch, capsys, "deploy", *argv, "--auto-approve")
+    assert rc == 1
+    assert "Saved plan is stale" in err
+    assert "mlflow-dev | Terraform refused the saved plan: the state changed after it was made." in err
+    assert state_doc()["resources"][0]["instances"][0]["attributes"]["input"]["value"] == "three"

@@ -30,8 +30,8 @@ def test_new_environment_gets_its_own_names_target_and_network(
     root = repo_copy(tmp_path)
     assert _env_add(root, "qa", "--from", "dev") == 0
     shown = capsys.readouterr().out
-    assert "pr.yml: add qa" in shown
-    assert "AWS_PLAN_ROLE_ARN_QA" in shown
+    assert "pr.yml and drift.yml: add qa" in shown
+    assert "GitHub Environments 'qa-plan' (variables AWS_PLAN_ROLE_ARN" in shown
 
     envs = {e.name: e for e in load(root)}
     qa, dev = envs["qa"], envs["dev"]

