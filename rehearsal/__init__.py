@@ -1,4 +1,4 @@
-"""Boot rehearsal of the MLflow instances (issue 12): the boot script exactly as synthesized into
+"""Boot rehearsal of the MLflow instances: the boot script exactly as synthesized into
 the launch template, run on this machine against MariaDB (TLS), moto, Redis (TLS) and nginx on
 127.0.0.1, then used as a user would (Python client, headless Chromium, plain HTTP).
 

@@ -74,7 +74,7 @@ def patched(script: str, patch: Path, work: Path) -> str:
 
 
 def table(reports: list[Report]) -> str:
-    rows = ["| step | result | time | proves issue 12 item | evidence |", "|---|---|---|---|---|"]
+    rows = ["| step | result | time | proves fix | evidence |", "|---|---|---|---|---|"]
     figures: list[str] = []
     for report in reports:
         for s in report.steps:

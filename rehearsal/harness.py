@@ -1,5 +1,5 @@
 """The boot rehearsal of one environment, as a list of named steps with pass/fail, time and
-evidence. Steps that prove a fix of issue 12 name its item (the boot script carries the fixes:
+evidence. Steps that prove a fix name the defect it fixed (the boot script carries the fixes:
 CORS origins, one schema initialisation, the Redis-backed job queue, pins and telemetry off)."""
 
 from __future__ import annotations

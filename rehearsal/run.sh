@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make rehearse`: the boot rehearsal of the MLflow instances (issue 12). Arguments go to the harness,
-# e.g. `rehearsal/run.sh --env dev --patch rehearsal/fixes/issue-12.patch --keep /tmp/rehearsal`.
+# `make rehearse`: the boot rehearsal of the MLflow instances. Arguments go to the harness,
+# e.g. `rehearsal/run.sh --env dev --keep /tmp/rehearsal`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CHECKPOINT_DISABLE=1 PIP_DISABLE_PIP_VERSION_CHECK=1

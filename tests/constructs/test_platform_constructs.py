@@ -297,7 +297,7 @@ def test_instance_role_alone() -> None:
                 narrowed[statement["Action"]] = statement["Condition"]
     assert narrowed == {
         "cloudwatch:PutMetricData": {"StringEquals": {"cloudwatch:namespace": "unit/instances"}},
-        # The CloudWatch agent resolves ${aws:AutoScalingGroupName} with it (issue 12, fix 9).
+        # The CloudWatch agent resolves ${aws:AutoScalingGroupName} with it.
         "ec2:DescribeTags": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}},
     }
     assert resources == {

@@ -1,4 +1,4 @@
-"""The rehearsal itself: on the boot script as synthesized (issue 12's fixes are in the code, no
+"""The rehearsal itself: on the boot script as synthesized (the fixes are in the code, no
 patch), every step passes."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from tests.constructs.test_user_data import PARAMS, launch
 
 KEY = "${aws_kms_key.mlflow.arn}"
 
-# The seed deployment's addresses (issue 5), which this stack keeps so its state can be adopted.
+# The seed deployment's addresses, which this stack keeps so its state can be adopted.
 SEED_ADDRESSES = (
     "aws_security_group.alb",
     "aws_security_group.mlflow_app",
@@ -601,7 +601,7 @@ def check_no_secret_in_synthesized_json(synth: Synthesized, e: Environment) -> N
     assert found == []
 
 
-# --- issue 12: what a first apply and a boot need ---------------------------------------------------
+# --- what a first apply and a boot need ---------------------------------------------------
 
 
 def user_data(synth: Synthesized, env: str) -> str:

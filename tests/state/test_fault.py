@@ -1,4 +1,4 @@
-"""Issue 7 (7): the state server dies in the middle of an apply.
+"""The state server dies in the middle of an apply.
 
 The moto server journals every request it receives; it is SIGKILLed while an apply holds the
 lock, so the apply's final state write meets a dead endpoint. The server is then restarted on

@@ -1,4 +1,4 @@
-"""Issue 7 (2, 3): state locking with DynamoDB, the S3-native lockfile, or both, as each environment's
+"""State locking with DynamoDB, the S3-native lockfile, or both, as each environment's
 backend config says (shipped: dev lockfile, tst both, prd DynamoDB).
 
 moto 5.2.5 implements S3 conditional writes (``If-None-Match: *`` answered with 412), which

@@ -1,4 +1,4 @@
-"""Issue 7 (4): the two-phase bootstrap, phase 1 on local state, migrated by ``ops state migrate``'s code.
+"""The two-phase bootstrap, phase 1 on local state, migrated by ``ops state migrate``'s code.
 
 The stack is a probe stack of kind ``bootstrap`` (the real one needs the AWS provider plugin): its
 backend is chosen by ``BootstrapStack.uses_local_state`` from the env file's ``bootstrap_state``,

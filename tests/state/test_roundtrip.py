@@ -1,4 +1,4 @@
-"""Issue 7 (1): a stack built with our backend code round-trips its state through the real S3 backend."""
+"""A stack built with our backend code round-trips its state through the real S3 backend."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 14 (3): the bootstrap's plan policy really cannot write a state; the apply policy can.
+"""The bootstrap's plan policy really cannot write a state; the apply policy can.
 
 moto enforces IAM for S3 once authentication is on (``/moto-api/reset-auth``, the server-side
 ``INITIAL_NO_AUTH_ACTION_COUNT``), with resource ARNs matched, so the S3 half of both policies is

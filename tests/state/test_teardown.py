@@ -1,4 +1,4 @@
-"""Issue 14 (7): tearing down an environment's bootstrap, bucket -> local file (``state migrate --to local``).
+"""Tearing down an environment's bootstrap, bucket -> local file (``state migrate --to local``).
 
 The phase-1 local file stays on the machine that bootstrapped the environment. After more applies
 on the bucket it is stale (bucket at serial N+1, local file at N): Terraform, asked to migrate to

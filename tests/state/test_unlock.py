@@ -1,4 +1,4 @@
-"""Issue 7 (6): a killed apply leaves its lock behind; the scripted force-unlock runbook releases it.
+"""A killed apply leaves its lock behind; the scripted force-unlock runbook releases it.
 
 The apply is SIGKILLed while it holds the lock (inside its ``local-exec`` sleep), as when a CI
 runner dies: Terraform gets no chance to release the lock, which stays in the lock table and/or
