@@ -17,6 +17,7 @@ from ops import cli, plan
 from ops.synth import Target
 from tests.cli.support import FAKE_TERRAFORM, fake_outdir, read_log, write_tool
 from tests.conftest import Synthesized
+from tests.fixtures.real_values import supply_real_values
 
 STACKS = ("bootstrap-dev", "mlflow-dev", "databricks-dev")
 
@@ -33,6 +34,7 @@ def fake_tf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run_plan(
     root: Path, capsys: pytest.CaptureFixture[str], *extra: str, env: str = "dev"
 ) -> tuple[int, str, str]:
+    supply_real_values(root)  # the environment files `plan` checks for placeholders
     rc = cli.main(["--root", str(root), "plan", "--env", env, "--no-synth", *extra])
     captured = capsys.readouterr()
     return rc, captured.out, captured.err
