@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ops import bench, deploy, diagram, docs, lint, plan, policy, state, synth
+from ops import adopt, bench, deploy, diagram, docs, lint, plan, policy, state, synth
 from ops.runner import ROOT, CommandError, UsageError
 from platform_config.errors import ConfigError
 
-COMMANDS = (synth, plan, deploy, state, policy, diagram, bench, lint, docs)
+COMMANDS = (synth, plan, deploy, state, adopt, policy, diagram, bench, lint, docs)
 
 
 def parser() -> argparse.ArgumentParser:
