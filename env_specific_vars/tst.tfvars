@@ -81,6 +81,8 @@ databricks = {
   project  = "my_mlops_project_luv_v6"
   target   = "staging"
   deployer = "maaheshwarispandan97@outlook.com"
+  # The bundle of that era uploaded notebooks without the /Workspace prefix (CLI PR #1724 added it).
+  files_root = "/Users/maaheshwarispandan97@outlook.com/.bundle/my_mlops_project_luv_v6/staging/files"
 
   model = {
     comment = "Staging copy of the my_mlops_project_luv_v6 model (tests passed)"
@@ -89,10 +91,10 @@ databricks = {
   training = {
     layout = "notebooks"
     tasks = [
-      { key = "PDF_Advance_Data_Preprocessing", notebook = "rag_code_files/01-PDF-Advance-Data-Preprocessing" },
-      { key = "Advanced_Chatbot_Chain", notebook = "rag_code_files/02-Advanced-Chatbot-Chain" },
-      { key = "Offline_Evaluation", notebook = "rag_code_files/03-Offline-Evaluation" },
-      { key = "Deploy_Model_As_Endpoint", notebook = "rag_code_files/04-Deploy-Model-As-Endpoint" },
+      { key = "01-PDF-Advance-Data-Preprocessing", notebook = "rag_code_files/01_pdf_chuncks_embidings" },
+      { key = "02-Advanced-Chatbot-Chain", notebook = "rag_code_files/02_Advance_chabot_chain" },
+      { key = "03-Offline-Evaluation", notebook = "rag_code_files/03_offline_evaluation" },
+      { key = "04-Deploy-Model-As-Endpoint", notebook = "rag_code_files/04_Deploy_model_as_endpoint" },
     ]
   }
 
