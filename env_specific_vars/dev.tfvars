@@ -81,8 +81,6 @@ databricks = {
   project  = "my_mlops_project_luv_v6"
   target   = "test"
   deployer = "maaheshwarispandan97@outlook.com"
-  # The bundle of that era uploaded notebooks without the /Workspace prefix (CLI PR #1724 added it).
-  files_root = "/Users/maaheshwarispandan97@outlook.com/.bundle/my_mlops_project_luv_v6/test/files"
 
   model = {
     comment = "Test copy of the my_mlops_project_luv_v6 model (pushes to main)"

@@ -88,11 +88,14 @@ def training_tasks(settings: DatabricksSettings, names: DatabricksNames) -> tupl
 
 
 def batch_inference_task(settings: DatabricksSettings, names: DatabricksNames) -> NotebookTaskSpec:
+    """The template's BatchInference parameters plus catalog and schema; no experiment (batch
+    inference logs no MLflow runs; its notebook has no such widget)."""
+    context = {k: v for k, v in run_context(names).items() if k != "experiment_name"}
     return NotebookTaskSpec(
         BATCH_INFERENCE_JOB,
         names.notebook(settings.batch_inference.notebook),
         {
-            **run_context(names),
+            **context,
             "input_table_name": names.batch_input_table,
             "output_table_name": names.batch_output_table,
         },

@@ -55,9 +55,11 @@ def one(synth: Synthesized, env: str, rtype: str, name: str) -> dict[str, Any]:
 
 
 def files_root(e: Environment) -> str:
-    """Where the seed-era bundle uploaded the notebooks: no /Workspace prefix (before CLI PR #1724)."""
+    """Where the bundle uploads the notebooks: `/Workspace/Users/...` (CLI 0.230 on), or as prd's
+    adopted state has them, `/Users/...` (the seed-era CLI, before PR #1724)."""
     names = e.names.databricks
-    return f"/Users/{e.settings.databricks.deployer}/.bundle/{names.project}/{names.target}/files"
+    workspace = "" if e.name == "prd" else "/Workspace"
+    return f"{workspace}/Users/{e.settings.databricks.deployer}/.bundle/{names.project}/{names.target}/files"
 
 
 def context(e: Environment) -> dict[str, str]:
@@ -229,7 +231,7 @@ def check_batch_inference_task(synth: Synthesized, e: Environment) -> None:
     assert task["notebook_task"] == {
         "notebook_path": f"{files_root(e)}/deployment/batch_inference/notebooks/BatchInference",
         "base_parameters": {
-            **context(e),
+            **{k: v for k, v in context(e).items() if k != "experiment_name"},
             "input_table_name": f"{target}.{project}.feature_store_inference_input",
             "output_table_name": f"{target}.{project}.predictions",
         },
@@ -251,7 +253,7 @@ def test_default_runtime_is_an_lts_ml_release(variants: Synthesized) -> None:
 
 
 @pytest.mark.parametrize("env", shipped_env_names())
-def test_shipped_notebooks_are_where_the_seed_era_bundle_put_them(synth: Synthesized, env: str) -> None:
+def test_shipped_notebooks_are_where_the_bundle_put_them(synth: Synthesized, env: str) -> None:
     e = synth.env(env)
     assert e.names.databricks.files_root == files_root(e)
 
@@ -769,7 +771,7 @@ def test_a_plan_over_the_seed_state_is_in_place_only(synth: Synthesized, seed_st
             "task[0].notebook_task.base_parameters",
             batch_parameters_before,
             {
-                **PRD_CONTEXT,
+                **{k: v for k, v in PRD_CONTEXT.items() if k != "experiment_name"},
                 "input_table_name": "prod.my_mlops_project_luv_v6.feature_store_inference_input",
                 "output_table_name": "prod.my_mlops_project_luv_v6.predictions",
             },
