@@ -1,4 +1,9 @@
-"""Databricks notebook jobs: tasks chained in order, on a job cluster or an existing cluster."""
+"""Databricks notebook jobs: tasks linked by ``depends_on``, on a job cluster or an existing cluster.
+
+Tasks are written sorted by ``task_key`` (the run order lives only in ``depends_on``): provider
+1.99.0 sorts them on read and compares by position, so any other order is a permanent diff, and
+fields can move between tasks (the Databricks CLI sorts them for the same reason, PR #1776).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from cdktf_cdktf_provider_databricks.job import (
     JobEmailNotifications,
     JobJobCluster,
     JobJobClusterNewCluster,
+    JobQueue,
     JobRunAs,
     JobSchedule,
     JobTask,
@@ -22,9 +28,20 @@ from constructs import Construct
 
 @dataclass(frozen=True)
 class NotebookTaskSpec:
+    """One notebook task; it runs once every task in ``depends_on`` succeeded."""
+
     key: str
     notebook_path: str
     parameters: Mapping[str, str] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+
+
+def chained(tasks: tuple[NotebookTaskSpec, ...]) -> tuple[NotebookTaskSpec, ...]:
+    """``tasks`` in run order, each made to depend on the one before it."""
+    return tuple(
+        NotebookTaskSpec(t.key, t.notebook_path, t.parameters, (previous.key,) if previous else ())
+        for previous, t in zip((None, *tasks), tasks, strict=False)
+    )
 
 
 @dataclass(frozen=True)
@@ -70,29 +87,32 @@ class NotebookJobProps:
         keys = [t.key for t in self.tasks]
         if len(set(keys)) != len(keys):
             raise ValueError(f"job {self.address}: duplicate task keys in {keys}")
+        for t in self.tasks:
+            unknown = sorted(set(t.depends_on) - set(keys) | ({t.key} & set(t.depends_on)))
+            if unknown:
+                raise ValueError(f"job {self.address}: task {t.key} depends on unknown or itself: {unknown}")
 
 
 class NotebookJob(Construct):
-    """``databricks_job.<address>``: each task runs only after its predecessor succeeded; with
-    view groups, ``databricks_permissions.job_<address>`` (CAN_VIEW), as bundles do."""
+    """``databricks_job.<address>`` with queueing on (a bundle's default since CLI 0.218; unset,
+    the provider sends ``enabled=false``); with view groups,
+    ``databricks_permissions.job_<address>`` (CAN_VIEW), as bundles do."""
 
     def __init__(self, scope: Construct, id_: str, props: NotebookJobProps) -> None:
         super().__init__(scope, id_)
         p = props
-        address, cluster, existing_cluster_id, tasks = p.address, p.cluster, p.existing_cluster_id, p.tasks
-        keys = [t.key for t in tasks]
+        address, cluster, existing_cluster_id = p.address, p.cluster, p.existing_cluster_id
+        tasks = sorted(p.tasks, key=lambda t: t.key)
 
         self.cluster_key = f"{address}_cluster" if cluster is not None else None
-        self.task_keys = tuple(keys)
+        self.task_keys = tuple(t.key for t in tasks)
         self._job = Job(
             self,
             "job",
             name=p.name,
             job_cluster=[_job_cluster(self.cluster_key, cluster)] if cluster and self.cluster_key else None,
-            task=[
-                _task(spec, previous, self.cluster_key, existing_cluster_id, p.max_retries)
-                for spec, previous in zip(tasks, (None, *keys), strict=False)
-            ],
+            task=[_task(spec, self.cluster_key, existing_cluster_id, p.max_retries) for spec in tasks],
+            queue=JobQueue(enabled=True),
             schedule=JobSchedule(
                 quartz_cron_expression=p.schedule.quartz_cron,
                 timezone_id=p.schedule.timezone,
@@ -152,16 +172,13 @@ def _job_cluster(key: str, spec: JobClusterSpec) -> JobJobCluster:
 
 
 def _task(
-    spec: NotebookTaskSpec,
-    previous: str | None,
-    cluster_key: str | None,
-    existing_cluster_id: str | None,
-    max_retries: int,
+    spec: NotebookTaskSpec, cluster_key: str | None, existing_cluster_id: str | None, max_retries: int
 ) -> JobTask:
+    after = sorted(spec.depends_on)  # the provider sorts depends_on too
     return JobTask(
         task_key=spec.key,
-        depends_on=[JobTaskDependsOn(task_key=previous)] if previous else None,
-        run_if="ALL_SUCCESS" if previous else None,
+        depends_on=[JobTaskDependsOn(task_key=key) for key in after] or None,
+        run_if="ALL_SUCCESS" if after else None,
         job_cluster_key=cluster_key,
         existing_cluster_id=existing_cluster_id,
         notebook_task=JobTaskNotebookTask(

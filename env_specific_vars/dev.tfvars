@@ -93,10 +93,10 @@ databricks = {
   training = {
     layout = "notebooks"
     tasks = [
-      { key = "PDF_Advance_Data_Preprocessing", notebook = "rag_code_files/01-PDF-Advance-Data-Preprocessing" },
-      { key = "Advanced_Chatbot_Chain", notebook = "rag_code_files/02-Advanced-Chatbot-Chain" },
-      { key = "Offline_Evaluation", notebook = "rag_code_files/03-Offline-Evaluation" },
-      { key = "Deploy_Model_As_Endpoint", notebook = "rag_code_files/04-Deploy-Model-As-Endpoint" },
+      { key = "01-PDF-Advance-Data-Preprocessing", notebook = "rag_code_files/01_pdf_chuncks_embidings" },
+      { key = "02-Advanced-Chatbot-Chain", notebook = "rag_code_files/02_Advance_chabot_chain" },
+      { key = "03-Offline-Evaluation", notebook = "rag_code_files/03_offline_evaluation" },
+      { key = "04-Deploy-Model-As-Endpoint", notebook = "rag_code_files/04_Deploy_model_as_endpoint" },
     ]
   }
 

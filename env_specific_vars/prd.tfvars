@@ -84,34 +84,40 @@ mlflow = {
 
 # --- Databricks MLOps stack (databricks-<env>) ----------------------------------------------
 databricks = {
-  # Adopts the bundle's prod state (seed 000): names below equal the deployed ones. The host and
-  # cluster id are stand-ins until read from that state (`terraform state show databricks_job.*`).
+  # Adopts the bundle's prod state (seed 000; tests/fixtures/databricks_seed_state.md says which of
+  # its values are assumptions). `python -m ops adopt --env prd` compares every name below with the
+  # pulled state and refuses on a mismatch. The host is a documentation placeholder: plan and
+  # deploy refuse until it is the real workspace URL.
   host     = "https://adb-1234567890123456.7.azuredatabricks.net"
   cloud    = "azure"
   project  = "my_mlops_project_luv_v6"
   target   = "prod"
   catalog  = "prod"
   deployer = "maaheshwarispandan97@outlook.com"
+  # The bundle of that era uploaded notebooks without the /Workspace prefix (CLI PR #1724 added it).
+  files_root = "/Users/maaheshwarispandan97@outlook.com/.bundle/my_mlops_project_luv_v6/prod/files"
 
   # storage_location stays unset: Unity Catalog chose the seed's abfss:// location, and setting a
   # different one would replace the model.
+  # The template's comment, as the state holds it (assumed): no change on adoption.
   model = {
-    comment = "Production model of my_mlops_project_luv_v6 (release branch)"
+    comment = "Registered model in Unity Catalog for the \"my_mlops_project_luv_v6\" ML Project for prod deployment target."
   }
   model_execute_principals = ["account users"]
   experiment_read_groups   = ["users"]
-  job_permissions          = false
+  # The seed's state holds no databricks_permissions.job_*: adopting creates nothing.
+  job_permissions = false
 
   training = {
     layout = "notebooks"
     tasks = [
-      { key = "PDF_Advance_Data_Preprocessing", notebook = "rag_code_files/01-PDF-Advance-Data-Preprocessing" },
-      { key = "Advanced_Chatbot_Chain", notebook = "rag_code_files/02-Advanced-Chatbot-Chain" },
-      { key = "Offline_Evaluation", notebook = "rag_code_files/03-Offline-Evaluation" },
-      { key = "Deploy_Model_As_Endpoint", notebook = "rag_code_files/04-Deploy-Model-As-Endpoint" },
+      { key = "01-PDF-Advance-Data-Preprocessing", notebook = "rag_code_files/01_pdf_chuncks_embidings" },
+      { key = "02-Advanced-Chatbot-Chain", notebook = "rag_code_files/02_Advance_chabot_chain" },
+      { key = "03-Offline-Evaluation", notebook = "rag_code_files/03_offline_evaluation" },
+      { key = "04-Deploy-Model-As-Endpoint", notebook = "rag_code_files/04_Deploy_model_as_endpoint" },
     ]
-    # The seed's shared single-node cluster (both jobs run on it).
-    existing_cluster_id = "0419-175415-rag0prod"
+    # ASSUMED (the project's docs, not seed 000): the shared single-node cluster both jobs ran on.
+    existing_cluster_id = "0415-213012-yi87kqjn"
     schedule = {
       cron     = "0 0 9 * * ?"
       timezone = "UTC"
@@ -119,7 +125,7 @@ databricks = {
   }
 
   batch_inference = {
-    existing_cluster_id = "0419-175415-rag0prod"
+    existing_cluster_id = "0415-213012-yi87kqjn"
     schedule = {
       cron     = "0 0 11 * * ?"
       timezone = "UTC"

@@ -136,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     # Loading fails safe: a configuration problem stops here, before anything is touched.
     [env] = load(args.root, [args.env], "--env")
+    if command != "destroy" and (refused := synth.refuse_placeholders([env])) is not None:
+        return refused
     kinds = synth.kinds(args.stack)
     if command == "destroy":
         if not args.stack:

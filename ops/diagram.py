@@ -824,7 +824,8 @@ def databricks_dot(kind: Kind) -> str:
             g.edge(f"table.{param}", readers[param], "reads", REQUEST)
     for param, source in (("model_name", model), ("experiment_name", experiment)):
         if param in readers:
-            g.edge(source, readers[param], param, REQUEST)
+            # No say in the ranking: the model and experiment stay beside the jobs (page width).
+            g.edge(source, readers[param], param, REQUEST, constraint="false")
     _backend(g, kind, "Terraform state (bootstrap-<env>'s bucket, on AWS)")
     g.column([model, *(f"table.{p}" for p in tables), g.first_in["backend"]])
     return g.text()

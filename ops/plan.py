@@ -401,8 +401,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"bad environment name {env!r}: expected lower-case letters and digits, e.g. dev")
     selected = synth.kinds(args.stack)
     out = synth.outdir(args.root)
+    envs = load(args.root, [env], "--env")
+    if (refused := synth.refuse_placeholders(envs)) is not None:
+        return refused
     if not args.no_synth:
-        synth.synthesize(load(args.root, [env], "--env"), selected, out, console)
+        synth.synthesize(envs, selected, out, console)
     options = PlanOptions(plan_dir(args.root), args.root, args.lock_timeout, args.reconfigure)
     results = [plan_stack(console, Target(kind, env, out), options) for kind in selected]
     console.line(f"\nplan summary ({env}):\n{table(results)}")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ops.runner import Console
-from platform_config import naming
+from platform_config import naming, placeholders
 from platform_config.loader import Environment, load
 
 
@@ -92,6 +93,35 @@ def synthesize(
     return result
 
 
+def placeholder_findings(envs: Sequence[Environment]) -> list[placeholders.Finding]:
+    return [finding for env in envs for finding in placeholders.find(env)]
+
+
+def warn_placeholders(envs: Sequence[Environment]) -> None:
+    """Synthesis goes on (the shipped files hold placeholders); each one is named."""
+    for finding in placeholder_findings(envs):
+        print(f"warning: {finding}", file=sys.stderr)
+
+
+def refuse_placeholders(envs: Sequence[Environment]) -> int | None:
+    """Exit code 2 with every placeholder listed, or None when ``envs`` hold none.
+
+    Called by ``plan`` and ``deploy`` before Terraform runs: an example host or cluster id fails
+    late or re-points a job, an example CIDR opens a load balancer to someone else's network.
+    """
+    findings = placeholder_findings(envs)
+    for finding in findings:
+        print(f"error: {finding}", file=sys.stderr)
+    if not findings:
+        return None
+    print(
+        f"{len(findings)} documentation placeholder(s) left; replace them with real values "
+        "(docs/stacks/databricks.md lists what to supply); nothing was done.",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "synth",
@@ -112,6 +142,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     envs = load(args.root, args.env, "--env")
+    warn_placeholders(envs)
     out = synthesize(envs, kinds(args.stack), args.outdir or outdir(args.root), pause_gc=not args.gc_running)
     if not args.quiet:
         from stacks.app import summary

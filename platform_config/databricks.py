@@ -22,8 +22,9 @@ Cloud = Literal["azure", "aws", "gcp"]
 
 # The template's job cluster node types, one per cloud (mlops-stacks `new_cluster`).
 DEFAULT_NODE_TYPES: dict[str, str] = {"azure": "Standard_D3_v2", "aws": "i3.xlarge", "gcp": "n2-highmem-4"}
-# Pinned, not "latest": a runtime change must be a reviewed diff, never a silent drift.
-DEFAULT_SPARK_VERSION = "15.3.x-cpu-ml-scala2.12"
+# Pinned, not "latest": a runtime change must be a reviewed diff, never a silent drift. An LTS
+# release (three years of support); the template's 15.3 is a non-LTS release out of support.
+DEFAULT_SPARK_VERSION = "15.4.x-cpu-ml-scala2.12"
 
 HOST_SUFFIXES: dict[str, tuple[str, ...]] = {
     "azure": (".azuredatabricks.net",),
@@ -42,6 +43,9 @@ NODE_TYPE_PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_-]*"
+# Base parameters every task gets, so a notebook never guesses where it runs (a test run must not
+# write to prod tables). Task parameters may not redefine them (rules.databricks_training_tasks).
+RUN_CONTEXT_PARAMETERS = ("env", "catalog", "schema", "model_name", "experiment_name")
 _EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+\.[^@\s/]+$")
 
 
@@ -119,8 +123,9 @@ def _task_key(value: str) -> str:
 
 
 def _cluster_id(value: str) -> str:
-    if not re.fullmatch(r"\d{4}-\d{6}-[a-z0-9]{8}", value):
-        raise ValueError(f"{value!r} is not a cluster id (e.g. 0401-123456-abcd1234)")
+    # MMDD-HHMMSS-<suffix>; the suffix length varies (the API's own example is 1234-567890-reef123).
+    if not re.fullmatch(r"\d{4}-\d{6}-[a-z0-9]+", value):
+        raise ValueError(f"{value!r} is not a cluster id (MMDD-HHMMSS-suffix, e.g. 0401-123456-abcd1234)")
     return value
 
 
@@ -274,22 +279,31 @@ def _cron_value(text: str, names: list[str]) -> int | None:
 
 
 class Schedule(Frozen):
-    """A job's trigger. Outside production it is synthesized paused, as bundle development mode does."""
+    """A job's trigger. Unpaused unless paused here or by `databricks.pause_schedules`, as a bundle
+    outside development mode deploys it."""
 
     cron: QuartzCron = Field(
         description="Quartz cron: seconds first, exactly one of day-of-month and day-of-week is `?`."
     )
     timezone: TimeZone = Field(default="UTC", description="IANA time zone id of the schedule.")
+    paused: Bool | None = Field(
+        default=None, description="Pause this schedule; unset: `databricks.pause_schedules`."
+    )
 
 
 class NotebookTask(Frozen):
-    """One task of the free task layout; tasks run in list order, each after its predecessor succeeded."""
+    """One task of the free task layout; tasks run in list order, each after its predecessor succeeded.
+    Every task also gets the run context (`env`, `catalog`, `schema`, `model_name`,
+    `experiment_name`) as base parameters."""
 
     key: TaskKey = Field(description="Task key, unique within the job (letters, digits, `_.-`, up to 100).")
     notebook: NotebookPath = Field(
         description="Notebook path relative to `files_root` (or absolute), without a file extension."
     )
-    parameters: dict[Str, Str] = Field(default_factory=dict, description="Base parameters of the notebook.")
+    parameters: dict[Str, Str] = Field(
+        default_factory=dict,
+        description="More base parameters of the notebook; the run context's names are refused.",
+    )
 
 
 class Validation(Frozen):
@@ -442,8 +456,13 @@ class DatabricksSettings(Frozen):
     job_name_prefix: Str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_\[\] .-]{0,40}$",
-        description='Prefix of job names; unset: `<target>-` outside production, none in production (set `"prod-"` '
-        "to keep a bundle's production job names).",
+        description="Prefix of job names; unset: `<target>-` in every target (production too: `prod-`), "
+        "as the template names them.",
+    )
+    pause_schedules: Bool = Field(
+        default=False,
+        description="Pause both jobs' schedules (a schedule's own `paused` wins). Bundles pause them only in "
+        "development mode, so test, staging and prod run unpaused by default.",
     )
 
     model: Model = Field(default=Model(), description="The registered model.")
@@ -454,7 +473,10 @@ class DatabricksSettings(Frozen):
         default=("users",), min_length=1, description="Groups granted `CAN_READ` on the experiment."
     )
     job_permissions: Bool = Field(
-        default=False, description="Manage job permissions: `CAN_VIEW` for `job_view_groups` on every job."
+        default=True,
+        description="Manage job permissions: `CAN_VIEW` for `job_view_groups` on every job, as the template "
+        "does. Set false where the adopted state holds none (`databricks_permissions.job_*` would be "
+        "created, replacing any hand-made job ACL).",
     )
     job_view_groups: tuple[GroupName, ...] = Field(
         default=("users",),

@@ -121,9 +121,10 @@ def databricks_files_root(deployer: str, project: str, target: str) -> str:
     return f"/Workspace/Users/{deployer}/.bundle/{project}/{target}/files"
 
 
-def databricks_job_prefix(target: str, is_production: bool) -> str:
-    """Non-production job names carry their target, as bundle development mode prefixes them."""
-    return "" if is_production else f"{target}-"
+def databricks_job_prefix(target: str) -> str:
+    """Job names carry their target in every target, production too (the template's
+    ``${bundle.target}-<project>-...``); development mode would add ``[dev <user>] `` on top."""
+    return f"{target}-"
 
 
 def databricks_job_name(prefix: str, project: str, job: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from platform_config import naming
-from platform_config.databricks import DEFAULT_NODE_TYPES, DatabricksSettings
+from platform_config.databricks import DEFAULT_NODE_TYPES, DatabricksSettings, Schedule
 from platform_config.environment import EnvironmentSettings
 
 
@@ -57,7 +57,8 @@ class DatabricksNames:
     batch_input_table: str
     batch_output_table: str
     node_type_id: str
-    schedules_paused: bool
+    training_schedule_paused: bool
+    batch_inference_schedule_paused: bool
 
     def notebook(self, path: str) -> str:
         """Workspace path of a notebook given relative to the bundle's files root (or absolute)."""
@@ -99,11 +100,7 @@ def databricks_names(env: str, settings: EnvironmentSettings) -> DatabricksNames
     model = s.model_name or naming.databricks_model_name(project)
     # Unset only when both paths are set (rules.databricks_deployer), so "" is never used.
     deployer = s.deployer or ""
-    prefix = (
-        s.job_name_prefix
-        if s.job_name_prefix is not None
-        else naming.databricks_job_prefix(target, settings.is_production)
-    )
+    prefix = s.job_name_prefix if s.job_name_prefix is not None else naming.databricks_job_prefix(target)
     return DatabricksNames(
         host=s.host,
         target=target,
@@ -124,8 +121,13 @@ def databricks_names(env: str, settings: EnvironmentSettings) -> DatabricksNames
         batch_output_table=s.batch_inference.output_table
         or naming.databricks_predictions_table(catalog, schema),
         node_type_id=s.job_cluster.node_type_id or DEFAULT_NODE_TYPES[s.cloud],
-        schedules_paused=not settings.is_production,
+        training_schedule_paused=_paused(s.training.schedule, s.pause_schedules),
+        batch_inference_schedule_paused=_paused(s.batch_inference.schedule, s.pause_schedules),
     )
+
+
+def _paused(schedule: Schedule, pause_schedules: bool) -> bool:
+    return schedule.paused if schedule.paused is not None else pause_schedules
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from platform_config.databricks import (
     DEFAULT_NODE_TYPES,
     HOST_SUFFIXES,
     NODE_TYPE_PATTERNS,
+    RUN_CONTEXT_PARAMETERS,
     STORAGE_SCHEMES,
 )
 from platform_config.environment import RESERVED_TAGS, EnvironmentSettings
@@ -297,7 +298,8 @@ def databricks_cloud(env: Validated) -> Iterator[Problem]:
 @_environment_rule
 def databricks_training_tasks(env: Validated) -> Iterator[Problem]:
     """`databricks.training.tasks` is non-empty with `layout = "notebooks"`, empty with the
-    template layout, and its task keys are unique."""
+    template layout, its task keys are unique, and no task's `parameters` redefines the run
+    context every task gets (`env`, `catalog`, `schema`, `model_name`, `experiment_name`)."""
     training = env.settings.databricks.training
     if training.layout == "notebooks" and not training.tasks:
         yield env.tfvars("databricks.training.tasks", 'layout = "notebooks" needs at least one task')
@@ -315,6 +317,11 @@ def databricks_training_tasks(env: Validated) -> Iterator[Problem]:
             )
         else:
             seen[task.key] = i
+        for name in sorted(set(task.parameters) & set(RUN_CONTEXT_PARAMETERS)):
+            yield env.tfvars(
+                f"databricks.training.tasks[{i}].parameters.{name}",
+                "is set from the environment for every task (its run context); remove it here",
+            )
 
 
 @_environment_rule

@@ -24,8 +24,9 @@ from constructs_lib.databricks_jobs import (
     NotebookJobProps,
     NotebookTaskSpec,
     ScheduleSpec,
+    chained,
 )
-from platform_config.databricks import DatabricksSettings, Schedule
+from platform_config.databricks import RUN_CONTEXT_PARAMETERS, DatabricksSettings, Schedule
 from platform_config.loader import Environment
 from platform_config.resolved import DatabricksNames
 from stacks.base import PlatformStack
@@ -34,65 +35,69 @@ TRAINING_JOB = "model_training_job"
 BATCH_INFERENCE_JOB = "batch_inference_job"
 
 
+def run_context(names: DatabricksNames) -> dict[str, str]:
+    """What every task is told about where it runs (``RUN_CONTEXT_PARAMETERS``, in that order)."""
+    values = (names.target, names.catalog, names.schema, names.model_full_name, names.experiment_path)
+    return dict(zip(RUN_CONTEXT_PARAMETERS, values, strict=True))
+
+
 def training_tasks(settings: DatabricksSettings, names: DatabricksNames) -> tuple[NotebookTaskSpec, ...]:
-    """The training job's tasks, in run order."""
+    """The training job's tasks, each depending on the one before it in run order."""
     training = settings.training
+    context = run_context(names)
     if training.layout == "notebooks":
-        return tuple(
-            NotebookTaskSpec(t.key, names.notebook(t.notebook), dict(t.parameters)) for t in training.tasks
+        return chained(
+            tuple(
+                NotebookTaskSpec(t.key, names.notebook(t.notebook), {**context, **t.parameters})
+                for t in training.tasks
+            )
         )
     validation = training.validation
-    return (
-        NotebookTaskSpec(
-            "Train",
-            names.notebook("training/notebooks/Train"),
-            {
-                "env": names.target,
-                "training_data_path": training.training_data_path,
-                "experiment_name": names.experiment_path,
-                "model_name": names.model_full_name,
-            },
-        ),
-        NotebookTaskSpec(
-            "ModelValidation",
-            names.notebook("validation/notebooks/ModelValidation"),
-            {
-                "experiment_name": names.experiment_path,
-                "run_mode": validation.run_mode,
-                "enable_baseline_comparison": str(validation.enable_baseline_comparison).lower(),
-                "validation_input": validation.input,
-                "model_type": validation.model_type,
-                "targets": validation.targets,
-                "custom_metrics_loader_function": "custom_metrics",
-                "validation_thresholds_loader_function": "validation_thresholds",
-                "evaluator_config_loader_function": "evaluator_config",
-                "model_name": names.model_full_name,
-                # Databricks task values, resolved at run time (not Terraform interpolation).
-                "model_version": "{{tasks.Train.values.model_version}}",
-            },
-        ),
-        NotebookTaskSpec(
-            "ModelDeployment",
-            names.notebook("deployment/model_deployment/notebooks/ModelDeployment"),
-            {
-                "env": names.target,
-                "model_name": names.model_full_name,
-                "model_version": "{{tasks.Train.values.model_version}}",
-            },
-        ),
+    # Databricks task values, resolved at run time (not Terraform interpolation).
+    model_version = "{{tasks.Train.values.model_version}}"
+    return chained(
+        (
+            NotebookTaskSpec(
+                "Train",
+                names.notebook("training/notebooks/Train"),
+                {**context, "training_data_path": training.training_data_path},
+            ),
+            NotebookTaskSpec(
+                "ModelValidation",
+                names.notebook("validation/notebooks/ModelValidation"),
+                {
+                    **context,
+                    "run_mode": validation.run_mode,
+                    "enable_baseline_comparison": str(validation.enable_baseline_comparison).lower(),
+                    "validation_input": validation.input,
+                    "model_type": validation.model_type,
+                    "targets": validation.targets,
+                    "custom_metrics_loader_function": "custom_metrics",
+                    "validation_thresholds_loader_function": "validation_thresholds",
+                    "evaluator_config_loader_function": "evaluator_config",
+                    "model_version": model_version,
+                },
+            ),
+            NotebookTaskSpec(
+                "ModelDeployment",
+                names.notebook("deployment/model_deployment/notebooks/ModelDeployment"),
+                {**context, "model_version": model_version},
+            ),
+        )
     )
 
 
 def batch_inference_task(settings: DatabricksSettings, names: DatabricksNames) -> NotebookTaskSpec:
-    batch = settings.batch_inference
+    """The template's BatchInference parameters plus catalog and schema; no experiment (batch
+    inference logs no MLflow runs; its notebook has no such widget)."""
+    context = {k: v for k, v in run_context(names).items() if k != "experiment_name"}
     return NotebookTaskSpec(
         BATCH_INFERENCE_JOB,
-        names.notebook(batch.notebook),
+        names.notebook(settings.batch_inference.notebook),
         {
-            "env": names.target,
+            **context,
             "input_table_name": names.batch_input_table,
             "output_table_name": names.batch_output_table,
-            "model_name": names.model_full_name,
         },
     )
 
@@ -131,14 +136,16 @@ class DatabricksStack(PlatformStack):
             names.training_job_name,
             training_tasks(settings, names),
             settings.training.existing_cluster_id,
-            settings.training.schedule,
+            schedule=settings.training.schedule,
+            paused=names.training_schedule_paused,
         )
         batch = self._job(
             BATCH_INFERENCE_JOB,
             names.batch_inference_job_name,
             (batch_inference_task(settings, names),),
             settings.batch_inference.existing_cluster_id,
-            settings.batch_inference.schedule,
+            schedule=settings.batch_inference.schedule,
+            paused=names.batch_inference_schedule_paused,
         )
 
         self.output("databricks_target", names.target, "Bundle target (workspace stage) of this environment")
@@ -158,7 +165,9 @@ class DatabricksStack(PlatformStack):
         name: str,
         tasks: tuple[NotebookTaskSpec, ...],
         cluster_id: str | None,
+        *,
         schedule: Schedule,
+        paused: bool,
     ) -> NotebookJob:
         """A job on the environment's job cluster, or on ``cluster_id`` when given."""
         settings = self.settings.databricks
@@ -177,7 +186,7 @@ class DatabricksStack(PlatformStack):
                 address=address,
                 name=name,
                 tasks=tasks,
-                schedule=ScheduleSpec(schedule.cron, schedule.timezone, paused=self.names.schedules_paused),
+                schedule=ScheduleSpec(schedule.cron, schedule.timezone, paused),
                 cluster=None if cluster_id else cluster,
                 existing_cluster_id=cluster_id,
                 on_failure_emails=settings.notifications.on_failure,

@@ -17,6 +17,7 @@ from ops.runner import Console
 from platform_config import naming
 from platform_config.loader import BACKEND_DIR, TFVARS_DIR
 from tests.conftest import ROOT
+from tests.fixtures.real_values import supply_real_values
 
 FAKE_TERRAFORM = r"""
 import json, os, sys
@@ -100,7 +101,7 @@ def repo_copy(root: Path) -> Path:
     """A repository root holding the shipped environment files (what the CLI loads)."""
     for directory in (TFVARS_DIR, BACKEND_DIR):
         shutil.copytree(ROOT / directory, root / directory, dirs_exist_ok=True)
-    return root
+    return supply_real_values(root)  # plan/deploy refuse documentation placeholders
 
 
 def fake_outdir(

@@ -18,6 +18,7 @@ from ops.runner import CommandError, StateInfo
 from ops.synth import Target
 from tests.cli.support import fake_outdir, read_log, use_fake_terraform
 from tests.conftest import Synthesized
+from tests.fixtures.real_values import supply_real_values
 
 STACKS = ("bootstrap-dev", "mlflow-dev", "databricks-dev")
 
@@ -30,6 +31,7 @@ def fake_tf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run_plan(
     root: Path, capsys: pytest.CaptureFixture[str], *extra: str, env: str = "dev"
 ) -> tuple[int, str, str]:
+    supply_real_values(root)  # the environment files `plan` checks for placeholders
     rc = cli.main(["--root", str(root), "plan", "--env", env, "--no-synth", *extra])
     captured = capsys.readouterr()
     return rc, captured.out, captured.err

@@ -63,11 +63,12 @@ def test_minimal_block_loads_with_the_template_defaults() -> None:
     assert s.training.layout == "template"
     assert s.training.schedule.cron == "0 0 9 * * ?" and s.training.schedule.timezone == "UTC"
     assert s.batch_inference.schedule.cron == "0 0 11 * * ?"
-    assert s.job_cluster.spark_version == "15.3.x-cpu-ml-scala2.12"
+    assert s.job_cluster.spark_version == "15.4.x-cpu-ml-scala2.12"  # LTS
     assert s.job_cluster.num_workers == 3 and s.job_cluster.data_security_mode == "SINGLE_USER"
     assert s.model_execute_principals == ("account users",)
     assert s.experiment_read_groups == ("users",)
-    assert s.job_permissions is False
+    assert s.job_permissions is True and s.job_view_groups == ("users",)  # the template's CAN_VIEW
+    assert s.pause_schedules is False and s.training.schedule.paused is None
     assert (s.max_retries, s.timeout_seconds, s.max_concurrent_runs) == (0, 0, 1)
 
 
@@ -80,7 +81,8 @@ def test_minimal_block_resolves_the_bundle_names() -> None:
     assert names.files_root == f"/Workspace/Users/deployer@example.com/.bundle/{project}/test/files"
     assert names.training_job_name == f"test-{project}-model-training-job"
     assert names.batch_output_table == f"test.{project}.predictions"
-    assert names.schedules_paused
+    # Unpaused: only a bundle's development mode pauses schedules.
+    assert not names.training_schedule_paused and not names.batch_inference_schedule_paused
 
 
 @pytest.mark.parametrize(("cloud", "host", "node_type"), [
@@ -285,7 +287,7 @@ def test_bad_values(changes: dict[str, Any], key: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(("changes", "key", "expected"), [
-    ({"job_view_groups": ["users"]}, "job_view_groups", "unless job_permissions = true"),
+    ({"job_permissions": False, "job_view_groups": ["users"]}, "job_view_groups", "unless job_permissions = true"),
     (
         {"training": {"layout": "notebooks", "tasks": RAG[:2], "training_data_path": "/x"}},
         "training.training_data_path",
@@ -309,6 +311,32 @@ def test_bad_values(changes: dict[str, Any], key: str, expected: str) -> None:
 def test_settings_that_would_do_nothing(changes: dict[str, Any], key: str, expected: str) -> None:
     k, message = only_problem(databricks_problems(block(**changes)))
     assert k == f"databricks.{key}" and expected in message
+
+
+@pytest.mark.parametrize("cluster_id", [
+    "0415-213012-yi87kqjn",  # the seed project's
+    "1234-567890-reef123",  # the API reference's example: a 7-character suffix
+    "0923-164208-meows279",
+    "0727-054928-41plse7n",  # suffix starting with a digit
+    "0101-000000-abcdefghijk",
+])  # fmt: skip
+def test_every_cluster_id_format_the_api_returns(cluster_id: str) -> None:
+    assert databricks_problems(block(training={"existing_cluster_id": cluster_id})) == []
+
+
+@pytest.mark.parametrize(
+    "cluster_id", ["0415-213012-", "415-213012-abc", "0415-213012-ABCDEF", "0415-213012-ab cd"]
+)
+def test_malformed_cluster_ids(cluster_id: str) -> None:
+    key, message = only_problem(databricks_problems(block(training={"existing_cluster_id": cluster_id})))
+    assert key == "databricks.training.existing_cluster_id" and "MMDD-HHMMSS-suffix" in message
+
+
+def test_a_task_cannot_redefine_the_run_context() -> None:
+    tasks = [{"key": "a", "notebook": "nb/a", "parameters": {"catalog": "prod", "source": "pdfs"}}]
+    key, message = only_problem(databricks_problems(block(training={"layout": "notebooks", "tasks": tasks})))
+    assert key == "databricks.training.tasks[0].parameters.catalog"
+    assert "set from the environment for every task" in message
 
 
 def test_job_view_groups_with_job_permissions() -> None:
@@ -351,8 +379,8 @@ def test_databricks_names() -> None:
         naming.databricks_files_root("u@x.io", "p", "staging")
         == "/Workspace/Users/u@x.io/.bundle/p/staging/files"
     )
-    assert naming.databricks_job_prefix("test", is_production=False) == "test-"
-    assert naming.databricks_job_prefix("prod", is_production=True) == ""
+    assert naming.databricks_job_prefix("test") == "test-"
+    assert naming.databricks_job_prefix("prod") == "prod-"  # production too, as the template
     assert (
         naming.databricks_job_name("test-", "p", naming.DATABRICKS_TRAINING_JOB)
         == "test-p-model-training-job"

@@ -34,6 +34,7 @@ from constructs_lib.databricks_jobs import (
     NotebookJobProps,
     NotebookTaskSpec,
     ScheduleSpec,
+    chained,
 )
 from constructs_lib.load_balancer import LoadBalancer, LoadBalancerProps
 from constructs_lib.network import INTERFACE_ENDPOINTS, Network, NetworkProps
@@ -849,11 +850,11 @@ def test_tracked_experiment_alone() -> None:
     assert exposed(out, "experiment_id") == "${databricks_mlflow_experiment.experiment.id}"
 
 
-TASKS = (
+TASKS = chained((
     NotebookTaskSpec("Train", "/files/Train", {"env": "test"}),
     NotebookTaskSpec("Validate", "/files/Validate"),
     NotebookTaskSpec("Deploy", "/files/Deploy"),
-)
+))  # fmt: skip
 
 
 def test_notebook_job_on_an_existing_cluster_with_permissions() -> None:
@@ -882,14 +883,15 @@ def test_notebook_job_on_an_existing_cluster_with_permissions() -> None:
     res = out["resource"]
     body = res["databricks_job"]["training"]
     tasks = body["task"]
-    assert [t["task_key"] for t in tasks] == ["Train", "Validate", "Deploy"] == list(job.task_keys)
-    assert [t.get("depends_on") for t in tasks] == [None, [{"task_key": "Train"}], [{"task_key": "Validate"}]]
-    assert [t.get("run_if") for t in tasks] == [None, "ALL_SUCCESS", "ALL_SUCCESS"]
+    # Sorted by key; Train -> Validate -> Deploy through depends_on only.
+    assert [t["task_key"] for t in tasks] == ["Deploy", "Train", "Validate"] == list(job.task_keys)
+    assert [t.get("depends_on") for t in tasks] == [[{"task_key": "Validate"}], None, [{"task_key": "Train"}]]
+    assert [t.get("run_if") for t in tasks] == ["ALL_SUCCESS", None, "ALL_SUCCESS"]
     assert all(
         t["existing_cluster_id"] == "0101-000000-abcdefgh" and "job_cluster_key" not in t for t in tasks
     )
     assert all(t["max_retries"] == 2 for t in tasks)
-    assert tasks[0]["notebook_task"] == {"notebook_path": "/files/Train", "base_parameters": {"env": "test"}}
+    assert tasks[1]["notebook_task"] == {"notebook_path": "/files/Train", "base_parameters": {"env": "test"}}
     assert "job_cluster" not in body and job.cluster_key is None
     assert body["schedule"] == {
         "quartz_cron_expression": "0 0 9 * * ?",

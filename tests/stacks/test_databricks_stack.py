@@ -21,7 +21,9 @@ from constructs_lib.databricks_jobs import (
     NotebookJobProps,
     NotebookTaskSpec,
     ScheduleSpec,
+    chained,
 )
+from ops.adopt import expected_changes, name_mismatches
 from platform_config import hcl
 from platform_config.loader import Environment
 from platform_config.secrets import SECRET_VALUE_PATTERNS, find_secrets
@@ -53,9 +55,23 @@ def one(synth: Synthesized, env: str, rtype: str, name: str) -> dict[str, Any]:
 
 
 def files_root(e: Environment) -> str:
-    """The bundle's files root (the template's default: nothing in the shipped files overrides it)."""
+    """Where the bundle uploads the notebooks: `/Workspace/Users/...` (CLI 0.230 on), or as prd's
+    adopted state has them, `/Users/...` (the seed-era CLI, before PR #1724)."""
     names = e.names.databricks
-    return f"/Workspace/Users/{e.settings.databricks.deployer}/.bundle/{names.project}/{names.target}/files"
+    workspace = "" if e.name == "prd" else "/Workspace"
+    return f"{workspace}/Users/{e.settings.databricks.deployer}/.bundle/{names.project}/{names.target}/files"
+
+
+def context(e: Environment) -> dict[str, str]:
+    """The base parameters every task gets: where it runs."""
+    names = e.names.databricks
+    return {
+        "env": names.target,
+        "catalog": names.catalog,
+        "schema": names.schema,
+        "model_name": f"{names.catalog}.{names.schema}.{names.model}",
+        "experiment_name": names.experiment_path,
+    }
 
 
 JOBS = ("model_training_job", "batch_inference_job")
@@ -74,9 +90,11 @@ def test_snapshot(synth: Synthesized, env: str, snapshot_json: SnapshotAssertion
 # --- addresses, provider, backend ----------------------------------------------------------------
 
 
-def check_exactly_the_seed_addresses(synth: Synthesized, e: Environment) -> None:
-    env = e.name
-    assert addresses(stack(synth, env)) == SIX_ADDRESSES
+def check_the_seed_addresses_and_job_permissions(synth: Synthesized, e: Environment) -> None:
+    """The bundle's six addresses, plus the template's CAN_VIEW job permissions where enabled."""
+    job_permissions = {f"databricks_permissions.job_{j}" for j in JOBS}
+    expected = SIX_ADDRESSES | (job_permissions if e.settings.databricks.job_permissions else set())
+    assert addresses(stack(synth, e.name)) == expected
 
 
 def check_provider_gets_only_the_host(synth: Synthesized, e: Environment) -> None:
@@ -147,24 +165,32 @@ def check_experiment_path_and_permissions(synth: Synthesized, e: Environment) ->
 # --- jobs ----------------------------------------------------------------------------------------
 
 
-def check_training_tasks_run_in_order_each_after_success(synth: Synthesized, e: Environment) -> None:
-    env = e.name
-    tasks = one(synth, env, "databricks_job", "model_training_job")["task"]
+def check_training_tasks_sorted_by_key_run_in_order(synth: Synthesized, e: Environment) -> None:
+    """Written sorted by task_key (the provider's read order); the run order is only depends_on,
+    each task after its predecessor in the file succeeded; every task gets the run context."""
+    tasks = one(synth, e.name, "databricks_job", "model_training_job")["task"]
+    keys = [t["task_key"] for t in tasks]
+    assert keys == sorted(keys)
+    by_key = {t["task_key"]: t for t in tasks}
     training = e.settings.databricks.training
-    if training.layout == "notebooks":
-        assert [(t["task_key"], t["notebook_task"]["notebook_path"]) for t in tasks] == [
-            (t.key, f"{files_root(e)}/{t.notebook}") for t in training.tasks
-        ]
-    assert "depends_on" not in tasks[0] and "run_if" not in tasks[0]
-    for previous, task in itertools.pairwise(tasks):
-        assert task["depends_on"] == [{"task_key": previous["task_key"]}]
-        assert task["run_if"] == "ALL_SUCCESS"
+    assert training.layout == "notebooks"
+    first = by_key[training.tasks[0].key]
+    assert "depends_on" not in first and "run_if" not in first
+    for previous, task in itertools.pairwise(training.tasks):
+        assert by_key[task.key]["depends_on"] == [{"task_key": previous.key}]
+        assert by_key[task.key]["run_if"] == "ALL_SUCCESS"
+    for spec in training.tasks:
+        assert by_key[spec.key]["notebook_task"] == {
+            "notebook_path": f"{files_root(e)}/{spec.notebook}",
+            "base_parameters": {**context(e), **spec.parameters},
+        }
 
 
-def check_job_names_carry_the_target_outside_production(synth: Synthesized, e: Environment) -> None:
+def check_job_names_carry_the_target(synth: Synthesized, e: Environment) -> None:
+    """`<target>-` in every target, production too (the template's names; prod's state has it)."""
     env = e.name
     names = e.names.databricks
-    prefix = "" if e.settings.is_production else f"{names.target}-"
+    prefix = f"{names.target}-"
     assert (
         one(synth, env, "databricks_job", "model_training_job")["name"]
         == f"{prefix}{names.project}-model-training-job"
@@ -175,9 +201,10 @@ def check_job_names_carry_the_target_outside_production(synth: Synthesized, e: E
     )
 
 
-def check_schedules_paused_outside_production(synth: Synthesized, e: Environment) -> None:
+def check_schedules_unpaused(synth: Synthesized, e: Environment) -> None:
+    """Unpaused in every shipped target, as a bundle outside development mode deploys them."""
     env = e.name
-    expected = "UNPAUSED" if e.settings.is_production else "PAUSED"
+    expected = "UNPAUSED"
     settings = e.settings.databricks
     for name, schedule in zip(
         JOBS, (settings.training.schedule, settings.batch_inference.schedule), strict=True
@@ -189,6 +216,12 @@ def check_schedules_paused_outside_production(synth: Synthesized, e: Environment
         }
 
 
+def check_queueing_on(synth: Synthesized, e: Environment) -> None:
+    """Unset, provider 1.99.0 sends `queue.enabled=false` on every update; bundles enable it."""
+    for name in JOBS:
+        assert one(synth, e.name, "databricks_job", name)["queue"] == {"enabled": True}
+
+
 def check_batch_inference_task(synth: Synthesized, e: Environment) -> None:
     env = e.name
     job = one(synth, env, "databricks_job", "batch_inference_job")
@@ -198,19 +231,31 @@ def check_batch_inference_task(synth: Synthesized, e: Environment) -> None:
     assert task["notebook_task"] == {
         "notebook_path": f"{files_root(e)}/deployment/batch_inference/notebooks/BatchInference",
         "base_parameters": {
-            "env": target,
+            **{k: v for k, v in context(e).items() if k != "experiment_name"},
             "input_table_name": f"{target}.{project}.feature_store_inference_input",
             "output_table_name": f"{target}.{project}.predictions",
-            "model_name": f"{target}.{project}.{project}-model",
         },
     }
     assert "depends_on" not in task
 
 
-def test_prd_jobs_run_on_the_existing_cluster(synth: Synthesized) -> None:
+def test_prd_jobs_run_on_the_seed_state_cluster(synth: Synthesized, seed_state: dict[str, Any]) -> None:
     for name in JOBS:
         job = one(synth, "prd", "databricks_job", name)
-        assert {t["existing_cluster_id"] for t in job["task"]} == {"0419-175415-rag0prod"}
+        state_job = seed_state_attributes(seed_state)[f"databricks_job.{name}"]
+        theirs = {t["existing_cluster_id"] for t in state_job["task"]}
+        assert {t["existing_cluster_id"] for t in job["task"]} == theirs == {"0415-213012-yi87kqjn"}
+
+
+def test_default_runtime_is_an_lts_ml_release(variants: Synthesized) -> None:
+    for job in variants.resources("databricks-tmpl", "databricks_job").values():
+        assert job["job_cluster"][0]["new_cluster"]["spark_version"] == "15.4.x-cpu-ml-scala2.12"
+
+
+@pytest.mark.parametrize("env", shipped_env_names())
+def test_shipped_notebooks_are_where_the_bundle_put_them(synth: Synthesized, env: str) -> None:
+    e = synth.env(env)
+    assert e.names.databricks.files_root == files_root(e)
 
 
 def check_jobs_run_on_their_cluster(synth: Synthesized, e: Environment) -> None:
@@ -324,6 +369,10 @@ def seed_state() -> dict[str, Any]:
     return state
 
 
+def seed_state_attributes(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f"{r['type']}.{r['name']}": r["instances"][0]["attributes"] for r in state["resources"]}
+
+
 def test_seed_state_fixture_is_the_seeds(seed_state: dict[str, Any]) -> None:
     assert seed_state["version"] == 4
     assert seed_state["terraform_version"] == "1.5.5"
@@ -335,6 +384,18 @@ def test_seed_state_fixture_is_the_seeds(seed_state: dict[str, Any]) -> None:
         assert resource["provider"] == 'provider["registry.terraform.io/databricks/databricks"]'
         (instance,) = resource["instances"]
         assert instance["attributes"]["id"]
+        # The provider's schema versions: 2 for jobs, 0 for the others.
+        assert instance["schema_version"] == (2 if resource["type"] == "databricks_job" else 0)
+    attrs = seed_state_attributes(seed_state)
+    metadata = (
+        "/Users/maaheshwarispandan97@outlook.com/.bundle/my_mlops_project_luv_v6/prod/state/metadata.json"
+    )
+    for name in JOBS:
+        job = attrs[f"databricks_job.{name}"]
+        assert job["deployment"] == [{"kind": "BUNDLE", "metadata_file_path": metadata}]
+        keys = [t["task_key"] for t in job["task"]]
+        assert keys == sorted(keys)  # the provider sorts on read
+    assert attrs["databricks_registered_model.model"]["id"] == SEED_MODEL
 
 
 def test_prd_declares_exactly_the_seed_state_addresses(
@@ -347,7 +408,7 @@ def test_prd_declares_exactly_the_seed_state_addresses(
 
 def test_prd_identities_match_the_seed_state(synth: Synthesized, seed_state: dict[str, Any]) -> None:
     """Attributes that force replacement (or rename) must equal the adopted state's values."""
-    attrs = {f"{r['type']}.{r['name']}": r["instances"][0]["attributes"] for r in seed_state["resources"]}
+    attrs = seed_state_attributes(seed_state)
     model = one(synth, "prd", "databricks_registered_model", "model")
     state_model = attrs["databricks_registered_model.model"]
     for key in ("catalog_name", "schema_name", "name"):
@@ -430,30 +491,33 @@ def test_template_layout(variants: Synthesized) -> None:
     root = "/Workspace/Users/deployer@example.com/.bundle/my_mlops_project_luv_v6/tmpl/files"
     experiment = "/Users/deployer@example.com/tmpl-my_mlops_project_luv_v6-experiment"
     model = "tmpl.my_mlops_project_luv_v6.my_mlops_project_luv_v6-model"
+    # Sorted by key; Train -> ModelValidation -> ModelDeployment only through depends_on.
     assert [(t["task_key"], t["notebook_task"]["notebook_path"]) for t in tasks] == [
-        ("Train", f"{root}/training/notebooks/Train"),
-        ("ModelValidation", f"{root}/validation/notebooks/ModelValidation"),
         ("ModelDeployment", f"{root}/deployment/model_deployment/notebooks/ModelDeployment"),
+        ("ModelValidation", f"{root}/validation/notebooks/ModelValidation"),
+        ("Train", f"{root}/training/notebooks/Train"),
     ]
     assert [t.get("depends_on") for t in tasks] == [
-        None,
-        [{"task_key": "Train"}],
         [{"task_key": "ModelValidation"}],
+        [{"task_key": "Train"}],
+        None,
     ]
-    train, validation, deployment = (t["notebook_task"]["base_parameters"] for t in tasks)
-    assert train == {
+    deployment, validation, train = (t["notebook_task"]["base_parameters"] for t in tasks)
+    run_context = {
         "env": "tmpl",
-        "training_data_path": "/Volumes/main/raw/taxi",
-        "experiment_name": experiment,
+        "catalog": "tmpl",
+        "schema": "my_mlops_project_luv_v6",
         "model_name": model,
+        "experiment_name": experiment,
     }
-    assert validation["experiment_name"] == experiment
+    assert train == {**run_context, "training_data_path": "/Volumes/main/raw/taxi"}
+    assert run_context.items() <= validation.items() and run_context.items() <= deployment.items()
     assert validation["run_mode"] == "enabled"
     assert validation["enable_baseline_comparison"] == "true"
     assert validation["model_type"] == "regressor" and validation["targets"] == "fare_amount"
     assert validation["model_name"] == model
     assert validation["model_version"] == "{{tasks.Train.values.model_version}}"
-    assert deployment["env"] == "tmpl" and deployment["model_name"] == model
+    assert deployment["model_version"] == "{{tasks.Train.values.model_version}}"
 
 
 def test_template_variant_options(variants: Synthesized) -> None:
@@ -463,7 +527,7 @@ def test_template_variant_options(variants: Synthesized) -> None:
     assert training["schedule"] == {
         "quartz_cron_expression": "0 30 6 ? * MON-FRI",
         "timezone_id": "Europe/Berlin",
-        "pause_status": "PAUSED",
+        "pause_status": "UNPAUSED",
     }
     assert training["name"] == "tmpl-my_mlops_project_luv_v6-model-training-job"
     for job in jobs.values():
@@ -497,9 +561,13 @@ def test_job_permissions_switch(variants: Synthesized, synth: Synthesized) -> No
         "job_model_training_job",
         "job_batch_inference_job",
     }
+    # On by default, as the template; prd turns it off: the adopted state holds none.
     assert set(synth.resources("databricks-prd", "databricks_permissions")) == {
         "mlflow_experiment_experiment"
     }
+    assert synth.resources("databricks-dev", "databricks_permissions")["job_model_training_job"][
+        "access_control"
+    ] == [{"group_name": "users", "permission_level": "CAN_VIEW"}]
 
 
 def test_explicit_names_and_mixed_clusters(variants: Synthesized) -> None:
@@ -512,12 +580,21 @@ def test_explicit_names_and_mixed_clusters(variants: Synthesized) -> None:
     jobs = doc["resource"]["databricks_job"]
     training, batch = jobs["model_training_job"], jobs["batch_inference_job"]
     assert training["name"] == "[qa] my_mlops_project_luv_v6-model-training-job"
-    assert [t["notebook_task"]["notebook_path"] for t in training["task"]] == [
+    evaluate, prep = training["task"]  # sorted by key; eval runs after prep
+    assert [t["notebook_task"]["notebook_path"] for t in (prep, evaluate)] == [
         "/Workspace/Shared/rag/files/nb/prep",
         "/Repos/team/rag/eval",
     ]
-    assert training["task"][0]["notebook_task"]["base_parameters"] == {"source": "pdfs"}
-    assert "base_parameters" not in training["task"][1]["notebook_task"]
+    assert evaluate["depends_on"] == [{"task_key": "prep"}] and "depends_on" not in prep
+    run_context = {
+        "env": "qa",
+        "catalog": "qa_catalog",
+        "schema": "rag",
+        "model_name": "qa_catalog.rag.rag-chain",
+        "experiment_name": "/Shared/rag/qa-experiment",
+    }
+    assert prep["notebook_task"]["base_parameters"] == {**run_context, "source": "pdfs"}
+    assert evaluate["notebook_task"]["base_parameters"] == run_context
     new = training["job_cluster"][0]["new_cluster"]
     assert (new["node_type_id"], new["num_workers"]) == ("n2-standard-8", 2)
     assert "job_cluster" not in batch
@@ -538,7 +615,7 @@ def test_gcp_default_node_type(
         assert job["job_cluster"][0]["new_cluster"]["node_type_id"] == "n2-highmem-4"
 
 
-def test_production_variant_is_unpaused_and_unprefixed(
+def test_production_variant_is_unpaused_and_prefixed(
     synth_with: Callable[[list[Environment], tuple[str, ...]], Synthesized],
 ) -> None:
     envs = load_variants({"prd2": ({**BASE, "target": "prod"}, "prd")})
@@ -546,12 +623,29 @@ def test_production_variant_is_unpaused_and_unprefixed(
     out = synth_with(envs, ("databricks",))
     for name, job in out.resources("databricks-prd2", "databricks_job").items():
         assert job["schedule"]["pause_status"] == "UNPAUSED"
-        assert job["name"] == f"my_mlops_project_luv_v6-{name.replace('_', '-')}"
+        assert job["name"] == f"prod-my_mlops_project_luv_v6-{name.replace('_', '-')}"
+
+
+@pytest.mark.parametrize(("block", "paused"), [
+    ({"pause_schedules": True}, {"model_training_job": "PAUSED", "batch_inference_job": "PAUSED"}),
+    ({"pause_schedules": True, "batch_inference": {"schedule": {"cron": "0 0 11 * * ?", "paused": False}}},
+     {"model_training_job": "PAUSED", "batch_inference_job": "UNPAUSED"}),
+    ({"training": {"schedule": {"cron": "0 0 9 * * ?", "paused": True}}},
+     {"model_training_job": "PAUSED", "batch_inference_job": "UNPAUSED"}),
+])  # fmt: skip
+def test_schedules_pause_only_when_asked(
+    synth_with: Callable[[list[Environment], tuple[str, ...]], Synthesized],
+    block: dict[str, Any],
+    paused: dict[str, str],
+) -> None:
+    envs = load_variants({"pause": ({**BASE, **block}, "dev")})
+    jobs = synth_with(envs, ("databricks",)).resources("databricks-pause", "databricks_job")
+    assert {name: job["schedule"]["pause_status"] for name, job in jobs.items()} == paused
 
 
 # --- the job construct on its own ----------------------------------------------------------------
 
-CLUSTER = JobClusterSpec("15.3.x-cpu-ml-scala2.12", "i3.xlarge", 1, "SINGLE_USER")
+CLUSTER = JobClusterSpec("15.4.x-cpu-ml-scala2.12", "i3.xlarge", 1, "SINGLE_USER")
 SCHEDULE = ScheduleSpec("0 0 9 * * ?", "UTC", paused=True)
 
 
@@ -560,6 +654,8 @@ SCHEDULE = ScheduleSpec("0 0 9 * * ?", "UTC", paused=True)
     ({}, "exactly one of cluster"),
     ({"cluster": CLUSTER, "tasks": ()}, "at least one task"),
     ({"cluster": CLUSTER, "tasks": (NotebookTaskSpec("a", "/x"), NotebookTaskSpec("a", "/y"))}, "duplicate task keys"),
+    ({"cluster": CLUSTER, "tasks": (NotebookTaskSpec("a", "/x", depends_on=("b",)),)}, r"unknown or itself: \['b'\]"),
+    ({"cluster": CLUSTER, "tasks": (NotebookTaskSpec("a", "/x", depends_on=("a",)),)}, r"unknown or itself: \['a'\]"),
 ])  # fmt: skip
 def test_notebook_job_refuses_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
     stack = TerraformStack(CdktfTesting.app(), "unit")
@@ -572,11 +668,17 @@ def test_notebook_job_alone() -> None:
     stack = TerraformStack(CdktfTesting.app(), "unit")
     NotebookJob(stack, "job", NotebookJobProps(
         address="nightly", name="nightly", schedule=SCHEDULE, cluster=CLUSTER,
-        tasks=(NotebookTaskSpec("a", "/x"), NotebookTaskSpec("b", "/y"), NotebookTaskSpec("c", "/z")),
+        tasks=chained((NotebookTaskSpec("c", "/x"), NotebookTaskSpec("a", "/y"), NotebookTaskSpec("b", "/z"))),
     ))  # fmt: skip
     doc = json.loads(CdktfTesting.synth(stack))
     job = doc["resource"]["databricks_job"]["nightly"]
-    assert [t.get("depends_on") for t in job["task"]] == [None, [{"task_key": "a"}], [{"task_key": "b"}]]
+    # Run order c -> a -> b, written sorted by key.
+    assert [(t["task_key"], t.get("depends_on")) for t in job["task"]] == [
+        ("a", [{"task_key": "c"}]),
+        ("b", [{"task_key": "a"}]),
+        ("c", None),
+    ]
+    assert job["queue"] == {"enabled": True}
     assert job["schedule"]["pause_status"] == "PAUSED"
     assert "databricks_permissions" not in doc["resource"]
 
@@ -590,15 +692,16 @@ def test_no_aws_provider_import() -> None:
 # Every check above, on every shipped environment (tests/stacks/test_new_environment.py runs them on
 # a temporary new one).
 CHECKS: tuple[Check, ...] = (
-    check_exactly_the_seed_addresses,
+    check_the_seed_addresses_and_job_permissions,
     check_provider_gets_only_the_host,
     check_state_lives_in_the_environment_backend,
     check_registered_model_per_environment,
     check_model_grants_execute_to_account_users,
     check_experiment_path_and_permissions,
-    check_training_tasks_run_in_order_each_after_success,
-    check_job_names_carry_the_target_outside_production,
-    check_schedules_paused_outside_production,
+    check_training_tasks_sorted_by_key_run_in_order,
+    check_job_names_carry_the_target,
+    check_schedules_unpaused,
+    check_queueing_on,
     check_batch_inference_task,
     check_jobs_run_on_their_cluster,
     check_job_settings,
@@ -611,3 +714,127 @@ CHECKS: tuple[Check, ...] = (
 @pytest.mark.parametrize("env", shipped_env_names())
 def test_databricks_stack(synth: Synthesized, env: str, check: Check) -> None:
     check(synth, synth.env(env))
+
+
+# --- the expected plan of the adoption ------------------------------------------------------------
+
+SEED_METADATA = (
+    "/Users/maaheshwarispandan97@outlook.com/.bundle/my_mlops_project_luv_v6/prod/state/metadata.json"
+)
+EXPERIMENT = "/Users/maaheshwarispandan97@outlook.com/prod-my_mlops_project_luv_v6-experiment"
+PRD_TAGS = {
+    "CostCenter": "ml-prd", "Environment": "prd", "ManagedBy": "cdktf", "Owner": "mlops-platform",
+    "Project": "mlopspltf", "Repository": "mlops-infra", "Stack": "databricks-prd",
+}  # fmt: skip
+PRD_CONTEXT = {
+    "env": "prod",
+    "catalog": "prod",
+    "schema": "my_mlops_project_luv_v6",
+    "model_name": SEED_MODEL,
+    "experiment_name": EXPERIMENT,
+}
+
+
+def _job_changes(job: str, tasks: int) -> list[tuple[str, str, Any, Any]]:
+    """What every adopted job gets: notifications, queueing, tags, retries, timeout, and it leaves
+    the bundle (deployment and edit_mode are plain Optional in provider 1.99.0: unset removes them)."""
+    address = f"databricks_job.{job}"
+    emails = {"on_failure": ["mlops-platform@example.com", "mlops-oncall@example.com"]}
+    return [
+        (address, "email_notifications", None, emails),
+        (address, "queue", None, {"enabled": True}),
+        (address, "tags", None, PRD_TAGS),
+        *[(address, f"task[{i}].max_retries", 0, 1) for i in range(tasks)],
+    ]
+
+
+def test_a_plan_over_the_seed_state_is_in_place_only(synth: Synthesized, seed_state: dict[str, Any]) -> None:
+    """Our prd JSON against the fixture's attributes, field by field, with provider 1.99.0's
+    ForceNew attributes (model name/catalog/schema/storage_location, the grants' securable, the
+    permissions' object ids, the experiment's artifact_location): nothing is replaced, and these
+    are all the changes the first apply makes."""
+    changes = expected_changes(seed_state, stack(synth, "prd"))
+    assert not [c for c in changes if c.replaces]
+    assert name_mismatches(seed_state, stack(synth, "prd"), "my_mlops_project_luv_v6", "prod") == []
+    leaves = ("deployment", [{"kind": "BUNDLE", "metadata_file_path": SEED_METADATA}], None)
+    training_parameters = [
+        ("databricks_job.model_training_job", f"task[{i}].notebook_task.base_parameters", None, PRD_CONTEXT)
+        for i in range(4)
+    ]
+    batch_parameters_before = seed_state_attributes(seed_state)["databricks_job.batch_inference_job"]["task"][
+        0
+    ]["notebook_task"][0]["base_parameters"]
+    assert [(c.address, c.path, c.before, c.after) for c in changes] == [
+        *_job_changes("batch_inference_job", 1),
+        (
+            "databricks_job.batch_inference_job",
+            "task[0].notebook_task.base_parameters",
+            batch_parameters_before,
+            {
+                **{k: v for k, v in PRD_CONTEXT.items() if k != "experiment_name"},
+                "input_table_name": "prod.my_mlops_project_luv_v6.feature_store_inference_input",
+                "output_table_name": "prod.my_mlops_project_luv_v6.predictions",
+            },
+        ),
+        ("databricks_job.batch_inference_job", "timeout_seconds", 0, 14400),
+        ("databricks_job.batch_inference_job", *leaves),
+        ("databricks_job.batch_inference_job", "edit_mode", "UI_LOCKED", None),
+        *_job_changes("model_training_job", 4)[:3],
+        *[
+            x
+            for pair in zip(_job_changes("model_training_job", 4)[3:], training_parameters, strict=True)
+            for x in pair
+        ],
+        ("databricks_job.model_training_job", "timeout_seconds", 0, 14400),
+        ("databricks_job.model_training_job", *leaves),
+        ("databricks_job.model_training_job", "edit_mode", "UI_LOCKED", None),
+        (
+            "databricks_mlflow_experiment.experiment",
+            "description",
+            "MLflow Experiment used to track runs for my_mlops_project_luv_v6 project.",
+            None,
+        ),
+    ]
+
+
+def _renamed(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    renamed: dict[str, Any] = json.loads(json.dumps(state).replace(old, new))
+    return renamed
+
+
+def test_a_state_of_another_bundle_is_refused(synth: Synthesized, seed_state: dict[str, Any]) -> None:
+    """The same lineage is published elsewhere as bundle `LLMOps`: adopting that would replace the
+    model (every version deleted) and rename the jobs."""
+    other = _renamed(seed_state, "my_mlops_project_luv_v6", "LLMOps")
+    problems = name_mismatches(other, stack(synth, "prd"), "my_mlops_project_luv_v6", "prod")
+    assert problems[:2] == [
+        f"databricks_job.{job}: the state is bundle 'LLMOps', target 'prod'; this environment is project "
+        "'my_mlops_project_luv_v6', target 'prod'"
+        for job in ("batch_inference_job", "model_training_job")
+    ]
+    replaced = {c.path for c in expected_changes(other, stack(synth, "prd")) if c.replaces}
+    assert replaced == {"name", "schema_name"}
+    assert any("databricks_registered_model.model: name" in p and "REPLACES" in p for p in problems)
+
+
+@pytest.mark.parametrize(("old", "new", "what"), [
+    ("01-PDF-Advance-Data-Preprocessing", "PDF_Advance_Data_Preprocessing", "task_key"),
+    ("0415-213012-yi87kqjn", "0419-175415-rag0prod", "existing_cluster_id"),
+    ("rag_code_files/03_offline_evaluation", "rag_code_files/03-Offline-Evaluation", "notebook_path"),
+    ("prod-my_mlops_project_luv_v6-batch-inference-job", "my_mlops_project_luv_v6-batch-inference-job", "name"),
+])  # fmt: skip
+def test_an_in_place_rename_of_the_deployment_is_refused(
+    synth: Synthesized, seed_state: dict[str, Any], old: str, new: str, what: str
+) -> None:
+    problems = name_mismatches(
+        _renamed(seed_state, old, new), stack(synth, "prd"), "my_mlops_project_luv_v6", "prod"
+    )
+    assert problems and all(what in p for p in problems)
+
+
+def test_the_workspace_prefix_alone_is_no_mismatch(synth: Synthesized, seed_state: dict[str, Any]) -> None:
+    """A bundle from CLI 0.230 on writes /Workspace/Users/...: the same notebooks, changed in place."""
+    modern = _renamed(seed_state, '"/Users/', '"/Workspace/Users/')
+    assert name_mismatches(modern, stack(synth, "prd"), "my_mlops_project_luv_v6", "prod") == []
+    paths = {c.path for c in expected_changes(modern, stack(synth, "prd"))}
+    assert "task[0].notebook_task.notebook_path" in paths
