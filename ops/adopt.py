@@ -298,13 +298,7 @@ def push_state(tf: Terraform, source: Path) -> tuple[StateInfo, bool]:
         raise CommandError(
             f"our key already holds a state ({existing}); refusing to replace it with {source} ({wanted})"
         )
-    tf.run("state", "push", "-lock-timeout=60s", str(source.resolve()))
-    after = tf.pull()
-    if after is not None and after.lineage != wanted.lineage:
-        after = state._restore_lineage(tf, source)  # Terraform's new lineage at an empty key
-    if after is None or after.lineage != wanted.lineage:
-        raise CommandError(f"after the push our key holds {after}, not {source} ({wanted})")
-    return after, False
+    return state.push_keeping_lineage(tf, source), False
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,39 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ops import adopt, bench, deploy, diagram, docs, env, lint, plan, policy, provider_locks, state, synth, terrain
+from ops import (
+    adopt,
+    bench,
+    deploy,
+    diagram,
+    docs,
+    env,
+    lint,
+    plan,
+    policy,
+    provider_locks,
+    state,
+    synth,
+    terrain,
+)
 from ops.runner import ROOT, CommandError, UsageError
 from platform_config.errors import ConfigError
 
-COMMANDS = (synth, plan, deploy, state, adopt, env, policy, diagram, bench, lint, docs, terrain, provider_locks)
+COMMANDS = (
+    synth,
+    plan,
+    deploy,
+    state,
+    adopt,
+    env,
+    policy,
+    diagram,
+    bench,
+    lint,
+    docs,
+    terrain,
+    provider_locks,
+)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -66,6 +66,8 @@ PLACEHOLDERS: tuple[Placeholder, ...] = (
     ),
     # AWS's documentation accounts, inside an ARN or on their own.
     Placeholder("example AWS account id", _search(r"(^|:)(111122223333|123456789012|000000000000)(:|$)")),
+    # The AMI id of AWS's own documentation: a real one is published per region (docs/stacks/mlflow.md).
+    Placeholder("example AMI id", _search(r"^ami-0abcdef1234567890$")),
     Placeholder("repeated-digit UUID", _search(r"\b([0-9a-f])\1{7}-\1{4}-\1{4}-\1{4}-\1{12}\b")),
     Placeholder("documentation IP range (RFC 5737/3849)", _in_documentation_network),
     Placeholder("example domain (RFC 2606)", _search(r"(@|^|\.|//)example\.(com|org|net)\b")),

@@ -33,6 +33,7 @@ from tests.fixtures.real_values import supply_real_values
     ("2001:db8::/48", "documentation IP range (RFC 5737/3849)"),
     ("ops@example.com", "example domain (RFC 2606)"),
     ("https://mlflow.example.org/", "example domain (RFC 2606)"),
+    ("ami-0abcdef1234567890", "example AMI id"),
 ])  # fmt: skip
 def test_each_kind_of_placeholder_is_known(value: str, what: str) -> None:
     assert placeholders.placeholder_kind(value) == what

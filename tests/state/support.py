@@ -218,16 +218,19 @@ def terraform_env(workdir: Path, stub_providers: tuple[str, ...] = ()) -> dict[s
     """Environment of every Terraform run: fake credentials, nothing but 127.0.0.1.
 
     The CLI config installs providers only from a local mirror, so no run can reach a registry.
-    ``stub_providers`` (e.g. ``databricks/databricks``) get a placeholder executable there: enough
-    for ``init`` to accept a state that names them; the state commands never start a provider.
+    ``stub_providers`` (e.g. ``databricks/databricks``, or ``databricks/databricks@1.99.0`` for the
+    version a synthesized stack pins) get a placeholder executable there: enough for ``init`` to
+    accept a state that names them; the state commands never start a provider.
     """
     mirror = workdir / "provider-mirror"
     mirror.mkdir(exist_ok=True)
-    for source in stub_providers:
+    for entry in stub_providers:
+        source, _, version = entry.partition("@")
+        version = version or "0.0.1"
         name = source.rsplit("/", 1)[-1]
-        plugin_dir = mirror / "registry.terraform.io" / source / "0.0.1" / _platform()
+        plugin_dir = mirror / "registry.terraform.io" / source / version / _platform()
         plugin_dir.mkdir(parents=True, exist_ok=True)
-        stub = plugin_dir / f"terraform-provider-{name}_v0.0.1"
+        stub = plugin_dir / f"terraform-provider-{name}_v{version}"
         stub.write_text("#!/bin/sh\necho 'placeholder provider: not runnable' >&2\nexit 1\n")
         stub.chmod(0o755)
     rc = workdir / "terraformrc"

@@ -31,8 +31,6 @@ from tests.state.support import (
 
 pytestmark = pytest.mark.state
 
-SEED_STATE = ROOT / "tests" / "fixtures" / "databricks_seed_state.json"
-SEED_LINEAGE = "8ac9ae2e-dc90-fc6f-07e9-e0a885d24582"
 SEED_MODEL = "prod.my_mlops_project_luv_v6.my_mlops_project_luv_v6-model"
 
 
@@ -164,6 +162,8 @@ def test_adoption_refuses_a_key_that_holds_another_state(backend: MotoServer, tm
     backend.put_state("dev", "mlflow", json.dumps(other).encode())
     with pytest.raises(CommandError, match="already holds a state"):
         adopt_state(stack_dir, seed, tmp_path / "backups", env=terraform_env(tmp_path))
+
+
 # --- ops adopt: the bundle's state made databricks-<env>'s ----------------------------------------
 
 PLAN = ROOT / "tests" / "fixtures" / "databricks_adoption_plan.json"
@@ -273,6 +273,12 @@ def prd_stack(synth: Synthesized, backend: MotoServer, tmp_path: Path) -> Path:
     return probe
 
 
+def pinned_databricks(stack_dir: Path) -> str:
+    doc = json.loads((stack_dir / "cdk.tf.json").read_text())
+    version: str = doc["terraform"]["required_providers"]["databricks"]["version"]
+    return version
+
+
 def run_adopt(stack_dir: Path, tmp_path: Path, source: Path = SEED_STATE, **kwargs: Any) -> adopt.Adoption:
     options: dict[str, Any] = {"bundle_managed": [], "project": "my_mlops_project_luv_v6", "target": "prod"}
     options.update(kwargs)
@@ -281,7 +287,9 @@ def run_adopt(stack_dir: Path, tmp_path: Path, source: Path = SEED_STATE, **kwar
         stack_dir,
         source,
         plan=lambda _stack, _state: plan,
-        env=terraform_env(tmp_path, stub_providers=("databricks/databricks",)),
+        env=terraform_env(
+            tmp_path, stub_providers=(f"databricks/databricks@{pinned_databricks(stack_dir)}",)
+        ),
         **options,
     )
 
