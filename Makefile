@@ -98,7 +98,7 @@ test: setup $(TOOLS_VENV)/.installed ## [] The full check: ruff, ruff format --c
 	$(PY) -m pytest
 
 .PHONY: policy
-policy: setup $(TOOLS_VENV)/.installed ## [ENV= STACK=] checkov on the synthesized stacks (default: mlflow); every finding needs a recorded reason
+policy: setup $(TOOLS_VENV)/.installed ## [ENV= STACK=] checkov on the synthesized stacks (default: every stack); every finding needs a recorded reason
 	$(OPS) policy $(env-args) $(stack-args)
 
 # --- daily commands -----------------------------------------------------------------------

@@ -6,10 +6,14 @@ from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTag
 from constructs import Construct
 
 
-def aws_provider(scope: Construct, region: str, tags: dict[str, str]) -> AwsProvider:
+def aws_provider(
+    scope: Construct, region: str, tags: dict[str, str], alias: str | None = None
+) -> AwsProvider:
+    """The stack's default provider, or with ``alias`` (``aws.<alias>``) one for another region."""
     return AwsProvider(
         scope,
-        "aws",
+        "aws" if alias is None else f"aws_{alias}",
+        alias=alias,
         region=region,
         default_tags=[AwsProviderDefaultTags(tags=tags)],
     )

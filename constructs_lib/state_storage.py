@@ -26,13 +26,66 @@ from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration imp
     S3BucketServerSideEncryptionConfigurationRuleA,
     S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
 )
+from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA
 from constructs import Construct
 
+from constructs_lib.policy import skip_checks
 from constructs_lib.storage import Bucket, deny_insecure_transport, private_bucket
-from platform_config import naming
 
 PROTECTED = TerraformResourceLifecycle(prevent_destroy=True)
-STATE_PREFIX = f"{naming.STATE_KEY_PREFIX}/*"
+NO_EVENTS = "nothing consumes state bucket events; Terraform reads and writes the objects directly"
+
+
+def state_encryption(
+    scope: Construct, address: str, bucket_id: str, sse_algorithm: str, kms_key_arn: str
+) -> None:
+    """Default encryption at ``<type>.<address>``: SSE-KMS with ``kms_key_arn`` and a bucket key,
+    or AES256."""
+    kms = sse_algorithm == "aws:kms"
+    S3BucketServerSideEncryptionConfigurationA(
+        scope,
+        "encryption",
+        bucket=bucket_id,
+        rule=[
+            S3BucketServerSideEncryptionConfigurationRuleA(
+                apply_server_side_encryption_by_default=(
+                    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
+                        sse_algorithm=sse_algorithm,
+                        kms_master_key_id=kms_key_arn if kms else None,
+                    )
+                ),
+                bucket_key_enabled=kms,
+            )
+        ],
+    ).override_logical_id(address)
+
+
+def state_retention(
+    scope: Construct, address: str, bucket_id: str, noncurrent_days: int, abort_incomplete_days: int
+) -> None:
+    """Lifecycle at ``<type>.<address>``: old state versions expire, incomplete uploads are aborted."""
+    S3BucketLifecycleConfiguration(
+        scope,
+        "lifecycle",
+        bucket=bucket_id,
+        rule=[
+            S3BucketLifecycleConfigurationRule(
+                id="expire-noncurrent-state-versions",
+                status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                noncurrent_version_expiration=[
+                    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                        noncurrent_days=noncurrent_days
+                    )
+                ],
+                abort_incomplete_multipart_upload=[
+                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                        days_after_initiation=abort_incomplete_days
+                    )
+                ],
+            )
+        ],
+    ).override_logical_id(address)
 
 
 @dataclass(frozen=True)
@@ -42,6 +95,7 @@ class StateBucketProps:
     kms_key_arn: str
     noncurrent_version_expiration_days: int
     abort_incomplete_multipart_upload_days: int
+    replicated: bool  # False: CKV_AWS_144 is acknowledged here, with the reason
 
 
 class StateBucket(Bucket):
@@ -53,49 +107,24 @@ class StateBucket(Bucket):
         self._bucket = S3Bucket(self, "bucket", bucket=props.name, force_destroy=False, lifecycle=PROTECTED)
         self._bucket.override_logical_id("state")
         bucket_id = self._bucket.id
+        skips = {"CKV2_AWS_62": NO_EVENTS}
+        if not props.replicated:
+            skips["CKV_AWS_144"] = (
+                "state_bucket.replication is off in this non-production environment: versioning "
+                "keeps every state version; production replicates to another region"
+            )
+        skip_checks(self._bucket, skips)
 
-        private_bucket(self, "state", self._bucket)
+        self._versioning = private_bucket(self, "state", self._bucket)
 
-        kms = sse_algorithm == "aws:kms"
-        S3BucketServerSideEncryptionConfigurationA(
+        state_encryption(self, "state", bucket_id, sse_algorithm, kms_key_arn)
+        state_retention(
             self,
-            "encryption",
-            bucket=bucket_id,
-            rule=[
-                S3BucketServerSideEncryptionConfigurationRuleA(
-                    apply_server_side_encryption_by_default=(
-                        S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
-                            sse_algorithm=sse_algorithm,
-                            kms_master_key_id=kms_key_arn if kms else None,
-                        )
-                    ),
-                    bucket_key_enabled=kms,
-                )
-            ],
-        ).override_logical_id("state")
-
-        S3BucketLifecycleConfiguration(
-            self,
-            "lifecycle",
-            bucket=bucket_id,
-            rule=[
-                S3BucketLifecycleConfigurationRule(
-                    id="expire-noncurrent-state-versions",
-                    status="Enabled",
-                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                    noncurrent_version_expiration=[
-                        S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                            noncurrent_days=props.noncurrent_version_expiration_days,
-                        )
-                    ],
-                    abort_incomplete_multipart_upload=[
-                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                            days_after_initiation=props.abort_incomplete_multipart_upload_days,
-                        )
-                    ],
-                )
-            ],
-        ).override_logical_id("state")
+            "state",
+            bucket_id,
+            props.noncurrent_version_expiration_days,
+            props.abort_incomplete_multipart_upload_days,
+        )
 
         arn = self._bucket.arn
         policy = {
@@ -117,6 +146,11 @@ class StateBucket(Bucket):
         S3BucketPolicy(self, "policy", bucket=bucket_id, policy=json.dumps(policy)).override_logical_id(
             "state"
         )
+
+    @property
+    def versioning(self) -> S3BucketVersioningA:
+        """Replication may only be configured once versioning is on."""
+        return self._versioning
 
 
 @dataclass(frozen=True)
@@ -153,37 +187,3 @@ class LockTable(Construct):
     @property
     def arn(self) -> str:
         return self._table.arn
-
-
-def state_access_policy(bucket_arn: str, table_arn: str, kms_key_arn: str) -> str:
-    """Least-privilege IAM policy (JSON) for whoever runs Terraform against this backend."""
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "ListStateBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
-            {
-                "Sid": "ReadWriteStateAndLockFiles",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                "Resource": f"{bucket_arn}/{STATE_PREFIX}",
-            },
-            {
-                "Sid": "DynamoDBLocking",
-                "Effect": "Allow",
-                "Action": [
-                    "dynamodb:DescribeTable",
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:DeleteItem",
-                ],
-                "Resource": table_arn,
-            },
-            {
-                "Sid": "StateEncryption",
-                "Effect": "Allow",
-                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": kms_key_arn,
-            },
-        ],
-    }
-    return json.dumps(policy)

@@ -60,8 +60,9 @@ def deny_insecure_transport(arn: str) -> dict[str, Any]:
     }
 
 
-def private_bucket(scope: Construct, address: str, bucket: S3Bucket) -> None:
-    """Versioning, all four public-access-block flags and BucketOwnerEnforced, at ``<type>.<address>``."""
+def private_bucket(scope: Construct, address: str, bucket: S3Bucket) -> S3BucketVersioningA:
+    """Versioning, all four public-access-block flags and BucketOwnerEnforced, at ``<type>.<address>``;
+    returns the versioning (replication may only be configured once it is on)."""
     S3BucketPublicAccessBlock(
         scope,
         f"{address}_public_access",
@@ -74,8 +75,58 @@ def private_bucket(scope: Construct, address: str, bucket: S3Bucket) -> None:
     S3BucketOwnershipControls(
         scope, f"{address}_ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}
     ).override_logical_id(address)
-    S3BucketVersioningA(
+    versioning = S3BucketVersioningA(
         scope, f"{address}_versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}
+    )
+    versioning.override_logical_id(address)
+    return versioning
+
+
+def tls_only_policy(scope: Construct, address: str, bucket: S3Bucket) -> None:
+    """``aws_s3_bucket_policy.<address>`` denying every request without TLS."""
+    S3BucketPolicy(
+        scope,
+        "policy",
+        bucket=bucket.id,
+        policy=json.dumps({"Version": "2012-10-17", "Statement": [deny_insecure_transport(bucket.arn)]}),
+    ).override_logical_id(address)
+
+
+def log_storage(
+    scope: Construct, address: str, bucket_id: str, expiration_days: int, abort_incomplete_days: int
+) -> None:
+    """SSE-S3 (the only encryption log deliveries write to) and a lifecycle expiring the logs, at
+    ``<type>.<address>``."""
+    S3BucketServerSideEncryptionConfigurationA(
+        scope,
+        "encryption",
+        bucket=bucket_id,
+        rule=[
+            S3BucketServerSideEncryptionConfigurationRuleA(
+                apply_server_side_encryption_by_default={"sse_algorithm": "AES256"}
+            )
+        ],
+    ).override_logical_id(address)
+    S3BucketLifecycleConfiguration(
+        scope,
+        "lifecycle",
+        bucket=bucket_id,
+        rule=[
+            S3BucketLifecycleConfigurationRule(
+                id="expire-logs",
+                status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=expiration_days)],
+                noncurrent_version_expiration=[
+                    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=7)
+                ],
+                abort_incomplete_multipart_upload=[
+                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                        days_after_initiation=abort_incomplete_days
+                    )
+                ],
+            )
+        ],
     ).override_logical_id(address)
 
 
@@ -126,37 +177,7 @@ class LogBucket(Bucket):
             },
         )
         private_bucket(self, "alb_logs", self._bucket)
-        S3BucketServerSideEncryptionConfigurationA(
-            self,
-            "encryption",
-            bucket=self._bucket.id,
-            rule=[
-                S3BucketServerSideEncryptionConfigurationRuleA(
-                    apply_server_side_encryption_by_default={"sse_algorithm": "AES256"}
-                )
-            ],
-        ).override_logical_id("alb_logs")
-        S3BucketLifecycleConfiguration(
-            self,
-            "lifecycle",
-            bucket=self._bucket.id,
-            rule=[
-                S3BucketLifecycleConfigurationRule(
-                    id="expire-logs",
-                    status="Enabled",
-                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                    expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=props.expiration_days)],
-                    noncurrent_version_expiration=[
-                        S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=7)
-                    ],
-                    abort_incomplete_multipart_upload=[
-                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                            days_after_initiation=props.abort_incomplete_days
-                        )
-                    ],
-                )
-            ],
-        ).override_logical_id("alb_logs")
+        log_storage(self, "alb_logs", self._bucket.id, props.expiration_days, props.abort_incomplete_days)
         elb = DataAwsElbServiceAccount(self, "elb_account")
         arn = self._bucket.arn
         alb_objects = f"{arn}/{ALB_LOG_PREFIX}/AWSLogs/{account_id}/*"
@@ -268,14 +289,7 @@ class ArtifactBucket(Bucket):
             target_bucket=props.log_bucket_id,
             target_prefix=ACCESS_LOG_PREFIX,
         ).override_logical_id("mlflow_artifacts")
-        S3BucketPolicy(
-            self,
-            "policy",
-            bucket=self._bucket.id,
-            policy=json.dumps(
-                {"Version": "2012-10-17", "Statement": [deny_insecure_transport(self._bucket.arn)]}
-            ),
-        ).override_logical_id("mlflow_artifacts")
+        tls_only_policy(self, "mlflow_artifacts", self._bucket)
 
     @property
     def artifacts_uri(self) -> str:

@@ -16,6 +16,10 @@ state_bucket = {
   sse_algorithm                          = "aws:kms"
   noncurrent_version_expiration_days     = 90
   abort_incomplete_multipart_upload_days = 7
+  access_log_expiration_days             = 90
+  replication = {
+    enabled = false
+  }
 }
 
 network = {

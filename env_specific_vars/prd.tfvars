@@ -16,6 +16,12 @@ state_bucket = {
   sse_algorithm                          = "aws:kms"
   noncurrent_version_expiration_days     = 365
   abort_incomplete_multipart_upload_days = 7
+  access_log_expiration_days             = 365
+  # A copy of every state version outside aws_region, encrypted with its own key there.
+  replication = {
+    enabled = true
+    region  = "us-west-2"
+  }
 }
 
 network = {

@@ -149,15 +149,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=__doc__,
     )
     synth.add_env_option(parser, many=True)
-    # Only the mlflow stacks record their acknowledged findings yet.
-    synth.add_stack_option(parser, default="mlflow")
+    synth.add_stack_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
     envs = load(args.root, args.env, "--env")
-    kinds = synth.kinds(args.stack or ["mlflow"])
+    kinds = synth.kinds(args.stack)
     out = synth.synthesize(envs, kinds, synth.outdir(args.root), console)
     report = findings(out, [synth.Target(k, e.name, out).name for k in kinds for e in envs])
     for line in report.lines():

@@ -13,6 +13,21 @@ from platform_config.types import Bool, Cidr, Frozen, Int, Region, Str
 RESERVED_TAGS = ("Project", "Environment", "Stack", "ManagedBy")
 
 
+class StateReplicationSettings(Frozen):
+    """Cross-region replication of the state bucket: a copy of every state version, encrypted with
+    its own key, outside the environment's region."""
+
+    enabled: Bool = Field(
+        default=False,
+        description="Replicate the state bucket (every version and delete marker) to `region`.",
+    )
+    region: Region | None = Field(
+        default=None,
+        description="Region of the replica bucket and its key; required with `enabled`, and not "
+        "`aws_region`.",
+    )
+
+
 class StateBucketSettings(Frozen):
     """Encryption and retention of the environment's Terraform state bucket (bootstrap stack)."""
 
@@ -29,6 +44,16 @@ class StateBucketSettings(Frozen):
     )
     kms_deletion_window_days: Int = Field(
         default=30, ge=7, le=30, description="Waiting period before the state key can be deleted."
+    )
+    access_log_expiration_days: Int = Field(
+        default=365,
+        ge=1,
+        le=3650,
+        description="Days the state bucket's server access logs (who read or wrote which state) are "
+        "kept in its log bucket.",
+    )
+    replication: StateReplicationSettings = Field(
+        default=StateReplicationSettings(), description="Cross-region replication of the state bucket."
     )
 
 

@@ -50,6 +50,24 @@ def state_kms_alias(env: str) -> str:
     return f"alias/{PROJECT}-{env}-tf-backend"
 
 
+def state_log_bucket(env: str) -> str:
+    """Receives the state bucket's server access logs."""
+    return f"{state_bucket(env)}-logs"
+
+
+def state_replica_bucket(env: str) -> str:
+    """The state bucket's cross-region replica."""
+    return f"{state_bucket(env)}-replica"
+
+
+def state_replica_kms_alias(env: str) -> str:
+    return f"{state_kms_alias(env)}-replica"
+
+
+def state_replication_role(env: str) -> str:
+    return f"{PROJECT}-{env}-tf-backend-replication"
+
+
 def local_state_path(kind: str, env: str) -> str:
     """Local state file of a stack that is not (yet) on S3, relative to the repository root.
 

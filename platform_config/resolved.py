@@ -23,6 +23,10 @@ class BootstrapNames:
     state_bucket: str
     lock_table: str
     kms_alias: str
+    log_bucket: str
+    replica_bucket: str
+    replica_kms_alias: str
+    replication_role: str
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,15 @@ class DatabricksNames:
 
 
 def bootstrap_names(env: str) -> BootstrapNames:
-    return BootstrapNames(naming.state_bucket(env), naming.lock_table(env), naming.state_kms_alias(env))
+    return BootstrapNames(
+        naming.state_bucket(env),
+        naming.lock_table(env),
+        naming.state_kms_alias(env),
+        naming.state_log_bucket(env),
+        naming.state_replica_bucket(env),
+        naming.state_replica_kms_alias(env),
+        naming.state_replication_role(env),
+    )
 
 
 def mlflow_names(env: str) -> MlflowNames:

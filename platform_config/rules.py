@@ -153,6 +153,18 @@ def state_kms_key(env: Validated) -> Iterator[Problem]:
 
 
 @_environment_rule
+def state_replication_region(env: Validated) -> Iterator[Problem]:
+    """With `state_bucket.replication.enabled`, `state_bucket.replication.region` is set and is not
+    `aws_region`: the replica is only a copy outside the region if it is elsewhere."""
+    replication = env.settings.state_bucket.replication
+    key = "state_bucket.replication.region"
+    if replication.enabled and replication.region is None:
+        yield env.tfvars(key, "missing: replication needs the replica's region (e.g. us-west-2)")
+    elif replication.region is not None and replication.region == env.settings.aws_region:
+        yield env.tfvars(key, f"is aws_region ({env.settings.aws_region}); the replica needs another region")
+
+
+@_environment_rule
 def reserved_tags(env: Validated) -> Iterator[Problem]:
     """`tags` does not set `Project`, `Environment`, `Stack` or `ManagedBy`: the app sets them."""
     for tag in env.settings.tags:
@@ -459,6 +471,12 @@ PRODUCTION: tuple[Requirement, ...] = (
         "at least one",
         lambda s: bool(s.mlflow.alerts.emails),
         "production alerts need at least one recipient",
+    ),
+    Requirement(
+        "state_bucket.replication.enabled",
+        "true",
+        lambda s: s.state_bucket.replication.enabled,
+        "must be true in a production environment (a copy of every state outside aws_region)",
     ),
     Requirement(
         "mlflow.log_retention_days",

@@ -107,6 +107,7 @@ def test_state_bucket_alone() -> None:
             kms_key_arn="arn:aws:kms:eu-west-1:111122223333:key/k",
             noncurrent_version_expiration_days=30,
             abort_incomplete_multipart_upload_days=2,
+            replicated=False,
         ),
     )
     out = synth(stack)

@@ -15,10 +15,21 @@ from tests.conftest import Check, Synthesized, shipped_env_names
 from tests.fixtures.envs import ConfigFiles
 
 
-def one(synth: Synthesized, stack: str, rtype: str) -> dict[str, Any]:
-    resources = synth.resources(stack, rtype)
-    assert list(resources) == ["state"] or list(resources) == ["lock"], (rtype, list(resources))
-    return next(iter(resources.values()))
+def one(synth: Synthesized, stack: str, rtype: str, name: str = "state") -> dict[str, Any]:
+    resource: dict[str, Any] = synth.resources(stack, rtype)[name]
+    return resource
+
+
+def statements(policy_json: str) -> dict[str, dict[str, Any]]:
+    policy = json.loads(policy_json)
+    assert policy["Version"] == "2012-10-17"
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert len(by_sid) == len(policy["Statement"]), "every statement has its own Sid"
+    return by_sid
+
+
+def replicated(e: Environment) -> bool:
+    return e.settings.state_bucket.replication.enabled
 
 
 @pytest.fixture
@@ -31,22 +42,37 @@ def test_snapshot(synth: Synthesized, env: str, snapshot_json: SnapshotAssertion
     assert synth.stack(f"bootstrap-{env}") == snapshot_json
 
 
+BUCKET_PARTS = (
+    "aws_s3_bucket",
+    "aws_s3_bucket_lifecycle_configuration",
+    "aws_s3_bucket_ownership_controls",
+    "aws_s3_bucket_policy",
+    "aws_s3_bucket_public_access_block",
+    "aws_s3_bucket_server_side_encryption_configuration",
+    "aws_s3_bucket_versioning",
+)
+
+
 def check_resource_addresses(synth: Synthesized, e: Environment) -> None:
-    env = e.name
-    resources = synth.stack(f"bootstrap-{env}")["resource"]
+    resources = synth.stack(f"bootstrap-{e.name}")["resource"]
     addresses = sorted(f"{rtype}.{name}" for rtype, items in resources.items() for name in items)
-    assert addresses == [
+    expected = [
         "aws_dynamodb_table.lock",
         "aws_kms_alias.state",
         "aws_kms_key.state",
-        "aws_s3_bucket.state",
-        "aws_s3_bucket_lifecycle_configuration.state",
-        "aws_s3_bucket_ownership_controls.state",
-        "aws_s3_bucket_policy.state",
-        "aws_s3_bucket_public_access_block.state",
-        "aws_s3_bucket_server_side_encryption_configuration.state",
-        "aws_s3_bucket_versioning.state",
+        "aws_s3_bucket_logging.state",
+        *(f"{rtype}.{name}" for rtype in BUCKET_PARTS for name in ("state", "state_logs")),
     ]
+    if replicated(e):
+        expected += [
+            "aws_iam_role.state_replication",
+            "aws_iam_role_policy.state_replication",
+            "aws_kms_alias.state_replica",
+            "aws_kms_key.state_replica",
+            "aws_s3_bucket_replication_configuration.state",
+            *(f"{rtype}.state_replica" for rtype in BUCKET_PARTS),
+        ]
+    assert addresses == sorted(expected)
 
 
 def check_state_bucket(synth: Synthesized, e: Environment) -> None:
@@ -107,7 +133,7 @@ def check_state_bucket_lifecycle_comes_from_env_file(synth: Synthesized, e: Envi
 
 def check_lock_table(synth: Synthesized, e: Environment) -> None:
     env = e.name
-    table = one(synth, f"bootstrap-{env}", "aws_dynamodb_table")
+    table = one(synth, f"bootstrap-{env}", "aws_dynamodb_table", "lock")
     assert table["name"] == e.names.bootstrap.lock_table == f"mlopspltf-{env}-ddb-tf-backend"
     assert table["billing_mode"] == "PAY_PER_REQUEST"
     assert table["hash_key"] == "LockID"
@@ -131,57 +157,273 @@ def check_kms_key_rotates(synth: Synthesized, e: Environment) -> None:
 def check_outputs(synth: Synthesized, e: Environment) -> None:
     env = e.name
     outputs = synth.stack(f"bootstrap-{env}")["output"]
-    assert set(outputs) == {
+    expected = {
         "state_bucket_name",
         "state_bucket_arn",
         "lock_table_name",
         "lock_table_arn",
         "kms_key_arn",
         "region",
-        "state_access_policy_json",
+        "state_log_bucket_name",
+        "state_plan_policy_json",
+        "state_apply_policy_json",
     }
+    if replicated(e):
+        expected |= {"state_replica_bucket_arn", "state_replica_kms_key_arn"}
+    assert set(outputs) == expected
     assert all(o["description"] for o in outputs.values())
     assert outputs["region"]["value"] == e.settings.aws_region
     assert outputs["kms_key_arn"]["value"] == "${aws_kms_key.state.arn}"
+    assert outputs["state_log_bucket_name"]["value"] == "${aws_s3_bucket.state_logs.bucket}"
 
 
-def check_state_access_policy_is_least_privilege(synth: Synthesized, e: Environment) -> None:
-    env = e.name
-    policy = json.loads(synth.stack(f"bootstrap-{env}")["output"]["state_access_policy_json"]["value"])
-    by_sid = {s["Sid"]: s for s in policy["Statement"]}
-    assert all(s["Effect"] == "Allow" for s in policy["Statement"])
-    assert all("*" not in json.dumps(s["Action"]) for s in policy["Statement"])
-    assert by_sid["ListStateBucket"]["Action"] == "s3:ListBucket"
-    assert by_sid["ListStateBucket"]["Resource"] == "${aws_s3_bucket.state.arn}"
-    objects = by_sid["ReadWriteStateAndLockFiles"]
-    assert objects["Action"] == ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    # The prefix covers every stack's state and its .tflock file, and nothing else in the bucket.
-    assert objects["Resource"] == "${aws_s3_bucket.state.arn}/mlopspltf_infra/*"
+BUCKET = "${aws_s3_bucket.state.arn}"
+TABLE = "${aws_dynamodb_table.lock.arn}"
+KEY = "${aws_kms_key.state.arn}"
+
+
+def check_plan_policy_reads_state_and_writes_only_locks(synth: Synthesized, e: Environment) -> None:
+    output = synth.stack(f"bootstrap-{e.name}")["output"]["state_plan_policy_json"]["value"]
+    lock_items = f"{e.names.bootstrap.state_bucket}/mlopspltf_infra/*/terraform.tfstate"
+    assert statements(output) == {
+        "ListStateBucket": {
+            "Sid": "ListStateBucket",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": BUCKET,
+        },
+        "ReadStateAndLockFiles": {
+            "Sid": "ReadStateAndLockFiles",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": f"{BUCKET}/mlopspltf_infra/*",
+        },
+        # Put/Delete only on the lock files: a plan can never overwrite or delete a state.
+        "WriteLockFilesOnly": {
+            "Sid": "WriteLockFilesOnly",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:DeleteObject"],
+            "Resource": f"{BUCKET}/mlopspltf_infra/*.tflock",
+        },
+        "ReadLockTable": {
+            "Sid": "ReadLockTable",
+            "Effect": "Allow",
+            "Action": ["dynamodb:DescribeTable", "dynamodb:GetItem"],
+            "Resource": TABLE,
+        },
+        # The lock items only, not the "-md5" digest items a state write updates.
+        "WriteLockItemsOnly": {
+            "Sid": "WriteLockItemsOnly",
+            "Effect": "Allow",
+            "Action": ["dynamodb:PutItem", "dynamodb:DeleteItem"],
+            "Resource": TABLE,
+            "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [lock_items]}},
+        },
+        "StateEncryption": {
+            "Sid": "StateEncryption",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": KEY,
+        },
+    }
+    # Every stack's state key is under the prefix the documents name.
     for kind in naming.STACK_KINDS:
         assert naming.state_key(kind).startswith("mlopspltf_infra/")
-    assert by_sid["DynamoDBLocking"]["Action"] == [
-        "dynamodb:DescribeTable",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:DeleteItem",
+        assert naming.state_key(kind).endswith("/terraform.tfstate")
+
+
+def check_apply_policy_reads_and_writes_state(synth: Synthesized, e: Environment) -> None:
+    output = synth.stack(f"bootstrap-{e.name}")["output"]["state_apply_policy_json"]["value"]
+    assert statements(output) == {
+        "ListStateBucket": {
+            "Sid": "ListStateBucket",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": BUCKET,
+        },
+        "ReadWriteStateAndLockFiles": {
+            "Sid": "ReadWriteStateAndLockFiles",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": f"{BUCKET}/mlopspltf_infra/*",
+        },
+        "DynamoDBLocking": {
+            "Sid": "DynamoDBLocking",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DescribeTable",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+            ],
+            "Resource": TABLE,
+        },
+        # S3 and DynamoDB encrypt with data keys: nothing calls kms:Encrypt.
+        "StateEncryption": {
+            "Sid": "StateEncryption",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": KEY,
+        },
+    }
+
+
+def assert_private_bucket(synth: Synthesized, stack: str, name: str) -> None:
+    bucket = one(synth, stack, "aws_s3_bucket", name)
+    assert bucket["force_destroy"] is False
+    assert bucket["lifecycle"] == {"prevent_destroy": True}
+    assert one(synth, stack, "aws_s3_bucket_versioning", name)["versioning_configuration"] == {
+        "status": "Enabled"
+    }
+    block = one(synth, stack, "aws_s3_bucket_public_access_block", name)
+    for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
+        assert block[flag] is True, flag
+    ownership = one(synth, stack, "aws_s3_bucket_ownership_controls", name)
+    assert ownership["rule"] == {"object_ownership": "BucketOwnerEnforced"}
+    tls = statements(one(synth, stack, "aws_s3_bucket_policy", name)["policy"])["DenyInsecureTransport"]
+    arn = f"${{aws_s3_bucket.{name}.arn}}"
+    assert tls["Resource"] == [arn, f"{arn}/*"]
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def check_access_logs(synth: Synthesized, e: Environment) -> None:
+    stack = f"bootstrap-{e.name}"
+    logs = one(synth, stack, "aws_s3_bucket", "state_logs")
+    assert logs["bucket"] == e.names.bootstrap.log_bucket == f"mlopspltf-{e.name}-s3-tf-backend-logs"
+    assert_private_bucket(synth, stack, "state_logs")
+    # S3 server access logging only delivers to SSE-S3 buckets.
+    [sse] = one(synth, stack, "aws_s3_bucket_server_side_encryption_configuration", "state_logs")["rule"]
+    assert sse["apply_server_side_encryption_by_default"] == {"sse_algorithm": "AES256"}
+    [rule] = one(synth, stack, "aws_s3_bucket_lifecycle_configuration", "state_logs")["rule"]
+    assert rule["status"] == "Enabled"
+    assert rule["expiration"] == [{"days": e.settings.state_bucket.access_log_expiration_days}]
+
+    logging = one(synth, stack, "aws_s3_bucket_logging")
+    assert logging["bucket"] == "${aws_s3_bucket.state.id}"
+    assert logging["target_bucket"] == "${aws_s3_bucket.state_logs.id}"
+    assert logging["depends_on"] == ["aws_s3_bucket_policy.state_logs"]
+    delivery = statements(one(synth, stack, "aws_s3_bucket_policy", "state_logs")["policy"])[
+        "S3ServerAccessLogDelivery"
     ]
-    assert by_sid["DynamoDBLocking"]["Resource"] == "${aws_dynamodb_table.lock.arn}"
-    assert by_sid["StateEncryption"]["Action"] == ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"]
-    assert by_sid["StateEncryption"]["Resource"] == "${aws_kms_key.state.arn}"
+    assert delivery == {
+        "Sid": "S3ServerAccessLogDelivery",
+        "Effect": "Allow",
+        "Principal": {"Service": "logging.s3.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": f"${{aws_s3_bucket.state_logs.arn}}/{logging['target_prefix']}*",
+        "Condition": {
+            "StringEquals": {"aws:SourceAccount": "${data.aws_caller_identity.state_key_account.account_id}"},
+            "ArnLike": {"aws:SourceArn": BUCKET},
+        },
+    }
+
+
+def skipped(synth: Synthesized, stack: str, rtype: str, name: str) -> set[str]:
+    body = synth.resources(stack, rtype)[name]
+    return {s["id"] for s in body.get("//", {}).get("checkov", {}).get("skip", [])}
+
+
+def check_replication(synth: Synthesized, e: Environment) -> None:
+    stack = f"bootstrap-{e.name}"
+    replication = e.settings.state_bucket.replication
+    if not replication.enabled:
+        assert "aws_s3_bucket_replication_configuration" not in synth.stack(stack)["resource"]
+        assert [p.get("alias") for p in synth.stack(stack)["provider"]["aws"]] == [None]
+        assert "CKV_AWS_144" in skipped(synth, stack, "aws_s3_bucket", "state")
+        return
+    assert "CKV_AWS_144" not in skipped(synth, stack, "aws_s3_bucket", "state")
+    _, replica_provider = synth.stack(stack)["provider"]["aws"]
+    assert (replica_provider["alias"], replica_provider["region"]) == ("replica", replication.region)
+    assert replication.region != e.settings.aws_region
+
+    # Everything of the replica is in the replica region, protected, and encrypted with its own key.
+    names = e.names.bootstrap
+    replica_parts = [(rtype, "state_replica") for rtype in BUCKET_PARTS] + [
+        ("aws_kms_key", "state_replica"),
+        ("aws_kms_alias", "state_replica"),
+    ]
+    for rtype, name in replica_parts:
+        assert one(synth, stack, rtype, name)["provider"] == "aws.replica", rtype
+    key = one(synth, stack, "aws_kms_key", "state_replica")
+    assert key["enable_key_rotation"] is True
+    assert key["lifecycle"] == {"prevent_destroy": True}
+    assert one(synth, stack, "aws_kms_alias", "state_replica")["name"] == names.replica_kms_alias
+    assert one(synth, stack, "aws_s3_bucket", "state_replica")["bucket"] == names.replica_bucket
+    assert_private_bucket(synth, stack, "state_replica")
+    [sse] = one(synth, stack, "aws_s3_bucket_server_side_encryption_configuration", "state_replica")["rule"]
+    assert sse["apply_server_side_encryption_by_default"] == {
+        "sse_algorithm": "aws:kms",
+        "kms_master_key_id": "${aws_kms_key.state_replica.arn}",
+    }
+
+    config = one(synth, stack, "aws_s3_bucket_replication_configuration")
+    assert config["bucket"] == "${aws_s3_bucket.state.id}"
+    assert config["role"] == "${aws_iam_role.state_replication.arn}"
+    assert config["depends_on"] == [
+        "aws_s3_bucket_versioning.state",
+        "aws_s3_bucket_versioning.state_replica",
+    ]
+    [rule] = config["rule"]
+    assert rule["status"] == "Enabled"
+    assert rule["filter"] == {"prefix": ""}
+    assert rule["delete_marker_replication"] == {"status": "Enabled"}
+    assert rule["source_selection_criteria"] == {"sse_kms_encrypted_objects": {"status": "Enabled"}}
+    assert rule["destination"] == {
+        "bucket": "${aws_s3_bucket.state_replica.arn}",
+        "storage_class": "STANDARD",
+        "encryption_configuration": {"replica_kms_key_id": "${aws_kms_key.state_replica.arn}"},
+    }
+
+
+def check_replication_role_is_least_privilege(synth: Synthesized, e: Environment) -> None:
+    stack = f"bootstrap-{e.name}"
+    if not e.settings.state_bucket.replication.enabled:
+        assert "aws_iam_role" not in synth.stack(stack)["resource"]
+        return
+    role = one(synth, stack, "aws_iam_role", "state_replication")
+    assert role["name"] == e.names.bootstrap.replication_role
+    [trust] = json.loads(role["assume_role_policy"])["Statement"]
+    assert trust["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert trust["Condition"]["ArnLike"] == {"aws:SourceArn": BUCKET}
+    policy = one(synth, stack, "aws_iam_role_policy", "state_replication")
+    assert policy["role"] == "${aws_iam_role.state_replication.id}"
+    replica = "${aws_s3_bucket.state_replica.arn}"
+    source_region, replica_region = e.settings.aws_region, e.settings.state_bucket.replication.region
+    by_sid = statements(policy["policy"])
+    assert {sid: (s["Action"], s["Resource"]) for sid, s in by_sid.items()} == {
+        "ReadSourceReplicationConfiguration": (["s3:GetReplicationConfiguration", "s3:ListBucket"], BUCKET),
+        "ReadSourceVersions": (
+            ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+            f"{BUCKET}/*",
+        ),
+        "WriteReplicas": (["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"], f"{replica}/*"),
+        "DecryptSource": ("kms:Decrypt", KEY),
+        "EncryptReplica": (["kms:Encrypt", "kms:GenerateDataKey"], "${aws_kms_key.state_replica.arn}"),
+    }
+    assert by_sid["DecryptSource"]["Condition"]["StringEquals"] == {
+        "kms:ViaService": f"s3.{source_region}.amazonaws.com"
+    }
+    assert by_sid["EncryptReplica"]["Condition"]["StringEquals"] == {
+        "kms:ViaService": f"s3.{replica_region}.amazonaws.com"
+    }
+    assert by_sid["EncryptReplica"]["Condition"]["StringLike"] == {
+        "kms:EncryptionContext:aws:s3:arn": [replica, f"{replica}/*"]
+    }
 
 
 def check_default_tags_on_provider(synth: Synthesized, e: Environment) -> None:
-    [provider] = synth.stack(f"bootstrap-{e.name}")["provider"]["aws"]
-    assert provider["region"] == e.settings.aws_region
-    [tags] = provider["default_tags"]
-    assert tags["tags"] == {
-        "Project": "mlopspltf",
-        "Environment": e.name,
-        "Stack": f"bootstrap-{e.name}",
-        "ManagedBy": "cdktf",
-        "Repository": "mlops-infra",
-        **e.settings.tags,
-    }
+    providers = synth.stack(f"bootstrap-{e.name}")["provider"]["aws"]
+    assert providers[0]["region"] == e.settings.aws_region
+    for provider in providers:  # the replica region's provider too
+        [tags] = provider["default_tags"]
+        assert tags["tags"] == {
+            "Project": "mlopspltf",
+            "Environment": e.name,
+            "Stack": f"bootstrap-{e.name}",
+            "ManagedBy": "cdktf",
+            "Repository": "mlops-infra",
+            **e.settings.tags,
+        }
 
 
 def check_no_duplicate_data_sources(synth: Synthesized, e: Environment) -> None:
@@ -225,7 +467,11 @@ CHECKS: tuple[Check, ...] = (
     check_lock_table,
     check_kms_key_rotates,
     check_outputs,
-    check_state_access_policy_is_least_privilege,
+    check_plan_policy_reads_state_and_writes_only_locks,
+    check_apply_policy_reads_and_writes_state,
+    check_access_logs,
+    check_replication,
+    check_replication_role_is_least_privilege,
     check_default_tags_on_provider,
     check_no_duplicate_data_sources,
 )
