@@ -13,13 +13,6 @@ from cdktf_cdktf_provider_aws.dynamodb_table import (
     DynamodbTableServerSideEncryption,
 )
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
-from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
-    S3BucketLifecycleConfiguration,
-    S3BucketLifecycleConfigurationRule,
-    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
-    S3BucketLifecycleConfigurationRuleFilter,
-    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
-)
 from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
 from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
     S3BucketServerSideEncryptionConfigurationA,
@@ -30,7 +23,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA
 from constructs import Construct
 
 from constructs_lib.policy import skip_checks
-from constructs_lib.storage import Bucket, deny_insecure_transport, private_bucket
+from constructs_lib.storage import Bucket, deny_insecure_transport, lifecycle_rule, private_bucket
 
 PROTECTED = TerraformResourceLifecycle(prevent_destroy=True)
 NO_EVENTS = "nothing consumes state bucket events; Terraform reads and writes the objects directly"
@@ -64,28 +57,14 @@ def state_retention(
     scope: Construct, address: str, bucket_id: str, noncurrent_days: int, abort_incomplete_days: int
 ) -> None:
     """Lifecycle at ``<type>.<address>``: old state versions expire, incomplete uploads are aborted."""
-    S3BucketLifecycleConfiguration(
+    lifecycle_rule(
         scope,
-        "lifecycle",
-        bucket=bucket_id,
-        rule=[
-            S3BucketLifecycleConfigurationRule(
-                id="expire-noncurrent-state-versions",
-                status="Enabled",
-                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                noncurrent_version_expiration=[
-                    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                        noncurrent_days=noncurrent_days
-                    )
-                ],
-                abort_incomplete_multipart_upload=[
-                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                        days_after_initiation=abort_incomplete_days
-                    )
-                ],
-            )
-        ],
-    ).override_logical_id(address)
+        address,
+        bucket_id,
+        rule_id="expire-noncurrent-state-versions",
+        noncurrent_days=noncurrent_days,
+        abort_incomplete_days=abort_incomplete_days,
+    )
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,47 @@ def tls_only_policy(scope: Construct, address: str, bucket: S3Bucket) -> None:
     ).override_logical_id(address)
 
 
+def lifecycle_rule(
+    scope: Construct,
+    address: str,
+    bucket_id: str,
+    *,
+    rule_id: str,
+    noncurrent_days: int,
+    abort_incomplete_days: int,
+    expiration_days: int | None = None,
+) -> None:
+    """The bucket's one lifecycle rule at ``<type>.<address>``: noncurrent versions expire after
+    ``noncurrent_days``, incomplete uploads are aborted, and (logs) objects expire."""
+    S3BucketLifecycleConfiguration(
+        scope,
+        "lifecycle",
+        bucket=bucket_id,
+        rule=[
+            S3BucketLifecycleConfigurationRule(
+                id=rule_id,
+                status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                expiration=(
+                    [S3BucketLifecycleConfigurationRuleExpiration(days=expiration_days)]
+                    if expiration_days is not None
+                    else None
+                ),
+                noncurrent_version_expiration=[
+                    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                        noncurrent_days=noncurrent_days
+                    )
+                ],
+                abort_incomplete_multipart_upload=[
+                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                        days_after_initiation=abort_incomplete_days
+                    )
+                ],
+            )
+        ],
+    ).override_logical_id(address)
+
+
 def log_storage(
     scope: Construct, address: str, bucket_id: str, expiration_days: int, abort_incomplete_days: int
 ) -> None:
@@ -107,27 +148,15 @@ def log_storage(
             )
         ],
     ).override_logical_id(address)
-    S3BucketLifecycleConfiguration(
+    lifecycle_rule(
         scope,
-        "lifecycle",
-        bucket=bucket_id,
-        rule=[
-            S3BucketLifecycleConfigurationRule(
-                id="expire-logs",
-                status="Enabled",
-                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=expiration_days)],
-                noncurrent_version_expiration=[
-                    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=7)
-                ],
-                abort_incomplete_multipart_upload=[
-                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                        days_after_initiation=abort_incomplete_days
-                    )
-                ],
-            )
-        ],
-    ).override_logical_id(address)
+        address,
+        bucket_id,
+        rule_id="expire-logs",
+        noncurrent_days=7,
+        abort_incomplete_days=abort_incomplete_days,
+        expiration_days=expiration_days,
+    )
 
 
 class Bucket(Construct):
@@ -260,28 +289,14 @@ class ArtifactBucket(Bucket):
                 )
             ],
         ).override_logical_id("mlflow_artifacts")
-        S3BucketLifecycleConfiguration(
+        lifecycle_rule(
             self,
-            "lifecycle",
-            bucket=self._bucket.id,
-            rule=[
-                S3BucketLifecycleConfigurationRule(
-                    id="expire-noncurrent-artifacts",
-                    status="Enabled",
-                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                    noncurrent_version_expiration=[
-                        S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                            noncurrent_days=props.noncurrent_days
-                        )
-                    ],
-                    abort_incomplete_multipart_upload=[
-                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                            days_after_initiation=props.abort_incomplete_days
-                        )
-                    ],
-                )
-            ],
-        ).override_logical_id("mlflow_artifacts")
+            "mlflow_artifacts",
+            self._bucket.id,
+            rule_id="expire-noncurrent-artifacts",
+            noncurrent_days=props.noncurrent_days,
+            abort_incomplete_days=props.abort_incomplete_days,
+        )
         S3BucketLoggingA(
             self,
             "logging",
