@@ -25,6 +25,7 @@ SELECTION ?=## 1: bench also each other stack kind alone
 RUNS ?= 3## bench: runs per case
 TO ?=## state-migrate: "local" moves the state back out of the bucket (tearing an environment down)
 FROM ?=## state-adopt: the old state file; env-add: the environment to copy
+BUNDLE_STATE ?=## adopt: the bundle's current state file (after unbind), to prove it no longer manages the resources
 NAME ?=## env-add: the new environment's name
 ARGS ?=## rehearse: extra arguments, e.g. --skip-install --keep DIR
 
@@ -73,7 +74,7 @@ node_modules/.installed: package.json package-lock.json
 setup: $(VENV)/.installed node_modules/.installed ## [] Create .venv and node_modules (done by the other targets when missing)
 
 # --- targets that need an environment: checked when the Makefile is read, before any set-up --
-NEEDS_ENV := plan diff deploy destroy state-migrate state-unlock state-adopt
+NEEDS_ENV := plan diff deploy destroy state-migrate state-unlock state-adopt adopt
 ifneq ($(filter $(NEEDS_ENV),$(MAKECMDGOALS)),)
 ifeq ($(strip $(ENV)),)
 $(error usage: make $(firstword $(filter $(NEEDS_ENV),$(MAKECMDGOALS))) ENV=<env> (see `make help`))
@@ -126,6 +127,10 @@ state-migrate: setup ## [ENV= TO=local] Move bootstrap-ENV's local state into it
 .PHONY: state-adopt
 state-adopt: setup ## [ENV= STACK= FROM=] Put an existing state (old HCL repo) under a stack's key, lineage kept, no destroy
 	$(OPS) state adopt --env $(strip $(ENV)) --stack $(strip $(STACK)) --from $(strip $(FROM))
+
+.PHONY: adopt
+adopt: setup ## [ENV= FROM= BUNDLE_STATE=] Adopt a Databricks bundle's state into databricks-ENV (refuses while the bundle manages it)
+	$(OPS) adopt --env $(strip $(ENV)) --from $(strip $(FROM)) $(if $(strip $(BUNDLE_STATE)),--bundle-state $(strip $(BUNDLE_STATE)))
 
 .PHONY: env-add
 env-add: setup ## [NAME= FROM=] Write a new environment's two files from an existing one (own names, target, CIDRs)
