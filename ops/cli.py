@@ -24,6 +24,7 @@ from ops import (
     plan,
     policy,
     provider_locks,
+    run_job,
     state,
     synth,
     terrain,
@@ -45,6 +46,7 @@ COMMANDS = (
     docs,
     terrain,
     provider_locks,
+    run_job,
 )
 
 

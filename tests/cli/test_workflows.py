@@ -1,12 +1,14 @@
 """The GitHub Actions workflows: linted by real linters, and the properties the pipeline relies on.
 
-Flow (the seeds'): pull request -> tests + plan of tst and prd; push to main -> deploy tst; push
-to release -> deploy prd behind the GitHub Environment ``prd``. A deploy plans, publishes the
+Flow (the seeds'): pull request -> tests + plan of tst and prd; push to main -> deploy dev, run
+its training job, then deploy tst and run it there; push to release -> deploy prd behind the
+GitHub Environment ``prd``, only for a commit whose tst deployment succeeded. A deploy plans, publishes the
 plan, and applies exactly those plan files; a schedule checks every stack for drift.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
@@ -26,7 +28,7 @@ from tests.conftest import ROOT, Synthesized
 
 FILES = [*workflow_files(), *action_files()]
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
-DEPLOYED = ("tst", "prd")
+DEPLOYED = ("dev", "tst", "prd")
 
 
 def load(path: Path) -> dict[Any, Any]:
@@ -80,7 +82,15 @@ def _assert_ok(result: lint_workflows.LintResult) -> None:
 
 def test_there_are_workflows() -> None:
     names = {p.name for p in workflow_files()}
-    assert {"pr.yml", "deploy.yml", "deploy-tst.yml", "deploy-prd.yml", "checks.yml", "drift.yml"} <= names
+    assert {
+        "pr.yml",
+        "deploy.yml",
+        "deploy-tst.yml",
+        "deploy-prd.yml",
+        "checks.yml",
+        "drift.yml",
+        "integration.yml",
+    } <= names
 
 
 def test_workflows_match_the_github_schemas() -> None:
@@ -160,9 +170,10 @@ def test_the_seeds_flow() -> None:
     assert prd["on"]["push"]["branches"] == ["release"]
     for doc, env in ((tst, "tst"), (prd, "prd")):
         job = doc["jobs"]["deploy"]
-        assert job["needs"] == "checks"
         assert job["uses"] == "./.github/workflows/deploy.yml"
         assert job["with"] == {"env": env}
+    assert tst["jobs"]["deploy-dev"]["needs"] == "checks"
+    assert prd["jobs"]["deploy"]["needs"] == ["staged", "checks"]
     assert prd["jobs"]["deploy"]["if"] == "github.ref == 'refs/heads/release'"
     checks = workflow("checks.yml")
     assert [s.get("run") for s in checks["jobs"]["lint-and-test"]["steps"]][-2:] == ["make lint", "make test"]
@@ -192,6 +203,14 @@ def test_plan_jobs_use_plan_only_identities_and_apply_jobs_the_deploy_ones() -> 
         elif "-m ops deploy" in commands:
             apply_jobs += 1
             kind, role_var, client_var = "", "vars.AWS_DEPLOY_ROLE_ARN", "vars.DATABRICKS_DEPLOY_CLIENT_ID"
+        elif "-m ops run-job" in commands:
+            # The integration run: the deploying identities (the job's owner runs it), and a
+            # Databricks token from the OIDC exchange instead of the provider's github-oidc auth.
+            [aws] = uses_step(job, "aws-actions/configure-aws-credentials")
+            assert aws["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}", where
+            assert job["environment"]["name"] == "${{ inputs.env }}", where
+            assert job["env"]["DATABRICKS_CLIENT_ID"] == "${{ vars.DATABRICKS_DEPLOY_CLIENT_ID }}", where
+            continue
         else:
             assert not uses_step(job, "aws-actions/configure-aws-credentials"), where
             continue
@@ -257,7 +276,7 @@ def test_drift_is_checked_on_a_schedule_with_one_issue_per_stack() -> None:
     assert "--detailed-exitcode" in runs(plan)
     # Each environment is compared with the branch it is deployed from.
     branches = {i["env"]: i["branch"] for i in plan["strategy"]["matrix"]["include"]}
-    for env in DEPLOYED:
+    for env in ("tst", "prd"):
         assert [branches[env]] == workflow(f"deploy-{env}.yml")["on"]["push"]["branches"]
     [checkout] = uses_step(plan, "actions/checkout")
     assert checkout["with"]["ref"] == "${{ matrix.branch }}"
@@ -280,7 +299,7 @@ def test_aws_credentials_come_from_oidc_role_assumption() -> None:
             role = step["with"]["role-to-assume"]
             assert re.fullmatch(r"\$\{\{ vars\.AWS_(PLAN|DEPLOY)_ROLE_ARN \}\}", role), role
             assert not {"aws-access-key-id", "aws-secret-access-key"} & set(step["with"])
-    assert used == 4
+    assert used == 5
 
 
 def test_no_secret_is_written_into_the_workflows() -> None:
@@ -374,3 +393,79 @@ def test_pre_commit_runs_the_same_checks_offline(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "actionlint" in proc.stdout and "Failed" not in proc.stdout
+
+
+def test_push_to_main_deploys_dev_and_runs_the_integration_job_before_tst() -> None:
+    jobs = workflow("deploy-tst.yml")["jobs"]
+    order = ["checks", "deploy-dev", "integration-dev", "deploy", "integration"]
+    assert list(jobs) == order
+    for before, job_id in itertools.pairwise(order):
+        assert jobs[job_id]["needs"] == before, job_id
+    for job_id, uses, env in (
+        ("deploy-dev", "deploy.yml", "dev"),
+        ("integration-dev", "integration.yml", "dev"),
+        ("deploy", "deploy.yml", "tst"),
+        ("integration", "integration.yml", "tst"),
+    ):
+        assert jobs[job_id]["uses"] == f"./.github/workflows/{uses}", job_id
+        assert jobs[job_id]["with"] == {"env": env}, job_id
+        # The called workflow's jobs need these (a reusable workflow gets no more than its caller).
+        assert jobs[job_id]["permissions"] == {"contents": "read", "id-token": "write"}, job_id
+
+
+def test_the_integration_job_runs_the_training_job_to_completion_with_an_exchanged_token() -> None:
+    [job] = workflow("integration.yml")["jobs"].values()
+    assert job["environment"] == {"name": "${{ inputs.env }}"}
+    assert job["timeout-minutes"] >= 120 + 10  # run-job's own --timeout 2h, plus set-up
+    commands = [s.get("run", "") for s in job["steps"]]
+    run = next(i for i, c in enumerate(commands) if "-m ops run-job" in c and "--print-host" not in c)
+    assert shlex.split(commands[run])[-4:] == ["--job", "model_training_job", "--timeout", "2h"]
+    assert any("-m ops synth" in c for c in commands[:run])
+    [exchange] = [c for c in commands[:run] if "oidc/v1/token" in c]
+    for part in (
+        "$ACTIONS_ID_TOKEN_REQUEST_URL",
+        "$ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "audience=",
+        "grant_type=urn:ietf:params:oauth:grant-type:token-exchange",
+        "subject_token_type=urn:ietf:params:oauth:token-type:jwt",
+        "client_id=$DATABRICKS_CLIENT_ID",
+    ):
+        assert part in exchange, part
+    # The token is masked before it is written for the next step, and never echoed otherwise.
+    assert exchange.index("::add-mask::$token") < exchange.index('DATABRICKS_TOKEN=$token" >> "$GITHUB_ENV"')
+    assert "${{" not in exchange
+    assert "secrets." not in yaml.safe_dump(job)
+    # Not in the Terraform lock group: a two-hour run must not hold up plans.
+    assert not job["concurrency"]["group"].startswith("terraform-")
+
+
+def test_production_is_deployed_only_for_a_commit_that_passed_staging() -> None:
+    prd = workflow("deploy-prd.yml")
+    jobs = prd["jobs"]
+    assert next(iter(jobs)) == "staged"
+    assert "staged" in jobs["deploy"]["needs"]
+    staged = jobs["staged"]
+    assert staged["permissions"] == {"deployments": "read"}
+    assert 0 < staged["timeout-minutes"] <= 10
+    assert "environment" not in staged and "secrets." not in yaml.safe_dump(staged)
+    [step] = staged["steps"]
+    # The same pinned github-script as the PR comment job.
+    [pinned] = uses_step(workflow("pr.yml")["jobs"]["comment"], "actions/github-script")
+    assert step["uses"] == pinned["uses"]
+    script = step["with"]["script"]
+    assert "listDeployments({" in script and 'environment: "tst"' in script and "sha," in script
+    assert "listDeploymentStatuses" in script and '!== "success"' in script
+    assert "core.setFailed" in script
+    # The staged commit's own sha: release is fast-forwarded, never merged (documented).
+    assert "context.sha" in script
+    assert "fast-forward" in (GITHUB_DIR / "workflows" / "deploy-prd.yml").read_text()
+    runbook = (ROOT / "docs" / "runbooks" / "ci-cd.md").read_text()
+    assert "Not automated yet" not in runbook
+    assert "fast-forward" in runbook.lower()
+
+
+def test_every_job_that_runs_steps_has_a_timeout() -> None:
+    for workflow_name, job_id, job in all_jobs():
+        if "uses" in job:  # a reusable workflow's jobs carry their own
+            continue
+        assert isinstance(job.get("timeout-minutes"), int), f"{workflow_name}:{job_id}"
