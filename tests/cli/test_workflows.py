@@ -469,3 +469,10 @@ def test_every_job_that_runs_steps_has_a_timeout() -> None:
         if "uses" in job:  # a reusable workflow's jobs carry their own
             continue
         assert isinstance(job.get("timeout-minutes"), int), f"{workflow_name}:{job_id}"
+
+
+def test_every_deployed_environment_is_planned_on_pull_requests_and_checked_for_drift() -> None:
+    planned = workflow("pr.yml")["jobs"]["plan"]["strategy"]["matrix"]["env"]
+    drifting = workflow("drift.yml")["jobs"]["plan"]["strategy"]["matrix"]["env"]
+    assert sorted(planned) == sorted(DEPLOYED)
+    assert sorted(drifting) == sorted(DEPLOYED)
