@@ -41,8 +41,10 @@ mlflow = {
     # (docs/stacks/mlflow.md, "Bumping the AMI").
     ami_id = "ami-0abcdef1234567890"
     # The certificate's name; a CNAME to the load balancer (the certificate cannot cover *.elb.amazonaws.com).
-    allowed_hosts    = ["mlflow-tst.example.com"]
-    instance_type    = "t3.medium"
+    allowed_hosts = ["mlflow-tst.example.com"]
+    # 8 GiB: with the cache on, MLflow also runs its job queue (8 processes, about 1.4 GiB), which
+    # leaves a t3.medium room for one worker (docs/stacks/mlflow.md, "Sizing the instances").
+    instance_type    = "t3.large"
     min_size         = 1
     max_size         = 2
     desired_capacity = 1

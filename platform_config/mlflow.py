@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from platform_config.mlflow_constraints import MLFLOW_VERSION
+from platform_config.sizing import INSTANCE_MEMORY_MIB
 from platform_config.types import Bool, Cidr, Frozen, Int, Kind, Str
 
 # Values CloudWatch Logs accepts for retention_in_days.
@@ -39,6 +40,17 @@ def _hostname(value: str) -> str:
     return value
 
 
+def _instance_type(value: str) -> str:
+    if value not in INSTANCE_MEMORY_MIB:
+        families = sorted({name.split(".")[0] for name in INSTANCE_MEMORY_MIB})
+        raise ValueError(
+            f"{value!r} is not in the instance memory table (platform_config/sizing.py; x86_64 "
+            f"families {', '.join(families)}): the workers are sized from the instance's memory, "
+            "so add the type there with its memory"
+        )
+    return value
+
+
 def _retention(value: int) -> int:
     if value not in LOG_RETENTION_DAYS:
         raise ValueError(
@@ -49,14 +61,17 @@ def _retention(value: int) -> int:
 
 Email = Annotated[Str, AfterValidator(_email), Kind("e-mail address")]
 Hostname = Annotated[Str, AfterValidator(_hostname), Kind("DNS name")]
+InstanceType = Annotated[Str, AfterValidator(_instance_type), Kind("EC2 instance type")]
 RetentionDays = Annotated[Int, AfterValidator(_retention), Kind("CloudWatch retention days")]
 
 
 class ServerSettings(Frozen):
     """The EC2 instances running MLflow behind nginx, and their auto scaling group."""
 
-    instance_type: Str = Field(
-        default="t3.medium", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", description="EC2 instance type."
+    instance_type: InstanceType = Field(
+        default="t3.medium",
+        description="EC2 instance type: an x86_64 type listed in `platform_config/sizing.py`; its "
+        "memory bounds `workers` (docs/stacks/mlflow.md, Sizing the instances).",
     )
     # Pinned, not "latest" from SSM: a new AMI changes the launch template, which starts an
     # instance refresh; that should be a reviewed change (docs/stacks/mlflow.md, "Bumping the AMI").
@@ -81,7 +96,13 @@ class ServerSettings(Frozen):
     cpu_target_percent: Int = Field(
         default=60, ge=10, le=90, description="Target-tracking scaling on average CPU."
     )
-    workers: Int = Field(default=4, ge=1, le=64, description="MLflow server worker processes per instance.")
+    workers: Int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="MLflow server worker processes per instance; MLflow's estimated memory at rest must "
+        "leave half of `instance_type`'s memory free.",
+    )
     allowed_hosts: tuple[Hostname, ...] = Field(
         default=(),
         description="Custom DNS names pointing at the load balancer: MLflow accepts them as Host and "

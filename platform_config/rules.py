@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from platform_config import naming
+from platform_config import naming, sizing
 from platform_config.backend import BackendSettings
 from platform_config.databricks import (
     DEFAULT_NODE_TYPES,
@@ -268,6 +268,33 @@ def mlflow_ami_pinned(env: Validated) -> Iterator[Problem]:
             "mlflow.server.ami_id",
             "missing: pin the Amazon Linux 2023 AMI of aws_region (docs/stacks/mlflow.md, Bumping the AMI)",
         )
+
+
+@_environment_rule
+def mlflow_memory_headroom(env: Validated) -> Iterator[Problem]:
+    """`mlflow.server.workers` leaves at least half of `mlflow.server.instance_type`'s memory free:
+    MLflow's estimated memory at rest (a base, plus each server worker, plus the job runner and its
+    job-queue consumers when `mlflow.cache.enabled` turns job execution on; figures measured by the
+    boot rehearsal, `platform_config/sizing.py`) is at most half of the instance's memory.
+    The other half is for the system, nginx, the CloudWatch agent, uploads, job runs and spikes."""
+    server = env.settings.mlflow.server
+    jobs = env.settings.mlflow.cache.enabled
+    estimate = sizing.MLFLOW_AT_REST.estimate(server.workers, jobs)
+    budget = sizing.budget_mib(server.instance_type)
+    if estimate <= budget:
+        return
+    at_rest = sizing.MLFLOW_AT_REST
+    terms = f"{at_rest.base} MiB base + {server.workers} x {at_rest.server_worker} MiB per worker"
+    if jobs:
+        terms += f" + {at_rest.job_queue} MiB for the job queue, which cache.enabled turns on"
+    fits = sizing.max_workers(server.instance_type, jobs)
+    advice = f"{fits} is the most that fits" if fits else "not even one fits"
+    yield env.tfvars(
+        "mlflow.server.workers",
+        f"workers = {server.workers} needs an estimated {estimate} MiB at rest ({terms}), more than half "
+        f"of {server.instance_type}'s {sizing.INSTANCE_MEMORY_MIB[server.instance_type]} MiB "
+        f"({budget} MiB): {advice}; or choose a larger instance_type",
+    )
 
 
 # --- databricks ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ the launch template, run on this machine against MariaDB (TLS), moto, Redis (TLS
 
 Modules: ``substitutions`` (the one table of OS-specific changes), ``target`` (what is read from
 the synthesized stack), ``servers``, ``instance`` and ``procs`` (supervised child processes),
-``harness`` (the steps), ``journey`` (the client, run in the rehearsal venv), ``browser``,
-``install``. Run: ``python -m rehearsal --help``.
+``harness`` (the steps), ``memory`` (MLflow's memory against the load rule's estimate),
+``journey`` (the client, run in the rehearsal venv), ``browser``, ``install``.
+Run: ``python -m rehearsal --help``.
 """

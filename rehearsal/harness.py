@@ -18,9 +18,9 @@ from typing import Any
 
 import boto3
 
-from rehearsal import browser, procs, servers
+from rehearsal import browser, memory, procs, servers
 from rehearsal.instance import Instance
-from rehearsal.target import INSTANCE_MEMORY_MIB, Target
+from rehearsal.target import Target
 
 ARTIFACT_MIB = 8
 RACE_INSTANCES = 3
@@ -352,13 +352,14 @@ class Rehearsal:
         return f"{m.processes} processes ({kinds}), RSS {m.rss_mib:.0f} MiB, PSS {m.pss_mib:.0f} MiB"
 
     def memory_headroom(self, inst: Instance) -> tuple[bool, str]:
-        m = inst.memory()
-        total = INSTANCE_MEMORY_MIB.get(self.target.instance_type)
+        proc = inst.units["mlflow.service"].proc
         self.report.figures[f"{inst.name} memory"] = self._memory(inst)
-        if total is None:
-            return True, f"{self._memory(inst)}; instance type {self.target.instance_type} not in the table"
-        # Half the instance for MLflow at rest leaves room for nginx, the agent, uploads and spikes.
-        return m.pss_mib <= total / 2, f"{self._memory(inst)} of {total} MiB ({self.target.instance_type})"
+        t = self.target
+        ok, evidence = memory.headroom(
+            procs.processes(proc.pid) if proc is not None else [], t.instance_type, t.workers, t.cache_enabled
+        )
+        print(evidence, flush=True)
+        return ok, evidence
 
     def no_egress(self) -> tuple[bool, str]:
         return not self.trap.seen, (

@@ -96,18 +96,54 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-def kinds(pid: int) -> dict[str, int]:
-    """How many processes of the tree run each program (last module or script name)."""
-    out: dict[str, int] = {}
+# What each process of MLflow's tree is, by a word of its command line (first match wins);
+# rehearsal/memory.py counts each role in a term of platform_config.sizing's estimate.
+ROLES = (
+    ("huey.bin.huey_consumer", "job-queue consumer"),
+    ("mlflow.server.jobs._job_runner", "job runner"),
+    ("multiprocessing.resource_tracker", "resource tracker"),
+    ("multiprocessing.spawn", "server worker"),
+    ("uvicorn", "server supervisor"),
+    ("mlflow server", "mlflow server"),
+)
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    role: str
+    rss_mib: float
+    pss_mib: float
+
+
+def role(argv: Sequence[str]) -> str:
+    """The process's role in ``ROLES``, or its program name."""
+    line = " ".join(argv)
+    found = next((name for word, name in ROLES if word in line), None)
+    return found or (Path(argv[0]).name if argv else "?")
+
+
+def processes(pid: int) -> list[Process]:
+    """Every live process of ``pid``'s tree with its role and memory (from /proc)."""
+    out = []
     for p in tree(pid):
         try:
-            argv = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+            argv = [
+                a.decode(errors="replace") for a in Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0") if a
+            ]
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()
         except OSError:
-            continue
-        words = [a.decode(errors="replace") for a in argv if a]
-        label = next((w for w in words[1:] if "huey" in w or "uvicorn" in w or w.startswith("mlflow.")), "")
-        label = label or Path(words[0]).name if words else "?"
-        out[label] = out.get(label, 0) + 1
+            continue  # exited meanwhile
+        kib = {key: int(value.split()[0]) for key, _, value in (line.partition(":") for line in rollup[1:])}
+        out.append(Process(p, role(argv), kib["Rss"] / 1024, kib["Pss"] / 1024))
+    return out
+
+
+def kinds(pid: int) -> dict[str, int]:
+    """How many processes of the tree have each role."""
+    out: dict[str, int] = {}
+    for p in processes(pid):
+        out[p.role] = out.get(p.role, 0) + 1
     return out
 
 
@@ -119,19 +155,8 @@ class Memory:
 
 
 def memory(pid: int) -> Memory:
-    rss = pss = 0
-    pids = tree(pid)
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                key, _, value = line.partition(":")
-                if key == "Rss":
-                    rss += int(value.split()[0])
-                elif key == "Pss":
-                    pss += int(value.split()[0])
-        except OSError:
-            continue
-    return Memory(len(pids), rss / 1024, pss / 1024)
+    found = processes(pid)
+    return Memory(len(found), sum(p.rss_mib for p in found), sum(p.pss_mib for p in found))
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,7 @@ from typing import Any
 
 TOKEN = re.compile(r"\$\{([^}]+)\}")
 EXTRA_HOSTS = re.compile(r'^EXTRA_ALLOWED_HOSTS = \[h for h in "([^"]*)"', re.MULTILINE)
-# Memory of the instance types the shipped environments use (EC2 documentation), MiB.
-INSTANCE_MEMORY_MIB = {"t3.medium": 4096, "t3.large": 8192, "m6i.large": 8192, "m6i.xlarge": 16384}
+WORKERS = re.compile(r'"--workers", "(\d+)"')
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,13 @@ class Target:
     @property
     def instance_type(self) -> str:
         return str(self.resources("aws_launch_template")["mlflow"]["instance_type"])
+
+    @property
+    def workers(self) -> int:
+        match = WORKERS.search(self.script)
+        if match is None:
+            raise ValueError("the boot script passes no --workers")
+        return int(match.group(1))
 
     @property
     def https(self) -> bool:

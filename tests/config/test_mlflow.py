@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
+from platform_config import sizing
 from platform_config.loader import TFVARS_DIR
-from platform_config.mlflow import MlflowSettings
+from platform_config.mlflow import MlflowSettings, ServerSettings
 from tests.fixtures.envs import FIXTURES, ConfigFiles
 
 PRD = f"{TFVARS_DIR}/prd.tfvars"
@@ -74,7 +76,8 @@ def test_a_disabled_cache_needs_no_failover_in_production() -> None:
     ("database.log_exports", ["error", "error"], "mlflow.database: log_exports lists a log twice"),
     ("database.max_allocated_storage_gb", 10,
      "mlflow.database.max_allocated_storage_gb: Input should be greater than or equal to 20"),
-    ("cache", {"enabled": True, "num_nodes": 5}, "mlflow.cache.num_nodes: more nodes than two per availability zone"),
+    ("server.instance_type", "m7g.large",
+     "mlflow.server.instance_type: 'm7g.large' is not in the instance memory table (platform_config/sizing.py"),
     ("db_password", "hunter2hunter2", "mlflow.db_password: looks like a secret"),
 ])  # fmt: skip
 def test_bad_values_are_reported_with_file_and_key(key: str, value: Any, problem: str) -> None:
@@ -117,3 +120,68 @@ def test_the_ami_is_pinned() -> None:
         f"{DEV}: mlflow.server.ami_id: missing: pin the Amazon Linux 2023 AMI of aws_region "
         "(docs/stacks/mlflow.md, Bumping the AMI)"
     ]
+
+
+def test_cache_nodes_are_at_most_two_per_zone() -> None:
+    # One worker: with the cache on, the job queue leaves the fixture's t3.medium room for no more.
+    files = ConfigFiles(FIXTURES).set(DEV, "mlflow.server.workers", 1)
+    problems = files.set(DEV, "mlflow.cache", {"enabled": True, "num_nodes": 5}).problems()
+    assert [str(p) for p in problems] == [
+        f"{DEV}: mlflow.cache.num_nodes: more nodes than two per availability zone"
+    ]
+
+
+def test_the_job_queue_takes_its_share_of_the_instance() -> None:
+    files = ConfigFiles(FIXTURES).set(DEV, "mlflow.server.workers", 2).set(DEV, "mlflow.cache.enabled", True)
+    assert [str(p) for p in files.problems()] == [
+        f"{DEV}: mlflow.server.workers: workers = 2 needs an estimated 2110 MiB at rest (220 MiB base + "
+        "2 x 230 MiB per worker + 1430 MiB for the job queue, which cache.enabled turns on), more than "
+        "half of t3.medium's 4096 MiB (2048 MiB): 1 is the most that fits; or choose a larger instance_type"
+    ]
+
+
+def dev_with(mlflow: dict[str, Any]) -> ConfigFiles:
+    """The test-owned dev environment with the given ``mlflow.<key>`` values."""
+    files = ConfigFiles(FIXTURES)
+    for key, value in mlflow.items():
+        files.set(DEV, f"mlflow.{key}", value)
+    return files
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_the_most_workers_that_fit_is_exact(cache: bool) -> None:
+    (problem,) = dev_with({"cache.enabled": cache, "server.workers": 64}).problems()
+    found = re.search(r"(\d+) is the most that fits", str(problem))
+    assert problem.key == "mlflow.server.workers" and found is not None, problem
+    most = int(found.group(1))
+    assert dev_with({"cache.enabled": cache, "server.workers": most}).load()
+    (over,) = dev_with({"cache.enabled": cache, "server.workers": most + 1}).problems()
+    assert over.key == "mlflow.server.workers"
+
+
+def test_an_instance_too_small_for_any_worker_says_so() -> None:
+    (problem,) = dev_with(
+        {"cache.enabled": True, "server.instance_type": "t3.small", "server.workers": 1}
+    ).problems()
+    assert str(problem).startswith(f"{DEV}: mlflow.server.workers: workers = 1 needs an estimated ")
+    assert str(problem).endswith("not even one fits; or choose a larger instance_type")
+
+
+@pytest.mark.parametrize(("instance_type", "gib"), [
+    ("t3.micro", 1), ("t3.medium", 4), ("t3a.2xlarge", 32), ("c5.large", 4), ("c7i.4xlarge", 32),
+    ("m6i.large", 8), ("m7a.2xlarge", 32), ("r6i.large", 16), ("r5.4xlarge", 128),
+])  # fmt: skip
+def test_the_memory_table_has_ec2s_figures(instance_type: str, gib: int) -> None:
+    assert sizing.INSTANCE_MEMORY_MIB[instance_type] == gib * 1024
+
+
+def test_the_model_accepts_exactly_the_types_whose_memory_is_known() -> None:
+    for instance_type in sizing.INSTANCE_MEMORY_MIB:
+        assert ServerSettings(instance_type=instance_type).instance_type == instance_type
+    assert ServerSettings().instance_type in sizing.INSTANCE_MEMORY_MIB
+    # arm64 (the AMI is x86_64), a size missing from the table, a typo.
+    for unknown in ("t4g.medium", "m6i.metal", "t3.mediun"):
+        (problem,) = dev_with({"server.instance_type": unknown}).problems()
+        assert str(problem).startswith(
+            f"{DEV}: mlflow.server.instance_type: {unknown!r} is not in the instance memory table"
+        )
