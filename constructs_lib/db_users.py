@@ -78,7 +78,13 @@ def bundle(dest: Path) -> Path:
     between machines and runs, so the code hash depends on the sources alone.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    dist = metadata.distribution(DRIVER)
+    try:
+        dist = metadata.distribution(DRIVER)
+    except metadata.PackageNotFoundError:
+        raise RuntimeError(
+            f"the database-user function bundles {DRIVER} from the synthesizing environment, which "
+            f"has none: install the app's requirements (requirements.txt pins it)"
+        ) from None
     sources = {Path(HANDLER.name): HANDLER}
     for file in dist.files or ():
         wanted = file.parts[0] == "pymysql" or file.name == "METADATA" or "licenses" in file.parts

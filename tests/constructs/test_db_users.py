@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cdktf import App, TerraformResource, TerraformStack
 
 from constructs_lib import db_users
@@ -192,3 +193,12 @@ def test_the_code_hash_is_stable_across_synths(tmp_path: Path) -> None:
     # The archives themselves are the same bytes (fixed file times and modes).
     archives = [s.stack_dir / s.resource("aws_lambda_function")["filename"] for s in (one, two)]
     assert archives[0].read_bytes() == archives[1].read_bytes()
+
+
+def test_a_missing_driver_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(name: str) -> metadata.Distribution:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "distribution", missing)
+    with pytest.raises(RuntimeError, match=r"bundles PyMySQL .* install the app's requirements"):
+        db_users.bundle(tmp_path / "code")
