@@ -1,6 +1,7 @@
 """RDS for MySQL 8.0: MLflow's backend store. The master password is generated, stored and
 rotated by RDS in Secrets Manager (``manage_master_user_password``): it never passes through
-Terraform, tfvars or state."""
+Terraform, tfvars or state, and only the database-user function (``constructs_lib.db_users``)
+reads it. MLflow logs in as ``APP_USER`` with IAM database authentication."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from constructs_lib.policy import skip_checks
 
 DB_NAME = "mlflow"
 DB_USERNAME = "mlflow_admin"
+# MLflow's own login: IAM database authentication, rights on DB_NAME only (constructs_lib.db_users).
+APP_USER = "mlflow"
 CA_CERT = "rds-ca-rsa2048-g1"
 
 
@@ -176,8 +179,19 @@ class Database(Construct):
 
     @property
     def secret_arn(self) -> str:
-        """The RDS-managed secret holding the master user's name and password."""
+        """The RDS-managed secret holding the master user's name and password (only the
+        database-user function reads it)."""
         return self._instance.master_user_secret.get(0).secret_arn
+
+    @property
+    def resource_id(self) -> str:
+        """The instance's DbiResourceId: what IAM database authentication's ARNs name, new when
+        the instance is re-created."""
+        return self._instance.resource_id
+
+    @property
+    def port_number(self) -> float:
+        return self._instance.port
 
     @property
     def address(self) -> str:

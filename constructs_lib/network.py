@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cdktf import Fn, TerraformCount, Token
+from cdktf import Fn, TerraformCount, TerraformResource, Token
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.eip import Eip
 from cdktf_cdktf_provider_aws.flow_log import FlowLog
@@ -165,6 +165,7 @@ class Network(Construct):
         database_rt = RouteTable(self, "database_rt", vpc_id=self._vpc.id, tags={"Name": f"{name}-database"})
         database_rt.override_logical_id("database")
 
+        associations = {}
         for tier, table_id in (
             ("public", public_rt.id),
             ("private", per_index(private_rt, "id")),
@@ -178,7 +179,9 @@ class Network(Construct):
                 route_table_id=table_id,
             )
             assoc.override_logical_id(tier)
+            associations[tier] = assoc
         self._private_rt = private_rt
+        self._private_egress: tuple[TerraformResource, ...] = (nat, private_rt, associations["private"])
         self._database_rt = database_rt
 
         flow_role = IamRole(
@@ -230,9 +233,9 @@ class Network(Construct):
         )
         flow.override_logical_id("main")
 
-    def add_endpoints(self, region: str, security_group_id: str) -> list[VpcEndpoint]:
+    def add_endpoints(self, region: str, security_group_id: str) -> dict[str, VpcEndpoint]:
         """S3 gateway endpoint on the private and database route tables; interface endpoints in
-        the private subnets, reachable from ``security_group_id``'s members."""
+        the private subnets, reachable from ``security_group_id``'s members. By service name."""
         s3 = VpcEndpoint(
             self,
             "s3_endpoint",
@@ -245,7 +248,7 @@ class Network(Construct):
             tags={"Name": "s3"},
         )
         s3.override_logical_id("s3")
-        endpoints = [s3]
+        endpoints = {"s3": s3}
         for service in INTERFACE_ENDPOINTS:
             ep = VpcEndpoint(
                 self,
@@ -259,9 +262,15 @@ class Network(Construct):
                 tags={"Name": service},
             )
             ep.override_logical_id(service)
-            endpoints.append(ep)
+            endpoints[service] = ep
         return endpoints
 
     @property
     def vpc_id(self) -> str:
         return self._vpc.id
+
+    @property
+    def private_egress(self) -> tuple[TerraformResource, ...]:
+        """The private subnets' way out (NAT gateways, route tables, their associations): to
+        depend on where something in those subnets must reach the internet as soon as it exists."""
+        return self._private_egress

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from cdktf import TerraformResource
 from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile
 from cdktf_cdktf_provider_aws.iam_policy import IamPolicy
 from cdktf_cdktf_provider_aws.iam_role import IamRole
@@ -39,9 +40,12 @@ class SecurityGroupsProps:
 
 
 class SecurityGroups(Construct):
-    """``aws_security_group.{alb,mlflow_app,database,elasticache,vpc_endpoints}`` and their rules.
+    """``aws_security_group.{alb,mlflow_app,database,db_users,elasticache,vpc_endpoints}`` and
+    their rules.
 
-    Handles: the group ids (``alb_id``, ``app_id``, ``database_id``, ``endpoints_id``, ``cache_id``).
+    Handles: the group ids (``alb_id``, ``app_id``, ``database_id``, ``db_users_id``,
+    ``endpoints_id``, ``cache_id``) and ``db_users_rules`` (what the database-user function's
+    network path consists of).
     """
 
     def __init__(self, scope: Construct, construct_id: str, props: SecurityGroupsProps) -> None:
@@ -51,9 +55,16 @@ class SecurityGroups(Construct):
         https = props.https
         self._alb = self._group("alb", "MLflow load balancer: HTTP(S) from the allowed networks")
         self._app = self._group("mlflow_app", "MLflow instances: nginx, from the load balancer only")
+        # The database and endpoint groups now also admit the database-user function: their
+        # descriptions stay (a new description replaces a group, which its members block); the
+        # rules say who may connect.
         self._database = self._group("database", "MLflow RDS MySQL: from the MLflow instances only")
         self._endpoints = self._group(
             "vpc_endpoints", "Interface VPC endpoints: HTTPS from the MLflow instances"
+        )
+        self._db_users = self._group(
+            "db_users",
+            "MLflow database-user function: to the database, Secrets Manager and the RDS CA bundle",
         )
         self._cache = (
             self._group("elasticache", "MLflow ElastiCache Redis: from the MLflow instances only")
@@ -109,6 +120,37 @@ class SecurityGroups(Construct):
         self._ingress(
             "endpoints_from_app", self._endpoints, HTTPS, "HTTPS from the MLflow instances", group=self._app
         )
+        # The database-user function (constructs_lib.db_users): egress only, to what it calls.
+        self._db_users_rules = (
+            self._egress(
+                "db_users_to_database",
+                self._db_users,
+                MYSQL_PORT,
+                "MySQL, to create the MLflow database user",
+                group=self._database,
+            ),
+            self._ingress(
+                "database_from_db_users",
+                self._database,
+                MYSQL_PORT,
+                "MySQL from the database-user function",
+                group=self._db_users,
+            ),
+            self._egress(
+                "db_users_https_out",
+                self._db_users,
+                HTTPS,
+                "HTTPS to Secrets Manager (endpoint) and the RDS CA bundle (truststore.pki.rds.amazonaws.com, via NAT)",
+                cidr="0.0.0.0/0",
+            ),
+            self._ingress(
+                "endpoints_from_db_users",
+                self._endpoints,
+                HTTPS,
+                "HTTPS from the database-user function (Secrets Manager)",
+                group=self._db_users,
+            ),
+        )
         if self._cache is not None:
             self._egress(
                 "app_to_cache", self._app, REDIS_PORT, "Redis (TLS), to the cache", group=self._cache
@@ -132,6 +174,14 @@ class SecurityGroups(Construct):
     @property
     def database_id(self) -> str:
         return self._database.id
+
+    @property
+    def db_users_id(self) -> str:
+        return self._db_users.id
+
+    @property
+    def db_users_rules(self) -> tuple[TerraformResource, ...]:
+        return self._db_users_rules
 
     @property
     def endpoints_id(self) -> str:
@@ -192,8 +242,8 @@ class SecurityGroups(Construct):
         *,
         cidr: str | None = None,
         group: SecurityGroup | None = None,
-    ) -> None:
-        VpcSecurityGroupEgressRule(
+    ) -> VpcSecurityGroupEgressRule:
+        rule = VpcSecurityGroupEgressRule(
             self,
             address,
             security_group_id=source.id,
@@ -202,7 +252,9 @@ class SecurityGroups(Construct):
             from_port=port,
             to_port=port,
             **self._rule_target(cidr, group),
-        ).override_logical_id(address)
+        )
+        rule.override_logical_id(address)
+        return rule
 
 
 @dataclass(frozen=True)
@@ -217,7 +269,11 @@ class InstanceRoleProps:
     parameter_path: str
     log_group_arns: tuple[str, ...]
     kms_key_arn: str
+    # Secrets the instances read (the Redis token); never the database's master secret.
     secret_arns: tuple[str, ...]
+    # The database login: IAM authentication as db_user on the instance with this resource id.
+    db_resource_id: str
+    db_user: str
     metrics_namespace: str
 
 
@@ -226,7 +282,7 @@ def _policy(*statements: dict[str, Any]) -> str:
 
 
 class InstanceRole(Construct):
-    """``aws_iam_role.mlflow_instance_role``, its four policies and the instance profile.
+    """``aws_iam_role.mlflow_instance_role``, its five policies and the instance profile.
 
     Shell access is SSM Session Manager (AWS-managed core policy), replacing the seed's key pair.
     """
@@ -243,6 +299,23 @@ class InstanceRole(Construct):
         )
         self._role.override_logical_id("mlflow_instance_role")
         parameters = f"arn:{s.partition}:ssm:{s.region}:{s.account_id}:parameter{s.parameter_path}"
+        # No statement without a secret (the cache off): an empty Resource list is not a policy.
+        read_secrets: list[dict[str, Any]] = []
+        if s.secret_arns:
+            read_secrets.append(
+                {
+                    "Sid": "ReadSecrets",
+                    "Effect": "Allow",
+                    "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                    "Resource": list(s.secret_arns),
+                }
+            )
+        # The db-user resource of IAM database authentication (Service Authorization Reference,
+        # Amazon RDS IAM Authentication: arn:${Partition}:rds-db:${Region}:${Account}:dbuser:
+        # ${DbiResourceId}/${DbUserName}).
+        db_user_arn = (
+            f"arn:{s.partition}:rds-db:{s.region}:{s.account_id}:dbuser:{s.db_resource_id}/{s.db_user}"
+        )
         policies = {
             "mlflow_s3_policy": (
                 "MLflow artifacts: read and write this stack's artifact bucket",
@@ -304,17 +377,25 @@ class InstanceRole(Construct):
                         "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
                         "Resource": [parameters, f"{parameters}/*"],
                     },
+                    *read_secrets,
+                ),
+            ),
+            "mlflow_rds_policy": (
+                "MLflow database login: IAM authentication as the MLflow user",
+                _policy(
                     {
-                        "Sid": "ReadSecrets",
+                        "Sid": "ConnectAsMlflowUser",
                         "Effect": "Allow",
-                        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                        "Resource": list(s.secret_arns),
-                    },
+                        "Action": "rds-db:connect",
+                        "Resource": db_user_arn,
+                    }
                 ),
             ),
             "mlflow_kms_policy": (
                 "MLflow encryption: use this stack's KMS key",
                 _policy(
+                    # Still needed without the master secret: the SecureString settings, the
+                    # artifacts (SSE-KMS: Decrypt to read, GenerateDataKey to write), the Redis token.
                     {
                         "Sid": "UseStackKey",
                         "Effect": "Allow",

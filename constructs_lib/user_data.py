@@ -26,7 +26,7 @@ INSTALLED = ("mlflow", "pymysql", "boto3", "redis")
 # The SSM parameters (under the stack's path) the launcher reads: render() refuses a settings list
 # that does not provide exactly these, so the stack's parameters and the script cannot drift apart.
 LAUNCHER_SETTINGS = frozenset(
-    {"db_host", "db_port", "db_name", "db_secret_arn", "artifacts_destination", "alb_dns_name"}
+    {"db_host", "db_port", "db_name", "db_user", "artifacts_destination", "alb_dns_name"}
 )
 CACHE_SETTINGS = frozenset({"redis_host", "redis_port", "redis_auth_secret_arn"})
 

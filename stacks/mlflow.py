@@ -17,7 +17,8 @@ from constructs_lib.alarms import CacheMembers, MlflowAlarmsProps, mlflow_alarms
 from constructs_lib.aws_provider import aws_provider
 from constructs_lib.cache import Cache, CacheProps
 from constructs_lib.compute import MlflowServers, MlflowServersProps
-from constructs_lib.database import DB_NAME, Database, DatabaseProps
+from constructs_lib.database import APP_USER, DB_NAME, Database, DatabaseProps
+from constructs_lib.db_users import DatabaseUsers, DatabaseUsersProps
 from constructs_lib.encryption import (
     CustomerKey,
     CustomerKeyProps,
@@ -74,9 +75,18 @@ class MlflowStack(PlatformStack):
         logs = self._log_groups(key.arn)
         network = self._network(logs["vpc_flow_logs"].arn, account)
         groups = self._security_groups(network.vpc_id)
-        network.add_endpoints(self.region, groups.endpoints_id)
+        endpoints = network.add_endpoints(self.region, groups.endpoints_id)
         log_bucket, artifacts = self._buckets(account.account_id, key.arn)
         database = self._database(network, groups, key.arn, account.partition)
+        db_users = self._database_users(
+            account,
+            database,
+            network,
+            groups,
+            kms_key_arn=key.arn,
+            # Its network path: the rules, the way out to the CA bundle, the Secrets Manager endpoint.
+            depends_on=(*groups.db_users_rules, *network.private_egress, endpoints["secretsmanager"]),
+        )
         cache = self._cache(network, groups, key.arn)
         alerts = Alerts(
             self,
@@ -90,8 +100,15 @@ class MlflowStack(PlatformStack):
                 self.names.parameter_path, key.arn, _instance_settings(database, artifacts, alb, cache)
             ),
         )
-        secret_arns = (database.secret_arn, *([cache.secret_arn] if cache else []))
-        role = self._instance_role(account, artifacts.arn, logs, key.arn, secret_arns)
+        secret_arns = (cache.secret_arn,) if cache else ()
+        role = self._instance_role(
+            account,
+            artifacts.arn,
+            logs,
+            key.arn,
+            secret_arns=secret_arns,
+            db_resource_id=database.resource_id,
+        )
         servers = self._servers(
             script=self._boot_script(settings.names, cache is not None),
             role=role,
@@ -100,7 +117,8 @@ class MlflowStack(PlatformStack):
             alb=alb,
             kms_key_arn=key.arn,
             topic_arn=alerts.topic_arn,
-            depends_on=(*settings.parameters, *role.attachments),
+            # The instances log in as APP_USER at boot: it exists before the first one starts.
+            depends_on=(*settings.parameters, *role.attachments, db_users.invocation),
         )
         alerts.add_alarms(mlflow_alarms(self._alarms_props(alb, database, cache)))
         self._outputs(
@@ -236,6 +254,38 @@ class MlflowStack(PlatformStack):
             ),
         )
 
+    def _database_users(
+        self,
+        account: Account,
+        database: Database,
+        network: Network,
+        groups: SecurityGroups,
+        *,
+        kms_key_arn: str,
+        depends_on: tuple[ITerraformDependable, ...],
+    ) -> DatabaseUsers:
+        return DatabaseUsers(
+            self,
+            "db_users",
+            DatabaseUsersProps(
+                name=self.names.prefix,
+                partition=account.partition,
+                region=self.region,
+                account_id=account.account_id,
+                master_secret_arn=database.secret_arn,
+                kms_key_arn=kms_key_arn,
+                db_host=database.address,
+                db_port=database.port_number,
+                db_name=DB_NAME,
+                db_user=APP_USER,
+                db_resource_id=database.resource_id,
+                subnet_ids=network.private_subnet_ids,
+                security_group_id=groups.db_users_id,
+                log_retention_days=self.cfg.log_retention_days,
+                depends_on=depends_on,
+            ),
+        )
+
     def _cache(self, network: Network, groups: SecurityGroups, kms_key_arn: str) -> Cache | None:
         cache = self.cfg.cache
         if groups.cache_id is None:
@@ -283,7 +333,9 @@ class MlflowStack(PlatformStack):
         bucket_arn: str,
         logs: dict[str, CloudwatchLogGroup],
         kms_key_arn: str,
+        *,
         secret_arns: tuple[str, ...],
+        db_resource_id: str,
     ) -> InstanceRole:
         return InstanceRole(
             self,
@@ -298,6 +350,8 @@ class MlflowStack(PlatformStack):
                 log_group_arns=tuple(logs[g].arn for g in INSTANCE_LOG_GROUPS),
                 kms_key_arn=kms_key_arn,
                 secret_arns=secret_arns,
+                db_resource_id=db_resource_id,
+                db_user=APP_USER,
                 metrics_namespace=self.names.metrics_namespace,
             ),
         )
@@ -398,7 +452,8 @@ class MlflowStack(PlatformStack):
         self.output(
             "db_master_user_secret_arn",
             database.secret_arn,
-            "Secrets Manager secret (managed by RDS) with the DB credentials",
+            "Secrets Manager secret (managed by RDS) with the DB master credentials; "
+            "only the database-user function reads it",
         )
         if cache is not None:
             self.output(
@@ -429,7 +484,7 @@ def _instance_settings(
         Setting("db_host", database.address),
         Setting("db_port", database.port),
         Setting("db_name", DB_NAME),
-        Setting("db_secret_arn", database.secret_arn),
+        Setting("db_user", APP_USER),
         Setting("artifacts_destination", artifacts.artifacts_uri),
         Setting("alb_dns_name", alb.dns_name),
     ]

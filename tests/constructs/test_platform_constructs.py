@@ -39,6 +39,7 @@ from constructs_lib.databricks_jobs import (
 from constructs_lib.load_balancer import LoadBalancer, LoadBalancerProps
 from constructs_lib.network import INTERFACE_ENDPOINTS, Network, NetworkProps
 from constructs_lib.observability import AlarmSpec, Alerts, AlertsProps, log_group
+from constructs_lib.references import address
 from constructs_lib.security import InstanceRole, InstanceRoleProps, SecurityGroups, SecurityGroupsProps
 from constructs_lib.storage import (
     ArtifactBucket,
@@ -158,6 +159,12 @@ def test_network_alone(zones: tuple[str, ...], single_nat: bool, nat_count: int)
     # The database tier has no route out; the public tier goes out through the internet gateway.
     assert "route" not in res["aws_route_table"]["database"]
     assert res["aws_route_table"]["public"]["route"][0]["gateway_id"] == "${aws_internet_gateway.main.id}"
+    # The handle for what must reach the internet from the private subnets as soon as it exists.
+    assert sorted(address(r) for r in network.private_egress) == [
+        "aws_nat_gateway.main",
+        "aws_route_table.private",
+        "aws_route_table_association.private",
+    ]
     # Flow logs go to the log group handed in, through a role allowed to write only there.
     assert res["aws_flow_log"]["main"]["log_destination"] == "${aws_cloudwatch_log_group.flow.arn}"
     policy = json.loads(res["aws_iam_role_policy"]["vpc_flow_logs"]["policy"])
@@ -177,7 +184,7 @@ def test_network_endpoints() -> None:
     out = synth(stack)
     expected = {"aws_vpc_endpoint.s3", *(f"aws_vpc_endpoint.{s}" for s in INTERFACE_ENDPOINTS)}
     assert addresses(out) == NETWORK_ADDRESSES | {"aws_cloudwatch_log_group.flow"} | expected
-    assert len(endpoints) == len(expected)
+    assert set(endpoints) == {"s3", *INTERFACE_ENDPOINTS}
     eps = out["resource"]["aws_vpc_endpoint"]
     assert eps["s3"]["vpc_endpoint_type"] == "Gateway"
     assert eps["s3"]["service_name"] == "com.amazonaws.eu-west-1.s3"
@@ -190,6 +197,14 @@ def test_network_endpoints() -> None:
 
 
 # --- security --------------------------------------------------------------------------------------
+
+
+DB_USERS_RULES = (
+    "aws_vpc_security_group_egress_rule.db_users_to_database",
+    "aws_vpc_security_group_egress_rule.db_users_https_out",
+    "aws_vpc_security_group_ingress_rule.database_from_db_users",
+    "aws_vpc_security_group_ingress_rule.endpoints_from_db_users",
+)
 
 
 def all_rules(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -210,7 +225,7 @@ def test_security_groups_alone(https: bool, cache: bool) -> None:
         "sg",
         SecurityGroupsProps(name="unit", vpc_id="vpc-1", ingress_cidrs=cidrs, https=https, cache=cache),
     )
-    out = synth(stack, app_id=groups.app_id)
+    out = synth(stack, app_id=groups.app_id, db_users_id=groups.db_users_id)
     alb_ingress = {f"aws_vpc_security_group_ingress_rule.alb_http_{i}" for i in range(len(cidrs))}
     if https:
         alb_ingress |= {f"aws_vpc_security_group_ingress_rule.alb_https_{i}" for i in range(len(cidrs))}
@@ -219,12 +234,14 @@ def test_security_groups_alone(https: bool, cache: bool) -> None:
         "aws_security_group.mlflow_app",
         "aws_security_group.database",
         "aws_security_group.vpc_endpoints",
+        "aws_security_group.db_users",
         "aws_vpc_security_group_egress_rule.alb_to_app",
         "aws_vpc_security_group_egress_rule.app_https_out",
         "aws_vpc_security_group_egress_rule.app_to_database",
         "aws_vpc_security_group_ingress_rule.app_from_alb",
         "aws_vpc_security_group_ingress_rule.database_from_app",
         "aws_vpc_security_group_ingress_rule.endpoints_from_app",
+        *DB_USERS_RULES,
         *alb_ingress,
     }
     if cache:
@@ -236,12 +253,37 @@ def test_security_groups_alone(https: bool, cache: bool) -> None:
     assert addresses(out) == expected
     assert (groups.cache_id is not None) == cache
     assert exposed(out, "app_id") == "${aws_security_group.mlflow_app.id}"
-    # No rule is open to the internet inbound; the only 0.0.0.0/0 rule is the instances' HTTPS egress.
+    assert exposed(out, "db_users_id") == "${aws_security_group.db_users.id}"
+    # The handle the database-user function's call waits for: exactly its four rules.
+    assert sorted(address(r) for r in groups.db_users_rules) == sorted(DB_USERS_RULES)
+    # The function reaches the database and the endpoints; nothing reaches the function.
+    rules = all_rules(out)
+    assert (
+        rules["database_from_db_users"]["from_port"],
+        rules["database_from_db_users"]["security_group_id"],
+    ) == (
+        3306,
+        "${aws_security_group.database.id}",
+    )
+    assert (
+        rules["database_from_db_users"]["referenced_security_group_id"] == "${aws_security_group.db_users.id}"
+    )
+    assert rules["endpoints_from_db_users"]["security_group_id"] == "${aws_security_group.vpc_endpoints.id}"
+    assert (
+        rules["db_users_to_database"]["referenced_security_group_id"] == "${aws_security_group.database.id}"
+    )
+    assert not [
+        r
+        for r in out["resource"]["aws_vpc_security_group_ingress_rule"].values()
+        if r["security_group_id"] == "${aws_security_group.db_users.id}"
+    ]
+    # No rule is open to the internet inbound; the only 0.0.0.0/0 rules are HTTPS egress (the
+    # instances', the database-user function's).
     for name, rule in out["resource"]["aws_vpc_security_group_ingress_rule"].items():
         assert rule.get("cidr_ipv4") != "0.0.0.0/0", name
         assert rule.get("cidr_ipv4") in (None, *cidrs), name
     open_rules = {name for name, rule in all_rules(out).items() if rule.get("cidr_ipv4") == "0.0.0.0/0"}
-    assert open_rules == {"app_https_out"}
+    assert open_rules == {"app_https_out", "db_users_https_out"}
     # Every rule says why it exists, and names exactly one port over TCP.
     for name, rule in all_rules(out).items():
         assert rule["description"].strip(), name
@@ -251,10 +293,11 @@ def test_security_groups_alone(https: bool, cache: bool) -> None:
         assert "ingress" not in group and "egress" not in group  # rules are separate resources
 
 
-def test_instance_role_alone() -> None:
+@pytest.mark.parametrize("with_secret", [True, False])
+def test_instance_role_alone(with_secret: bool) -> None:
     stack = aws_stack()
     bucket = "arn:aws:s3:::unit-artifacts"
-    secret = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:db"
+    secret = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:redis"
     logs = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/unit/server"
     role = InstanceRole(
         stack,
@@ -268,12 +311,20 @@ def test_instance_role_alone() -> None:
             parameter_path="/unit/mlflow",
             log_group_arns=(logs,),
             kms_key_arn=KEY,
-            secret_arns=(secret,),
+            secret_arns=(secret,) if with_secret else (),
+            db_resource_id="db-ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            db_user="mlflow",
             metrics_namespace="unit/instances",
         ),
     )
     out = synth(stack)
-    policies = ("mlflow_s3_policy", "mlflow_cloudwatch_policy", "mlflow_ssm_policy", "mlflow_kms_policy")
+    policies = (
+        "mlflow_s3_policy",
+        "mlflow_cloudwatch_policy",
+        "mlflow_ssm_policy",
+        "mlflow_rds_policy",
+        "mlflow_kms_policy",
+    )
     assert addresses(out) == {
         "aws_iam_role.mlflow_instance_role",
         "aws_iam_instance_profile.mlflow_instance_profile",
@@ -291,9 +342,11 @@ def test_instance_role_alone() -> None:
     # permissions, PutMetricData (narrowed by its namespace) and DescribeTags (by the region).
     resources: dict[str, Any] = {}
     narrowed = {}
-    for address in policies:
-        for statement in json.loads(res["aws_iam_policy"][address]["policy"])["Statement"]:
+    actions: dict[str, Any] = {}
+    for policy in policies:
+        for statement in json.loads(res["aws_iam_policy"][policy]["policy"])["Statement"]:
             resources[statement["Sid"]] = statement["Resource"]
+            actions[statement["Sid"]] = statement["Action"]
             if statement["Resource"] == "*":
                 narrowed[statement["Action"]] = statement["Condition"]
     assert narrowed == {
@@ -311,9 +364,15 @@ def test_instance_role_alone() -> None:
             f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/unit/mlflow",
             f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/unit/mlflow/*",
         ],
-        "ReadSecrets": [secret],
+        **({"ReadSecrets": [secret]} if with_secret else {}),
+        # IAM database authentication as exactly this user of exactly this instance.
+        "ConnectAsMlflowUser": f"arn:aws:rds-db:eu-west-1:{ACCOUNT}:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXYZ/mlflow",
         "UseStackKey": KEY,
     }
+    assert actions["ConnectAsMlflowUser"] == "rds-db:connect"
+    # Without a secret to read, no Secrets Manager permission at all.
+    granted = [a for action in actions.values() for a in ([action] if isinstance(action, str) else action)]
+    assert any(a.startswith("secretsmanager:") for a in granted) is with_secret
     assert res["aws_iam_role_policy_attachment"]["mlflow_ssm_session_manager"]["policy_arn"] == (
         "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
     )

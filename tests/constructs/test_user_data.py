@@ -21,7 +21,7 @@ from platform_config.mlflow_constraints import CONSTRAINTS
 from platform_config.secrets import secret_kind
 from tests.conftest import Synthesized, shipped_env_names
 
-BASE_SETTINGS = ("db_host", "db_port", "db_name", "db_secret_arn", "artifacts_destination", "alb_dns_name")
+BASE_SETTINGS = ("db_host", "db_port", "db_name", "db_user", "artifacts_destination", "alb_dns_name")
 CACHE_SETTINGS = ("redis_host", "redis_port", "redis_auth_secret_arn")
 VALUES = UserDataValues(
     region="eu-west-1",

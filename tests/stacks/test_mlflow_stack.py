@@ -6,7 +6,8 @@ import base64
 import json
 import re
 import tempfile
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from syrupy.extensions.json import JSONSnapshotExtension
 from platform_config.loader import Environment
 from platform_config.secrets import find_secrets
 from tests.conftest import Check, Synthesized, shipped_env_names
+from tests.constructs.test_db_users import jsonencode_members
 from tests.constructs.test_user_data import PARAMS, launch
 
 KEY = "${aws_kms_key.mlflow.arn}"
@@ -84,12 +86,29 @@ OWN_ADDRESSES = (
     "aws_ssm_parameter.db_host",
     "aws_ssm_parameter.db_port",
     "aws_ssm_parameter.db_name",
-    "aws_ssm_parameter.db_secret_arn",
+    "aws_ssm_parameter.db_user",
     "aws_ssm_parameter.artifacts_destination",
     "aws_ssm_parameter.alb_dns_name",
     "aws_autoscaling_policy.mlflow_cpu_target",
     "aws_autoscaling_notification.mlflow",
+    "aws_iam_policy.mlflow_rds_policy",
+    "aws_iam_role_policy_attachment.mlflow_rds_policy",
+    "aws_security_group.db_users",
+    "aws_lambda_function.db_users",
+    "aws_lambda_invocation.db_users",
+    "aws_iam_role.db_users",
+    "aws_iam_role_policy.db_users",
+    "aws_cloudwatch_log_group.db_users",
 )
+# The instance role's policies, in attachment order.
+INSTANCE_POLICIES = (
+    "mlflow_s3_policy",
+    "mlflow_cloudwatch_policy",
+    "mlflow_ssm_policy",
+    "mlflow_rds_policy",
+    "mlflow_kms_policy",
+)
+MASTER_SECRET = "${aws_db_instance.mlflow.master_user_secret[0].secret_arn}"
 
 
 def stack(synth: Synthesized, env: str) -> dict[str, Any]:
@@ -235,10 +254,22 @@ def check_security_group_rules(synth: Synthesized, e: Environment) -> None:
         (80, 80, "${aws_security_group.alb.id}")
     ]
     db_in = rules_of(synth, env, "ingress", "database")
-    assert [(r["from_port"], r["referenced_security_group_id"]) for r in db_in] == [
-        (3306, "${aws_security_group.mlflow_app.id}")
+    assert sorted((r["from_port"], r["referenced_security_group_id"]) for r in db_in) == [
+        (3306, "${aws_security_group.db_users.id}"),
+        (3306, "${aws_security_group.mlflow_app.id}"),
     ]
     assert rules_of(synth, env, "egress", "database") == []
+    # The database-user function: out to the database and HTTPS (endpoint, CA bundle); nothing in.
+    assert rules_of(synth, env, "ingress", "db_users") == []
+    assert {
+        (r["from_port"], r.get("cidr_ipv4") or r["referenced_security_group_id"])
+        for r in rules_of(synth, env, "egress", "db_users")
+    } == {(3306, "${aws_security_group.database.id}"), (443, "0.0.0.0/0")}
+    endpoints_in = rules_of(synth, env, "ingress", "vpc_endpoints")
+    assert sorted((r["from_port"], r["referenced_security_group_id"]) for r in endpoints_in) == [
+        (443, "${aws_security_group.db_users.id}"),
+        (443, "${aws_security_group.mlflow_app.id}"),
+    ]
     app_out = {
         (r["from_port"], r.get("cidr_ipv4") or r["referenced_security_group_id"])
         for r in rules_of(synth, env, "egress", "mlflow_app")
@@ -348,6 +379,125 @@ def check_production_database_is_hardened(synth: Synthesized, e: Environment) ->
         assert db["multi_az"] and db["deletion_protection"] and db["performance_insights_enabled"]
 
 
+# --- the database user ---------------------------------------------------------------------
+
+
+def actions_of(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
+def instance_statements(synth: Synthesized, env: str) -> list[dict[str, Any]]:
+    return [s for name in INSTANCE_POLICIES for s in policy_statements(synth, env, name)]
+
+
+def check_instances_never_read_the_master_secret(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    for statement in instance_statements(synth, env):
+        assert MASTER_SECRET not in json.dumps(statement), statement
+    # The only secret the instances may read is the Redis token, and only with the cache.
+    readable = [
+        statement["Resource"]
+        for statement in instance_statements(synth, env)
+        if any(a.startswith("secretsmanager:") for a in actions_of(statement))
+    ]
+    cache = e.settings.mlflow.cache.enabled
+    assert readable == ([["${aws_secretsmanager_secret.redis_auth_token.arn}"]] if cache else [])
+    # Their settings name the user they log in as, not the secret.
+    params = synth.resources(f"mlflow-{env}", "aws_ssm_parameter")
+    assert params["db_user"]["value"] == "mlflow"
+    assert [name for name, p in params.items() if MASTER_SECRET in p["value"]] == []
+    # In the whole stack, one IAM document names the master secret: the database-user function's.
+    documents = {
+        f"{rtype}.{name}": body["policy"]
+        for rtype in ("aws_iam_policy", "aws_iam_role_policy")
+        for name, body in synth.resources(f"mlflow-{env}", rtype).items()
+    }
+    assert [a for a, doc in documents.items() if MASTER_SECRET in doc] == ["aws_iam_role_policy.db_users"]
+
+
+def check_instances_log_in_as_the_mlflow_user(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    connect = [
+        s for s in instance_statements(synth, env) if any(a.startswith("rds-db:") for a in actions_of(s))
+    ]
+    assert connect == [
+        {
+            "Sid": "ConnectAsMlflowUser",
+            "Effect": "Allow",
+            "Action": "rds-db:connect",
+            # This instance's DbiResourceId and the one user, nothing wider.
+            "Resource": f"arn:${{data.aws_partition.current.partition}}:rds-db:{e.settings.aws_region}:"
+            "${data.aws_caller_identity.current.account_id}:dbuser:${aws_db_instance.mlflow.resource_id}/mlflow",
+        }
+    ]
+    attachment = res(synth, env, "aws_iam_role_policy_attachment", "mlflow_rds_policy")
+    assert attachment["role"] == "${aws_iam_role.mlflow_instance_role.name}"
+    assert res(synth, env, "aws_db_instance", "mlflow")["iam_database_authentication_enabled"] is True
+
+
+def check_database_user_function(synth: Synthesized, e: Environment) -> None:
+    env = e.name
+    function = res(synth, env, "aws_lambda_function", "db_users")
+    assert function["function_name"] == f"mlopspltf-{env}-mlflow-db-users"
+    assert function["vpc_config"] == {
+        "subnet_ids": "${aws_subnet.private[*].id}",
+        "security_group_ids": ["${aws_security_group.db_users.id}"],
+    }
+    assert function["reserved_concurrent_executions"] == 1
+    logs = res(synth, env, "aws_cloudwatch_log_group", "db_users")
+    assert logs["name"] == f"/aws/lambda/{function['function_name']}" and logs["kms_key_id"] == KEY
+    # Its role reads the master secret and nothing else of Secrets Manager; the key only through it.
+    statements = json.loads(res(synth, env, "aws_iam_role_policy", "db_users")["policy"])["Statement"]
+    secrets = [s for s in statements if any(a.startswith("secretsmanager:") for a in actions_of(s))]
+    assert [(s["Action"], s["Resource"]) for s in secrets] == [
+        ("secretsmanager:GetSecretValue", MASTER_SECRET)
+    ]
+    kms = [s for s in statements if any(a.startswith("kms:") for a in actions_of(s))]
+    assert [(s["Action"], s["Resource"], s["Condition"]) for s in kms] == [
+        (
+            "kms:Decrypt",
+            KEY,
+            {"StringEquals": {"kms:ViaService": f"secretsmanager.{e.settings.aws_region}.amazonaws.com"}},
+        )
+    ]
+    invocation = res(synth, env, "aws_lambda_invocation", "db_users")
+    assert invocation["function_name"] == "${aws_lambda_function.db_users.function_name}"
+    # The event: where the database is and which secret to read; the secret's value never.
+    assert jsonencode_members(invocation["input"]) == {
+        "secret_arn": MASTER_SECRET.removeprefix("${").removesuffix("}"),
+        "host": "aws_db_instance.mlflow.address",
+        "port": "aws_db_instance.mlflow.port",
+        "database": '"mlflow"',
+        "user": '"mlflow"',
+        "region": f'"{e.settings.aws_region}"',
+    }
+    # A re-created database (new resource id) or new handler code runs it again.
+    assert invocation["triggers"] == {
+        "db_resource_id": "${aws_db_instance.mlflow.resource_id}",
+        "code_hash": function["source_code_hash"],
+    }
+    assert invocation["lifecycle_scope"] == "CREATE_ONLY"
+    # It runs once its network path exists, and before any instance logs in.
+    assert set(invocation["depends_on"]) == {
+        "aws_vpc_security_group_egress_rule.db_users_to_database",
+        "aws_vpc_security_group_ingress_rule.database_from_db_users",
+        "aws_vpc_security_group_egress_rule.db_users_https_out",
+        "aws_vpc_security_group_ingress_rule.endpoints_from_db_users",
+        "aws_nat_gateway.main",
+        "aws_route_table.private",
+        "aws_route_table_association.private",
+        "aws_vpc_endpoint.secretsmanager",
+    }
+    assert (
+        "aws_lambda_invocation.db_users" in res(synth, env, "aws_autoscaling_group", "mlflow")["depends_on"]
+    )
+    # The archive Terraform uploads: the handler and the driver it imports.
+    with zipfile.ZipFile(synth.stack_dir(f"mlflow-{env}") / function["filename"]) as archive:
+        names = set(archive.namelist())
+    assert {"handler.py", "pymysql/__init__.py"} <= names
+
+
 # --- cache ---------------------------------------------------------------------------------
 
 
@@ -422,7 +572,7 @@ def check_launch_template_and_group(synth: Synthesized, e: Environment) -> None:
 
 def check_instance_policies_are_scoped(synth: Synthesized, e: Environment) -> None:
     env = e.name
-    for name in ("mlflow_s3_policy", "mlflow_cloudwatch_policy", "mlflow_ssm_policy", "mlflow_kms_policy"):
+    for name in INSTANCE_POLICIES:
         assert (
             res(synth, env, "aws_iam_role_policy_attachment", name)["policy_arn"]
             == f"${{aws_iam_policy.{name}.arn}}"
@@ -637,8 +787,7 @@ def check_first_apply_ordering(synth: Synthesized, e: Environment) -> None:
     assert (
         asg["wait_for_elb_capacity"] == asg["desired_capacity"] == e.settings.mlflow.server.desired_capacity
     )
-    attachments = [f"aws_iam_role_policy_attachment.{p}" for p in ("mlflow_s3_policy", "mlflow_cloudwatch_policy",
-                   "mlflow_ssm_policy", "mlflow_kms_policy")]  # fmt: skip
+    attachments = [f"aws_iam_role_policy_attachment.{p}" for p in INSTANCE_POLICIES]
     assert [d for d in asg["depends_on"] if d.startswith("aws_iam")] == attachments
     db = res(synth, env, "aws_db_instance", "mlflow")
     if e.settings.mlflow.database.monitoring_interval:
@@ -690,6 +839,27 @@ def _at(doc: Any, path: str) -> str:
     return str(doc)
 
 
+def test_database_user_code_is_the_same_in_every_synthesis(
+    synth: Synthesized, synth_with: Callable[[list[Environment], tuple[str, ...]], Synthesized]
+) -> None:
+    """Another synthesis (new build directory, new archive) names the same code, in every
+    environment: the plan and apply jobs synthesize separately, and an unchanged handler never
+    runs again."""
+    envs = shipped_env_names()
+    again = synth_with([synth.env(envs[0])], ("mlflow",))
+    code = {
+        (name, s.outdir): res(s, name, "aws_lambda_function", "db_users")
+        for s, names in ((synth, envs), (again, envs[:1]))
+        for name in names
+    }
+    assert len({(f["filename"], f["source_code_hash"]) for f in code.values()}) == 1
+    archives = {
+        (outdir / "stacks" / f"mlflow-{env}" / f["filename"]).read_bytes()
+        for (env, outdir), f in code.items()
+    }
+    assert len(archives) == 1
+
+
 @pytest.mark.parametrize("env", shipped_env_names())
 def test_snapshot(synth: Synthesized, env: str, snapshot: SnapshotAssertion) -> None:
     assert stack(synth, env) == snapshot(extension_class=JSONSnapshotExtension)
@@ -707,6 +877,9 @@ CHECKS: tuple[Check, ...] = (
     check_one_customer_key_encrypts_everything,
     check_rds_mysql,
     check_production_database_is_hardened,
+    check_instances_never_read_the_master_secret,
+    check_instances_log_in_as_the_mlflow_user,
+    check_database_user_function,
     check_redis,
     check_launch_template_and_group,
     check_instance_policies_are_scoped,
