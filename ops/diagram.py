@@ -495,6 +495,7 @@ MLFLOW_ROLES = (
     Role("security_groups", ("aws_security_group", "aws_vpc_security_group_", "aws_default_security_group")),
     Role("vpc", ("aws_vpc", "aws_subnet", "aws_route", "aws_flow_log")),
     Role("database", ("aws_db_",)),
+    Role("db_users", ("aws_lambda_",)),
     Role("cache", ("aws_elasticache_",)),
     Role("secrets", ("aws_secretsmanager_", "random_password")),
     Role("log_bucket", ("aws_s3_bucket",), frozenset({"alb_logs"})),
@@ -508,7 +509,7 @@ MLFLOW_ROLES = (
 )
 TIERS = ("public", "private", "database")
 # Roles drawn inside the subnet tier their resources are placed in.
-PLACED = ("alb", "nat", "servers", "endpoints", "database", "cache")
+PLACED = ("alb", "nat", "servers", "endpoints", "db_users", "database", "cache")
 
 
 def _tier_of(kind: Kind, role: str) -> str | None:
@@ -574,6 +575,7 @@ def _mlflow_labels(kind: Kind) -> dict[str, str]:
         ).replace("\n", "; "),
         "endpoints": f"VPC endpoints ({kind.count('endpoints')})\nSSM, EC2, logs, secrets, S3",
         "database": f"RDS {kind.attr(db, 'engine')} {kind.attr(db, 'engine_version')}\nbackend store",
+        "db_users": "Lambda: database user\ncreates `mlflow` (IAM auth) at apply",
         "cache": f"ElastiCache {kind.attr('aws_elasticache_replication_group.mlflow', 'engine')}"
         f" ({kind.attr('aws_elasticache_replication_group.mlflow', 'num_cache_clusters')} nodes)\nTLS, AUTH token",
         "igw": "internet gateway",
@@ -683,11 +685,14 @@ def mlflow_dot(kind: Kind) -> str:
         g.edge(users, nodes["alb"], "", REQUEST)
     request("alb", "nginx", f"target group HTTP :{port}")
     request("nginx", "mlflow", "proxy")
-    request("mlflow", "database", "SQL, TLS")
-    request("mlflow", "cache", "MLFLOW_REDIS_URL" + kind.line(kind.members("cache")))
+    request("mlflow", "database", "SQL, TLS\nas mlflow, IAM token")
+    request("db_users", "database", "CREATE USER, GRANT\nas the master user")
+    request("db_users", "secrets", "master password")
+    request("mlflow", "cache", "job queue" + kind.line(kind.members("cache")))
     request("mlflow", "artifacts", "artifacts\n(S3 gateway endpoint)")
     request("mlflow", "settings", "read at start")
-    request("mlflow", "secrets", "credentials")
+    if kind.has("cache"):  # the Redis token: the database needs no secret on the instances
+        request("mlflow", "secrets", "Redis token")
     request("mlflow", "log_groups", "CloudWatch agent")
     envs = _refers(kind, "alarms", "alerts")
     if envs and "alarms" in nodes and "alerts" in nodes:
