@@ -429,7 +429,7 @@ def _instance_settings(
         Setting("db_host", database.address),
         Setting("db_port", database.port),
         Setting("db_name", DB_NAME),
-        Setting("db_secret_arn", database.secret_arn),
+        Setting("db_user", "mlflow"),
         Setting("artifacts_destination", artifacts.artifacts_uri),
         Setting("alb_dns_name", alb.dns_name),
     ]
