@@ -96,19 +96,67 @@ def tree(pid: int) -> list[int]:
     return out
 
 
+def label(pid: int) -> str | None:
+    """What a process runs (its last module or script name); None once it has gone."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    words = [a.decode(errors="replace") for a in argv if a]
+    found = next((w for w in words[1:] if "huey" in w or "uvicorn" in w or w.startswith("mlflow.")), "")
+    if found:
+        return found
+    if any("spawn_main" in w for w in words):
+        return "multiprocessing worker"  # uvicorn's --workers are spawned this way
+    if len(words) > 2 and words[1].endswith("/mlflow"):
+        return f"mlflow {words[2]}"
+    return Path(words[0]).name if words else "?"
+
+
 def kinds(pid: int) -> dict[str, int]:
-    """How many processes of the tree run each program (last module or script name)."""
+    """How many processes of the tree run each program."""
     out: dict[str, int] = {}
     for p in tree(pid):
+        name = label(p)
+        if name is not None:
+            out[name] = out.get(name, 0) + 1
+    return out
+
+
+def socket_owners(ports: set[int]) -> dict[int, int]:
+    """Local TCP port -> the process holding that socket (IPv4: /proc/net/tcp, then /proc/*/fd)."""
+    inodes = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        port = int(fields[1].rsplit(":", 1)[1], 16)
+        if port in ports:
+            inodes[f"socket:[{fields[9]}]"] = port
+    owners = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            argv = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+            targets = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
         except OSError:
             continue
-        words = [a.decode(errors="replace") for a in argv if a]
-        label = next((w for w in words[1:] if "huey" in w or "uvicorn" in w or w.startswith("mlflow.")), "")
-        label = label or Path(words[0]).name if words else "?"
-        out[label] = out.get(label, 0) + 1
-    return out
+        for target in targets:
+            if target in inodes:
+                owners[inodes[target]] = int(entry.name)
+    return owners
+
+
+def exposing(pid: int, secret: str) -> list[int]:
+    """The processes of ``pid``'s tree whose environment or command line contains ``secret``."""
+    needle = secret.encode()
+    found = []
+    for p in tree(pid):
+        try:
+            seen = Path(f"/proc/{p}/environ").read_bytes() + Path(f"/proc/{p}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in seen:
+            found.append(p)
+    return found
 
 
 @dataclass(frozen=True)
@@ -202,16 +250,6 @@ class Unit:
             time.sleep(self.spec.restart_sec)
             if not self._stopping and len(self.exits) <= self.max_restarts:
                 self._launch()
-
-    def restart(self) -> None:
-        """``systemctl restart``: stop (not counted as a crash), then start."""
-        self._stopping = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self.proc is not None:
-            stop(self.proc)
-        self.start()
 
     def stop(self) -> None:
         self._stopping = True
