@@ -68,6 +68,9 @@ class Database(Construct):
             ("character_set_server", "utf8mb4"),
             # Binary collation: experiment, run and model names are case-sensitive in MLflow.
             ("collation_server", "utf8mb4_bin"),
+            # Automated backups turn the binary log on, and then only SUPER, which RDS gives nobody,
+            # may create a trigger unless this is set: MLflow's migrations create one (on `secrets`).
+            ("log_bin_trust_function_creators", "1"),
         ]
         if "slowquery" in s.log_exports or "general" in s.log_exports:
             # RDS exports the logs from files; MySQL's default output (TABLE) leaves them empty.

@@ -1,9 +1,11 @@
 """The MLflow instances' boot script, rendered in Python (no Terraform templating).
 
 The script holds no secret and no Terraform-computed value: every run-time setting (database
-host, secret ARNs, bucket) is read from SSM Parameter Store under the stack's parameter path, and
-credentials from Secrets Manager, each time MLflow starts. So the rendered text is known at
-synthesis time, tested as is (``bash -n``), and a change to it rolls the instances.
+host and user, bucket) is read from SSM Parameter Store under the stack's parameter path each time
+MLflow starts. The database takes RDS IAM tokens, signed on the instance for each new connection
+(the master secret is never read); with the cache, Redis's AUTH token comes from Secrets Manager.
+So the rendered text is known at synthesis time, tested as is (``bash -n``), and a change to it
+rolls the instances.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./:,*=+-]*$")
 # One pip constraint: name==version (what `pip freeze` prints).
 PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*==[A-Za-z0-9][A-Za-z0-9_.+!-]*$")
 MLFLOW_PORT = 5000
-# What the boot script installs besides MLflow: the database driver, the AWS SDK (settings,
-# secrets, artifacts) and the job queue's Redis client; their versions come from the constraints.
+# What the boot script installs besides MLflow: the database driver, the AWS SDK (settings, IAM
+# database tokens, artifacts) and the job queue's Redis client; versions come from the constraints.
 INSTALLED = ("mlflow", "pymysql", "boto3", "redis")
 
 # The SSM parameters (under the stack's path) the launcher reads: render() refuses a settings list
@@ -108,7 +110,7 @@ def _text(value: object) -> str:
 
 TEMPLATE = r'''#!/bin/bash
 # MLflow server bootstrap for environment @@ENVIRONMENT@@ (rendered by constructs_lib/user_data.py).
-# Holds no secret: the launcher reads settings from SSM and credentials from Secrets Manager.
+# Holds no secret: the launcher reads settings from SSM; the database takes IAM tokens.
 set -euo pipefail
 
 REGION="@@REGION@@"
@@ -129,19 +131,68 @@ PINS
 curl -fsSL --retry 5 "https://truststore.pki.rds.amazonaws.com/$REGION/$REGION-bundle.pem" -o /opt/mlflow/rds-ca.pem
 chmod 0644 /opt/mlflow/rds-ca.pem
 
+# IAM database authentication: the SQLAlchemy plugin rds_iam, named in the database URI, gives each
+# new connection of every MLflow process a fresh token. SQLAlchemy finds plugins by entry point.
+SITE=$(/opt/mlflow/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+cat > "$SITE/mlflow_rds_iam.py" <<'IAM'
+"""?plugin=rds_iam&rds_iam_region=R: each new connection logs in with a fresh RDS IAM token
+(valid 15 minutes; an open connection outlives it)."""
+
+import threading
+
+import boto3
+from sqlalchemy import event
+from sqlalchemy.engine import CreateEnginePlugin
+
+_lock = threading.Lock()
+_clients = {}
+
+
+def token(host, port, user, region):
+    with _lock:
+        if region not in _clients:
+            _clients[region] = boto3.client("rds", region_name=region)
+    return _clients[region].generate_db_auth_token(host, port, user, region)
+
+
+class RdsIamAuth(CreateEnginePlugin):
+    def __init__(self, url, kwargs):
+        super().__init__(url, kwargs)
+        self.region = url.query["rds_iam_region"]
+
+    def update_url(self, url):
+        return url.difference_update_query(["rds_iam_region"])
+
+    def engine_created(self, engine):
+        @event.listens_for(engine, "do_connect")
+        def fresh_token(dialect, conn_rec, cargs, cparams):
+            cparams["password"] = token(cparams["host"], cparams["port"], cparams["user"], self.region)
+IAM
+install -d "$SITE/mlflow_rds_iam-1.0.dist-info"
+cat > "$SITE/mlflow_rds_iam-1.0.dist-info/METADATA" <<'META'
+Metadata-Version: 2.1
+Name: mlflow-rds-iam
+Version: 1.0
+META
+cat > "$SITE/mlflow_rds_iam-1.0.dist-info/entry_points.txt" <<'ENTRY'
+[sqlalchemy.plugins]
+rds_iam = mlflow_rds_iam:RdsIamAuth
+ENTRY
+
 # Fails early, with a clear message, when the stack's parameters are not readable.
 for name in @@PARAMETERS@@; do
   aws ssm get-parameter --region "$REGION" --name "$PARAMETER_PATH/$name" --query Parameter.Name --output text
 done
 
 cat > /opt/mlflow/launch.py <<'PY'
-"""Start MLflow with credentials read at every start: RDS rotates the master password."""
+"""Start MLflow with the settings read at every start. It logs in to the database as the
+db_user setting with IAM tokens (mlflow_rds_iam), never with the master password."""
 
-import json
 import os
 import urllib.parse
 
 import boto3
+from mlflow_rds_iam import token
 
 REGION = "@@REGION@@"
 PARAMETER_PATH = "@@PARAMETER_PATH@@"
@@ -152,7 +203,6 @@ SCHEMA_LOCK = "mlflow-schema-init"
 SCHEMA_LOCK_SECONDS = 600
 
 ssm = boto3.client("ssm", region_name=REGION)
-secrets = boto3.client("secretsmanager", region_name=REGION)
 
 
 def param(name):
@@ -163,23 +213,24 @@ def quoted(value):
     return urllib.parse.quote(value, safe="")
 
 
-db_secret = secrets.get_secret_value(SecretId=param("db_secret_arn"))
-with open("/run/mlflow/db-secret-version", "w") as f:
-    f.write(db_secret["VersionId"])
-db = json.loads(db_secret["SecretString"])
+# Host and port from their own parameters, once each (RDS's "endpoint" already holds the port).
+db_host, db_port, db_name = param("db_host"), int(param("db_port")), param("db_name")
+db_user = param("db_user")
 env = dict(os.environ)
 # MLflow sends usage telemetry by default (mlflow/environment_variables.py).
 env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-# Host and port from their own parameters, once each (RDS's "endpoint" already holds the port).
-env["MLFLOW_BACKEND_STORE_URI"] = "mysql+pymysql://{}:{}@{}:{}/{}?ssl_ca=/opt/mlflow/rds-ca.pem".format(
-    quoted(db["username"]), quoted(db["password"]), param("db_host"), param("db_port"), param("db_name")
+# No password: the rds_iam plugin signs a token for each new connection of every process.
+env["MLFLOW_BACKEND_STORE_URI"] = (
+    f"mysql+pymysql://{quoted(db_user)}@{db_host}:{db_port}/{db_name}"
+    f"?ssl_ca=/opt/mlflow/rds-ca.pem&plugin=rds_iam&rds_iam_region={REGION}"
 )
 if CACHE_ENABLED:
-    token = secrets.get_secret_value(SecretId=param("redis_auth_secret_arn"))["SecretString"]
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    redis_token = secrets.get_secret_value(SecretId=param("redis_auth_secret_arn"))["SecretString"]
     # What MLflow 3.x reads: the job queue's Huey storage (mlflow/server/jobs/utils.py), one queue
     # shared by every instance.
     env["MLFLOW_SERVER_JOB_HUEY_REDIS_URL"] = "rediss://:{}@{}:{}/0".format(
-        quoted(token), param("redis_host"), param("redis_port")
+        quoted(redis_token), param("redis_host"), param("redis_port")
     )
 else:
     # Without a shared queue each instance would keep its jobs in a local file that an instance
@@ -198,8 +249,8 @@ def initialise_schema_once():
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     conn = pymysql.connect(
-        host=param("db_host"), port=int(param("db_port")), user=db["username"], password=db["password"],
-        database=param("db_name"), ssl={"ca": "/opt/mlflow/rds-ca.pem"},
+        host=db_host, port=db_port, user=db_user, password=token(db_host, db_port, db_user, REGION),
+        database=db_name, ssl={"ca": "/opt/mlflow/rds-ca.pem"},
     )
     try:
         with conn.cursor() as cur:
@@ -238,7 +289,6 @@ Wants=network-online.target
 [Service]
 User=mlflow
 Group=mlflow
-RuntimeDirectory=mlflow
 ExecStart=/opt/mlflow/venv/bin/python /opt/mlflow/launch.py
 Restart=always
 RestartSec=5
@@ -250,43 +300,6 @@ PrivateTmp=true
 
 [Install]
 WantedBy=multi-user.target
-UNIT
-
-# When RDS rotates the master password, restart MLflow so it reconnects with the new one.
-cat > /opt/mlflow/secret-watch.sh <<'SH'
-#!/bin/bash
-set -euo pipefail
-arn=$(aws ssm get-parameter --region "@@REGION@@" --name "@@PARAMETER_PATH@@/db_secret_arn" \
-  --with-decryption --query Parameter.Value --output text)
-current=$(aws secretsmanager get-secret-value --region "@@REGION@@" --secret-id "$arn" \
-  --query VersionId --output text)
-if [ "$current" != "$(cat /run/mlflow/db-secret-version 2>/dev/null || true)" ]; then
-  systemctl restart mlflow
-fi
-SH
-chmod 0750 /opt/mlflow/secret-watch.sh
-
-cat > /etc/systemd/system/mlflow-secret-watch.service <<'UNIT'
-[Unit]
-Description=Restart MLflow after a database password rotation
-
-[Service]
-Type=oneshot
-ExecStart=/opt/mlflow/secret-watch.sh
-UNIT
-
-cat > /etc/systemd/system/mlflow-secret-watch.timer <<'UNIT'
-[Unit]
-Description=Check the MLflow database secret every five minutes
-
-[Timer]
-OnBootSec=10min
-OnUnitActiveSec=5min
-# Spread the restarts of several instances after one rotation.
-RandomizedDelaySec=120
-
-[Install]
-WantedBy=timers.target
 UNIT
 
 cat > /etc/nginx/nginx.conf <<'NGINX'
@@ -373,5 +386,5 @@ JSON
   -c file:/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json
 
 systemctl daemon-reload
-systemctl enable --now mlflow.service mlflow-secret-watch.timer nginx.service
+systemctl enable --now mlflow.service nginx.service
 '''

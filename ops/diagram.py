@@ -575,7 +575,7 @@ def _mlflow_labels(kind: Kind) -> dict[str, str]:
         ).replace("\n", "; "),
         "endpoints": f"VPC endpoints ({kind.count('endpoints')})\nSSM, EC2, logs, secrets, S3",
         "database": f"RDS {kind.attr(db, 'engine')} {kind.attr(db, 'engine_version')}\nbackend store",
-        "db_users": "Lambda: database user\ncreates `mlflow` (IAM auth) at apply",
+        "db_users": "Lambda db_users\nreads master secret",
         "cache": f"ElastiCache {kind.attr('aws_elasticache_replication_group.mlflow', 'engine')}"
         f" ({kind.attr('aws_elasticache_replication_group.mlflow', 'num_cache_clusters')} nodes)\nTLS, AUTH token",
         "igw": "internet gateway",
@@ -686,13 +686,12 @@ def mlflow_dot(kind: Kind) -> str:
     request("alb", "nginx", f"target group HTTP :{port}")
     request("nginx", "mlflow", "proxy")
     request("mlflow", "database", "SQL, TLS\nas mlflow, IAM token")
-    request("db_users", "database", "CREATE USER, GRANT\nas the master user")
-    request("db_users", "secrets", "master password")
+    request("db_users", "database", "creates user\nmlflow")
     request("mlflow", "cache", "job queue" + kind.line(kind.members("cache")))
     request("mlflow", "artifacts", "artifacts\n(S3 gateway endpoint)")
     request("mlflow", "settings", "read at start")
     if kind.has("cache"):  # the Redis token: the database needs no secret on the instances
-        request("mlflow", "secrets", "Redis token")
+        request("mlflow", "secrets", "Redis token" + kind.line(kind.members("cache")))
     request("mlflow", "log_groups", "CloudWatch agent")
     envs = _refers(kind, "alarms", "alerts")
     if envs and "alarms" in nodes and "alerts" in nodes:

@@ -1,28 +1,49 @@
 """The boot rehearsal of one environment, as a list of named steps with pass/fail, time and
 evidence. Steps that prove a fix name the defect it fixed (the boot script carries the fixes:
-CORS origins, one schema initialisation, the Redis-backed job queue, pins and telemetry off)."""
+CORS origins, one schema initialisation, the Redis-backed job queue, pins and telemetry off, and
+MLflow's own database user with IAM authentication, created by the stack's Lambda handler)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pymysql
 
-from rehearsal import browser, memory, procs, servers
+from constructs_lib.db_users_lambda import handler
+from rehearsal import browser, grants, iam_token, memory, procs, servers, substitutions
 from rehearsal.instance import Instance
 from rehearsal.target import Target
 
+# The credentials of every AWS client of the rehearsal, the instances' included (moto accepts any):
+# the token verifier checks signatures with them.
+ACCESS_KEY = SECRET_KEY = "testing"
 ARTIFACT_MIB = 8
+ACCESS_DENIED = 1045
+# A token signed for the connection that presents it is this young at login (a cached one ages).
+FRESH_SECONDS = 5.0
+# What the mlflow user tries and the server must refuse (MySQL error codes).
+NOT_GRANTED = (
+    ("CREATE USER 'intruder'@'%'", 1227),  # needs CREATE USER
+    ("SELECT user FROM mysql.user", 1142),  # the accounts' table
+    ("SELECT * FROM `{other}`.notes", 1142),  # another database
+    ("CREATE DATABASE `{database}_extra`", 1044),
+    ("GRANT SELECT ON `{database}`.* TO '{master}'@'%'", 1044),  # no GRANT OPTION
+)
+GRANT_LINE = re.compile(r"^GRANT (.+) ON `(.+)`\.\* TO ")
 RACE_INSTANCES = 3
 # Most telling first: the evidence quotes the first kind found.
 RACE_ERRORS = (
@@ -79,16 +100,28 @@ class Rehearsal:
     redis: servers.Redis | None = None
     trap: servers.EgressTrap = field(default_factory=servers.EgressTrap)
     instances: list[Instance] = field(default_factory=list)
-    db_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     db_secret_arn: str = ""
     bucket: str = ""
     journey: dict[str, Any] = field(default_factory=dict)
+    # The harness's own sessions as mlflow (probes), left out of the proof of what MLflow uses.
+    probe_sessions: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.report = Report(self.target.env)
         self.tls = servers.make_tls(self.work / "tls")
-        self.db = servers.MariaDB(self.work / "mariadb", self.tls)
+        verifier = servers.TokenVerifier(self.work / "verifier", self.target.region, {ACCESS_KEY: SECRET_KEY})
+        self.db = servers.MariaDB(
+            self.work / "mariadb", self.tls, verifier, self.target.db_parameters, self.target.binary_log
+        )
         self.moto = servers.Moto(self.work / "moto", self.moto_binary)
+
+    @property
+    def db_user(self) -> str:
+        return self.target.parameters_raw()["db_user"]
+
+    @property
+    def db_name(self) -> str:
+        return self.target.parameters_raw()["db_name"]
 
     # --- set-up -----------------------------------------------------------------------------
     def base_env(self) -> dict[str, str]:
@@ -97,8 +130,8 @@ class Rehearsal:
         env.update(
             PATH=f"{self.path_prefix}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             AWS_ENDPOINT_URL=self.moto.endpoint,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_ACCESS_KEY_ID=ACCESS_KEY,
+            AWS_SECRET_ACCESS_KEY=SECRET_KEY,
             AWS_DEFAULT_REGION=self.target.region,
             AWS_EC2_METADATA_DISABLED="true",
             # Anything bound elsewhere than 127.0.0.1 goes to the trap (and is reported).
@@ -119,8 +152,8 @@ class Rehearsal:
             service,
             endpoint_url=self.moto.endpoint,
             region_name=self.target.region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
         )
 
     def start_servers(self) -> tuple[bool, str]:
@@ -130,26 +163,33 @@ class Rehearsal:
         if self.target.cache_enabled:
             self.redis = servers.Redis(self.work / "redis", self.tls, secrets.token_urlsafe(24))
             self.redis.start()
+        settings = self.db.settings(
+            "require_secure_transport",
+            "log_bin",
+            "log_bin_trust_function_creators",
+            "pam_use_cleartext_plugin",
+        )
         return True, (
-            f"mariadb :{self.db.port} (TLS, require_secure_transport=ON), moto :{self.moto.port}"
+            f"mariadb :{self.db.port} (TLS; {', '.join(f'{k}={v}' for k, v in settings.items())}; "
+            f"PAM service {self.db.verifier.service}), moto :{self.moto.port}"
             + (f", redis :{self.redis.port} (TLS, AUTH)" if self.redis else "")
         )
 
     def seed(self) -> tuple[bool, str]:
-        """What the stack creates: the database and its RDS-managed secret, the artifact bucket,
-        the Redis token secret, every SSM parameter."""
+        """What the stack creates: the database, its master user and RDS-managed secret, the
+        artifact bucket, the Redis token secret, every SSM parameter."""
         t = self.target
-        db_name = t.parameters_raw()["db_name"]
-        self.db.create_database(db_name, t.db_username, self.db_password)
+        password = secrets.token_urlsafe(18)
+        self.db.create_master(t.db_username, password)
+        self.db.create_database(self.db_name)
         sm = self.client("secretsmanager")
         self.db_secret_arn = sm.create_secret(
             Name=f"rds!db-rehearsal-{t.env}",
-            SecretString=json.dumps({"username": t.db_username, "password": self.db_password}),
+            SecretString=json.dumps({"username": t.db_username, "password": password}),
         )["ARN"]
         local = {
             "aws_db_instance.mlflow.address": "127.0.0.1",
             "aws_db_instance.mlflow.port": str(self.db.port),
-            "aws_db_instance.mlflow.master_user_secret[0].secret_arn": self.db_secret_arn,
             "aws_lb.mlflow.dns_name": t.alb_dns_name(),
             "random_id.bucket_suffix.hex": "rehearsal",
         }
@@ -207,6 +247,7 @@ class Rehearsal:
         j = self.journey
         ok = (
             j["params"] == {"alpha": "0.5", "layers": "3"}
+            and j["tags"] == []  # the one set was deleted
             and j["metrics"].get("loss") == 0.2
             and j["artifact_bytes"] == ARTIFACT_MIB * 1024 * 1024
             and j["model_versions"] == ["1"]
@@ -216,15 +257,130 @@ class Rehearsal:
 
     def stored(self) -> tuple[bool, str]:
         """The journey's data where it lives: rows in MariaDB, objects in the bucket."""
-        db_name = self.target.parameters_raw()["db_name"]
         counts = {}
         for table in ("experiments", "runs", "params", "metrics", "registered_models", "model_versions"):
-            counts[table] = int(self.db.sql(f"SELECT COUNT(*) FROM {table}", db_name).strip())
+            counts[table] = int(self.db.sql(f"SELECT COUNT(*) FROM {table}", self.db_name).strip())
         objects = self.client("s3").list_objects_v2(Bucket=self.bucket).get("Contents", [])
         big = [o for o in objects if o["Key"].endswith("data/weights.bin")]
         ok = counts["runs"] >= 1 and counts["params"] >= 2 and counts["model_versions"] >= 1 and bool(big)
         size = big[0]["Size"] if big else 0
         return ok, f"rows {counts}; {len(objects)} objects in s3://{self.bucket}, weights.bin {size} bytes"
+
+    def provision(self, database: str) -> dict[str, Any]:
+        """The stack's database-user Lambda handler, given the event its aws_lambda_invocation
+        sends (with the local server's address) and the rehearsal's one substitution."""
+        request = handler.Request.of(
+            {"secret_arn": self.db_secret_arn, "host": "127.0.0.1", "port": self.db.port,
+             "database": database, "user": self.db_user, "region": self.target.region}
+        )  # fmt: skip
+        master = handler.master_credentials(self.client("secretsmanager"), request.secret_arn)
+        auth = substitutions.db_user_authentication(self.db.verifier.service)
+        return handler.provision(request, master, self.tls.ca, auth)
+
+    def db_user_created(self, runs: int = 2) -> tuple[bool, str]:
+        results = [self.provision(self.db_name) for _ in range(runs)]
+        last = results[-1]
+        granted = _database_privileges(last["grants"], self.db_name)
+        accounts = int(self.db.sql(f"SELECT COUNT(*) FROM mysql.user WHERE user = '{self.db_user}'"))
+        iam_only = any(
+            f"VIA pam USING '{self.db.verifier.service}'" in g and "REQUIRE SSL" in g for g in last["grants"]
+        )
+        leaked = self.db_password_now() in json.dumps(results)
+        same = all(r == results[0] for r in results)
+        ok = same and granted == set(handler.PRIVILEGES) and accounts == 1 and iam_only and not leaked
+        return ok, (
+            f"{runs} runs, identical results: {same}; {accounts} account; "
+            f"returned {json.dumps(last)}" + ("; THE RESULT HOLDS THE MASTER PASSWORD" if leaked else "")
+        )
+
+    def iam_login(self, inst: Instance) -> tuple[bool, str]:
+        """MLflow's sessions are mlflow's, held by MLflow's own processes (server workers, job
+        consumers), each opened with a token signed for it (its age at login is about zero: nothing
+        caches one); no MLflow process holds the master password."""
+        proc = inst.units["mlflow.service"].proc
+        assert proc is not None
+        family = set(procs.tree(proc.pid))
+        sessions = self.db.sessions()
+        ports = self.db.session_ports(self.db_user)
+        owners = procs.socket_owners(set(ports))
+        held_by = Counter(procs.label(pid) or "?" for pid in owners.values() if pid in family)
+        strangers = sorted(pid for pid in owners.values() if pid not in family)
+        logins = [d for d in self.db.verifier.decisions() if d["accepted"] and d["user"] == self.db_user]
+        oldest = max((d["age_seconds"] for d in logins), default=float("inf"))
+        holders = procs.exposing(proc.pid, self.db_password_now())
+        ok = bool(ports) and len(owners) == len(ports) and not strangers
+        ok = ok and self.target.db_username not in sessions and oldest < FRESH_SECONDS and not holders
+        return ok, (
+            f"open sessions {sessions}; {self.db_user}'s held by {dict(held_by)}"
+            + (f", and by processes outside MLflow: {strangers}" if strangers else "")
+            + f"; {len(logins)} logins as {self.db_user}, each token signed at most {oldest:.1f} s before; "
+            f"processes holding the master password: {holders or 'none'}"
+        )
+
+    def connect(self, user: str, password: str) -> pymysql.connections.Connection:
+        """A session as the instances open one (TLS, the password or token in clear text)."""
+        conn = pymysql.connect(
+            host="127.0.0.1", port=self.db.port, user=user, password=password,
+            ssl={"ca": str(self.tls.ca)}, connect_timeout=10,
+        )  # fmt: skip
+        self.probe_sessions.add(str(conn.thread_id()))
+        return conn
+
+    def fresh_token(self, user: str, port: int | None = None) -> str:
+        token: str = self.client("rds").generate_db_auth_token(
+            DBHostname="127.0.0.1", Port=port or self.db.port, DBUsername=user, Region=self.target.region
+        )
+        return token
+
+    def not_granted(self) -> tuple[bool, str]:
+        other = f"other_{self.target.env}"
+        self.db.sql(
+            f"CREATE DATABASE IF NOT EXISTS `{other}`; CREATE TABLE IF NOT EXISTS `{other}`.notes (id INT)"
+        )
+        names = {"other": other, "database": self.db_name, "master": self.target.db_username}
+        results = []
+        conn = self.connect(self.db_user, self.fresh_token(self.db_user))
+        try:
+            with conn.cursor() as cursor:
+                for template, want in NOT_GRANTED:
+                    statement = template.format(**names)
+                    try:
+                        cursor.execute(statement)
+                        got = 0
+                    except pymysql.err.MySQLError as exc:
+                        got = int(exc.args[0])
+                    results.append((statement, got, want))
+        finally:
+            conn.close()
+        return all(got == want for _, got, want in results), "; ".join(
+            f"{statement} -> {got or 'ALLOWED'} (want {want})" for statement, got, want in results
+        )
+
+    def bad_tokens(self) -> tuple[bool, str]:
+        endpoint = iam_token.Endpoint("127.0.0.1", self.db.port, self.target.region)
+        now = datetime.now(UTC)
+        user = self.db_user
+        cases = {
+            "expired (signed 16 min ago)": iam_token.sign(endpoint, user, ACCESS_KEY, SECRET_KEY, now - timedelta(minutes=16)),
+            "signed with another secret key": iam_token.sign(endpoint, user, ACCESS_KEY, "not-the-key", now),
+            "the master user's token": self.fresh_token(self.target.db_username),
+            "for another database server": self.fresh_token(user, self.db.port + 1),
+            "the master password": self.db_password_now(),
+        }  # fmt: skip
+        before = len(self.db.verifier.decisions())
+        outcomes = {}
+        for name, password in cases.items():
+            try:
+                self.connect(user, password).close()
+                outcomes[name] = 0
+            except pymysql.err.OperationalError as exc:
+                outcomes[name] = int(exc.args[0])
+        reasons = [d["reason"] for d in self.db.verifier.decisions()[before:]]
+        self.connect(user, self.fresh_token(user)).close()  # the control: a good token still works
+        refused = all(code == ACCESS_DENIED for code in outcomes.values())
+        return refused and len(reasons) == len(cases), "; ".join(
+            f"{name} -> {code or 'ACCEPTED'}" for name, code in outcomes.items()
+        ) + f"; verifier: {reasons}; a fresh token right after: accepted"
 
     def http(self, inst: Instance, host: str, origin: str | None, post: bool) -> tuple[int, str]:
         path = "/api/2.0/mlflow/experiments/search"
@@ -289,26 +445,48 @@ class Rehearsal:
         )
 
     def rotation(self, inst: Instance) -> tuple[bool, str]:
+        """RDS rotates the master password: MLflow never held it, so it keeps serving with no
+        restart; its new connections log in with new tokens; the handler reads the new password."""
+        unit = inst.units["mlflow.service"]
+        proc, crashes = unit.proc, unit.crashes
+        master, old = self.target.db_username, self.db_password_now()
         new = secrets.token_urlsafe(18)
-        self.db.sql(f"ALTER USER '{self.target.db_username}'@'%' IDENTIFIED BY '{new}'")
-        version = self.client("secretsmanager").put_secret_value(
-            SecretId=self.db_secret_arn,
-            SecretString=json.dumps({"username": self.target.db_username, "password": new}),
-        )["VersionId"]
-        inst.run_oneshot("mlflow-secret-watch.service")  # what the timer starts
-        restarted = inst.serve_restart_requests()
-        if restarted != ["mlflow.service"]:
-            return False, f"the watcher asked for no restart after the rotation (requests: {restarted})"
-        inst.wait_healthy()
-        seen = (inst.root / "run/mlflow/db-secret-version").read_text().strip()
-        status, _ = self.http(inst, "127.0.0.1", None, post=False)
-        ok = seen == version and status == 200
-        return ok, f"secret version {version}, launcher read {seen}; healthy again; search -> {status}"
+        self.db.sql(f"ALTER USER '{master}'@'%' IDENTIFIED BY '{new}'")
+        self.client("secretsmanager").put_secret_value(
+            SecretId=self.db_secret_arn, SecretString=json.dumps({"username": master, "password": new})
+        )
+        before = len(self.db.verifier.decisions())
+        # MLflow's pooled sessions end (as after a failover): what it does next needs new ones.
+        killed = self.db.kill_connections(self.db_user)
+        statuses = [self.http(inst, "127.0.0.1", None, post=False)[0] for _ in range(6)]
+        fresh = [
+            d for d in self.db.verifier.decisions()[before:] if d["accepted"] and d["user"] == self.db_user
+        ]
+        ages = [round(d["age_seconds"], 1) for d in fresh]
+        try:
+            self.connect(master, old).close()
+            old_refused = False
+        except pymysql.err.OperationalError:
+            old_refused = True
+        handled = self.provision(self.db_name)
+        same_process = (
+            unit.proc is proc and unit.crashes == crashes and proc is not None and proc.poll() is None
+        )
+        ok = (
+            same_process and all(s == 200 for s in statuses) and bool(fresh) and max(ages) < 5 and old_refused
+        )
+        return ok, (
+            f"mlflow.service {'not restarted' if same_process else 'RESTARTED'} (pid {proc.pid if proc else '?'}); "
+            f"{killed} sessions ended; requests {statuses}; {len(fresh)} new logins, token ages {ages} s; "
+            f"old master password {'refused' if old_refused else 'STILL ACCEPTED'}; "
+            f"handler with the new one: {len(handled['grants'])} grants"
+        )
 
     def race(self) -> tuple[bool, str]:
         """Instances started together on an empty database (as a fresh ASG launches them)."""
-        race_db = self.target.parameters_raw()["db_name"] + "_race"
-        self.db.create_database(race_db, self.target.db_username, self.db_password_now())
+        race_db = self.db_name + "_race"
+        self.db.create_database(race_db)  # another stack's database, its mlflow user by its own Lambda
+        self.provision(race_db)
         name = next(
             v["name"]
             for v in self.target.resources("aws_ssm_parameter").values()
@@ -339,6 +517,34 @@ class Rehearsal:
             if unit.crashes or errors or inst.healthy_after is None:
                 bad.append(f"{inst.name}: {unit.crashes} crash(es) {unit.exits}; {errors[:2]}")
         return not bad, "; ".join(results + bad)
+
+    def grants_used(self) -> tuple[bool, str]:
+        """Every statement MLflow sent (schema creation, all migrations, the journey, the race),
+        from the general log: each granted privilege is needed by some, none needs another."""
+        log = self.db.general_log.read_text(errors="replace")
+        sent = grants.statements(log, self.db_user, exclude=self.probe_sessions)
+        use = grants.Use.of(sent)
+        granted = set(handler.PRIVILEGES)
+        unused, missing = sorted(granted - set(use.counts)), sorted(set(use.counts) - granted)
+        evidence = f"{len(sent)} statements: " + ", ".join(f"{p} {use.counts[p]}" for p in handler.PRIVILEGES)
+        if unused:
+            evidence += f"; granted, never needed: {unused}"
+        if missing:
+            evidence += f"; needed, not granted: {missing}"
+        if use.unknown:
+            evidence += f"; {len(use.unknown)} of unknown kind, e.g. {use.unknown[0][:120]!r}"
+        example = use.examples.get("TRIGGER") or use.examples.get("REFERENCES")
+        return not unused and not missing and not use.unknown, evidence + (
+            f"; e.g. {example[:100]!r}" if example else ""
+        )
+
+    def token_figures(self) -> None:
+        decisions = self.db.verifier.decisions()
+        refused = Counter(d["refusal"] for d in decisions if not d["accepted"])
+        self.report.figures["IAM tokens accepted by the verifier"] = str(
+            sum(d["accepted"] for d in decisions)
+        )
+        self.report.figures["IAM tokens refused by the verifier"] = f"{sum(refused.values())} {dict(refused)}"
 
     def db_password_now(self) -> str:
         value = self.client("secretsmanager").get_secret_value(SecretId=self.db_secret_arn)["SecretString"]
@@ -376,6 +582,12 @@ class Rehearsal:
                 "stack's parameters and secrets in moto", self.seed
             ):
                 return r
+            if not r.step(
+                "database user created by the db-users Lambda handler (run twice: idempotent)",
+                self.db_user_created,
+                "10",
+            ):
+                return r
             main = self.new_instance("instance")
             redis_before = self.redis.connections_received() if self.redis else 0
             if not r.step("boot script, units started, healthy through nginx", lambda: self.boot(main)):
@@ -385,6 +597,11 @@ class Rehearsal:
                 lambda: self.user_journey(main),
             ):
                 r.step("data stored: rows in MariaDB, objects in the bucket", self.stored)
+            r.step(
+                f"MLflow logs in as {self.db_user} with IAM tokens; no process holds the master password",
+                lambda: self.iam_login(main),
+                "10",
+            )
             host = t.public_host()
             scheme = "https" if t.https else "http"
             r.step(
@@ -412,11 +629,21 @@ class Rehearsal:
             if self.redis is not None:
                 r.step("cache on: MLflow uses Redis (TLS + AUTH)", lambda: self.redis_used(redis_before), "4")
             r.step("memory at rest leaves headroom", lambda: self.memory_headroom(main), "5")
-            r.step("password rotation: watcher restarts MLflow, healthy", lambda: self.rotation(main))
+            r.step(f"{self.db_user} cannot do what it was not granted", self.not_granted, "10")
+            r.step("a wrong or expired token is refused", self.bad_tokens, "10")
+            r.step(
+                "master password rotated: MLflow keeps serving, no restart, fresh tokens; handler still works",
+                lambda: self.rotation(main),
+                "10",
+            )
             main.stop()
-            r.step(f"{RACE_INSTANCES} instances at once on an empty database", self.race, "3")
+            r.step(
+                f"{RACE_INSTANCES} instances at once on an empty database, as {self.db_user}", self.race, "3"
+            )
+            r.step("granted privileges: each one used by MLflow, nothing else needed", self.grants_used, "10")
             r.step("no traffic beyond 127.0.0.1 (telemetry)", self.no_egress, "5")
         finally:
+            self.token_figures()
             self.stop()
         return r
 
@@ -427,3 +654,12 @@ class Rehearsal:
             if server is not None:
                 server.stop()
         self.trap.stop()
+
+
+def _database_privileges(grant_lines: list[str], database: str) -> set[str]:
+    """The privileges SHOW GRANTS lists on ``database``.* (whose _ it shows escaped)."""
+    for line in grant_lines:
+        match = GRANT_LINE.match(line)
+        if match and match.group(2).replace("\\_", "_") == database:
+            return set(match.group(1).split(", "))
+    return set()

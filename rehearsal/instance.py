@@ -73,10 +73,8 @@ class Instance:
                 spec = procs.ServiceSpec(
                     name, ["nginx", "-c", str(self.root / "etc/nginx/nginx.conf"), "-g", "daemon off;"]
                 )
-            elif name.endswith(".service"):
-                spec = procs.parse_unit(self.root / "etc/systemd/system" / name)
             else:
-                continue  # timers: the harness runs their service when the step needs it
+                spec = procs.parse_unit(self.root / "etc/systemd/system" / name)
             env = dict(self.env)
             if spec.private_tmp:
                 env["TMPDIR"] = str(self.root / "tmp")
@@ -92,26 +90,6 @@ class Instance:
         procs.wait_until(f"{self.name} /health", lambda: procs.http_ok(f"{self.url}/health"), timeout, 0.25)
         self.healthy_after = time.monotonic() - unit.started_at
         return self.healthy_after
-
-    def run_oneshot(self, unit_file: str) -> str:
-        spec = procs.parse_unit(self.root / "etc/systemd/system" / unit_file)
-        done = subprocess.run(
-            spec.exec_start, capture_output=True, text=True, env=self.env, timeout=120, check=False
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{unit_file} exited {done.returncode}: {done.stderr.strip()[-500:]}")
-        return done.stdout
-
-    def serve_restart_requests(self) -> list[str]:
-        """What ``systemctl restart`` was asked for since the last call, restarted."""
-        requests = self.root / "run/restart-requests"
-        if not requests.exists():
-            return []
-        names = requests.read_text().split()
-        requests.unlink()
-        for name in names:
-            self.units[name].restart()
-        return names
 
     def memory(self) -> procs.Memory:
         proc = self.units["mlflow.service"].proc

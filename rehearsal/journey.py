@@ -34,6 +34,8 @@ def main(uri: str, experiment: str, artifact_mib: int) -> dict[str, Any]:
         mlflow.start_run(experiment_id=experiment_id, run_name="rehearsal-run") as run,
     ):
         mlflow.log_params({"alpha": "0.5", "layers": "3"})
+        mlflow.set_tag("scratch", "to be deleted")
+        client.delete_tag(run.info.run_id, "scratch")
         for step in range(5):
             mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
         blob = os.path.join(tmp, "weights.bin")
@@ -53,6 +55,7 @@ def main(uri: str, experiment: str, artifact_mib: int) -> dict[str, Any]:
         "run_id": run.info.run_id,
         "run_name": back.info.run_name,
         "params": back.data.params,
+        "tags": sorted(k for k in back.data.tags if not k.startswith("mlflow.")),
         "metrics": back.data.metrics,
         "artifact_bytes": size,
         "model_versions": [v.version for v in client.search_model_versions(f"name='{model_name}'")],

@@ -147,6 +147,51 @@ def kinds(pid: int) -> dict[str, int]:
     return out
 
 
+def label(pid: int) -> str | None:
+    """The role of one process (see ``ROLES``); None once it has gone."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return role([a.decode(errors="replace") for a in argv if a])
+
+
+def socket_owners(ports: set[int]) -> dict[int, int]:
+    """Local TCP port -> the process holding that socket (IPv4: /proc/net/tcp, then /proc/*/fd)."""
+    inodes = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        port = int(fields[1].rsplit(":", 1)[1], 16)
+        if port in ports:
+            inodes[f"socket:[{fields[9]}]"] = port
+    owners = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            targets = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+        except OSError:
+            continue
+        for target in targets:
+            if target in inodes:
+                owners[inodes[target]] = int(entry.name)
+    return owners
+
+
+def exposing(pid: int, secret: str) -> list[int]:
+    """The processes of ``pid``'s tree whose environment or command line contains ``secret``."""
+    needle = secret.encode()
+    found = []
+    for p in tree(pid):
+        try:
+            seen = Path(f"/proc/{p}/environ").read_bytes() + Path(f"/proc/{p}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in seen:
+            found.append(p)
+    return found
+
+
 @dataclass(frozen=True)
 class Memory:
     processes: int
@@ -227,16 +272,6 @@ class Unit:
             time.sleep(self.spec.restart_sec)
             if not self._stopping and len(self.exits) <= self.max_restarts:
                 self._launch()
-
-    def restart(self) -> None:
-        """``systemctl restart``: stop (not counted as a crash), then start."""
-        self._stopping = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self.proc is not None:
-            stop(self.proc)
-        self.start()
 
     def stop(self) -> None:
         self._stopping = True

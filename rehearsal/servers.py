@@ -1,19 +1,35 @@
-"""The servers an instance talks to, all on 127.0.0.1 on free ports: MariaDB with TLS and
-``require_secure_transport``, moto (S3, SSM, Secrets Manager, STS), Redis with TLS and AUTH, and an
+"""The servers an instance talks to, all on 127.0.0.1 on free ports: MariaDB with the stack's
+parameter group (TLS only), a binary log as RDS keeps one, and RDS IAM authentication (a PAM
+service checking the tokens); moto (S3, SSM, Secrets Manager, STS); Redis with TLS and AUTH; and an
 egress trap that records any attempt to reach the internet through the proxy variables."""
 
 from __future__ import annotations
 
+import json
+import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rehearsal import procs
 
 START_TIMEOUT = 60.0
+PAM_SERVICES = Path("/etc/pam.d")
+VERIFIER = Path(__file__).with_name("iam_token.py")
+# What RDS gives the master user, on *.* WITH GRANT OPTION (RDS User Guide, "Master user account
+# privileges", MySQL 8.0 and MariaDB): no SUPER, which is why MLflow's trigger needs the parameter
+# group's log_bin_trust_function_creators when the binary log is on.
+RDS_MASTER_PRIVILEGES = (
+    "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX, ALTER, "
+    "SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION SLAVE, "
+    "REPLICATION CLIENT, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, "
+    "TRIGGER"
+)
 
 
 def _run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -45,9 +61,59 @@ def make_tls(directory: Path) -> Tls:
 
 
 @dataclass
+class TokenVerifier:
+    """The PAM service through which MariaDB's auth_pam checks RDS IAM tokens (iam_token.py).
+
+    auth_pam opens the PAM service named in the account's ``USING`` clause and libpam reads it
+    from /etc/pam.d (MariaDB offers no other directory): the file is written there at start, under a
+    name unique to the run, and removed at stop. The rehearsal runs as root, locally and in CI."""
+
+    directory: Path
+    region: str
+    credentials: dict[str, str]  # access key id -> secret key: what the instances sign with
+    service: str = field(default_factory=lambda: f"mlflow-rehearsal-{secrets.token_hex(4)}")
+
+    @property
+    def pam_file(self) -> Path:
+        return PAM_SERVICES / self.service
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "decisions.jsonl"
+
+    def install(self, host: str, port: int) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = self.directory / "verifier.json"
+        config.write_text(
+            json.dumps(
+                {"host": host, "port": port, "region": self.region, "credentials": self.credentials,
+                 "log": str(self.log)}
+            )
+        )  # fmt: skip
+        config.chmod(0o600)
+        # expose_authtok: the token on the verifier's stdin; account: auth_pam also asks for it.
+        self.pam_file.write_text(
+            f"auth required pam_exec.so expose_authtok quiet {sys.executable} -I {VERIFIER} {config}\n"
+            "account required pam_permit.so\n"
+        )
+
+    def remove(self) -> None:
+        self.pam_file.unlink(missing_ok=True)
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every token the verifier was shown so far, in order (iam_token.main's log lines)."""
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+
+@dataclass
 class MariaDB:
     directory: Path
     tls: Tls
+    verifier: TokenVerifier
+    parameters: dict[str, str]  # the stack's DB parameter group
+    binary_log: bool  # RDS keeps one when automated backups are on
     port: int = field(default_factory=procs.free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -55,44 +121,81 @@ class MariaDB:
     def socket(self) -> Path:
         return self.directory / "mysqld.sock"
 
+    @property
+    def general_log(self) -> Path:
+        return self.directory / "general.log"
+
     def start(self) -> None:
         data = self.directory / "data"
         binary = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
         _run(["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={data}",
               "--auth-root-authentication-method=socket", "--skip-test-db"])  # fmt: skip
+        self.verifier.install("127.0.0.1", self.port)
+        binlog = [f"--log-bin={data / 'binlog'}", "--server-id=1"] if self.binary_log else []
         self.proc = procs.start(
             [binary, "--no-defaults", "--user=root", f"--datadir={data}", f"--socket={self.socket}",
              f"--port={self.port}", "--bind-address=127.0.0.1", "--skip-name-resolve",
              f"--pid-file={self.directory / 'mysqld.pid'}", f"--ssl-ca={self.tls.ca}",
-             f"--ssl-cert={self.tls.cert}", f"--ssl-key={self.tls.key}",
-             "--require-secure-transport=ON", "--character-set-server=utf8mb4",
-             "--max-connections=500"],
+             f"--ssl-cert={self.tls.cert}", f"--ssl-key={self.tls.key}", "--max-connections=500",
+             *(f"--{name}={value}" for name, value in self.parameters.items()), *binlog,
+             # RDS IAM authentication: the server asks for mysql_clear_password, as RDS does.
+             "--plugin-load-add=auth_pam", "--pam-use-cleartext-plugin=ON",
+             # Every statement, for the proof that MLflow uses each privilege it is granted.
+             "--general-log=ON", f"--general-log-file={self.general_log}", "--log-output=FILE"],
             self.directory / "mariadb.log",
         )  # fmt: skip
         procs.wait_until("mariadb", self._ping, START_TIMEOUT)
 
     def _ping(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            tail = (self.directory / "mariadb.log").read_text(errors="replace").splitlines()[-5:]
+            raise RuntimeError(f"mariadbd exited {self.proc.returncode}: " + " / ".join(tail))
         try:
             self.sql("SELECT 1")
             return True
         except subprocess.CalledProcessError:
             return False
 
+    def settings(self, *names: str) -> dict[str, str]:
+        """Server variables as the server reports them."""
+        values = self.sql("SELECT " + ", ".join(f"@@{n}" for n in names)).strip().split("\t")
+        return dict(zip(names, values, strict=True))
+
     def sql(self, statement: str, database: str = "") -> str:
         """Run SQL as root over the unix socket (allowed without TLS); tab-separated rows."""
         argv = ["mariadb", "--no-defaults", f"--socket={self.socket}", "-uroot", "-N", "-B", "-e", statement]
         return _run([*argv, database] if database else argv).stdout
 
-    def create_database(self, name: str, user: str, password: str) -> None:
+    def create_master(self, user: str, password: str) -> None:
+        """The master user as RDS creates it (a password; the privileges RDS gives it)."""
         self.sql(
-            f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4; "
-            f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{password}'; "
-            f"GRANT ALL ON `{name}`.* TO '{user}'@'%'"
+            f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'; "
+            f"GRANT {RDS_MASTER_PRIVILEGES} ON *.* TO '{user}'@'%' WITH GRANT OPTION"
         )
+
+    def create_database(self, name: str) -> None:
+        self.sql(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
+
+    def kill_connections(self, user: str) -> int:
+        """End every session of ``user`` from the server side (as a failover or a restart would)."""
+        count = int(self.sql(f"SELECT COUNT(*) FROM information_schema.processlist WHERE user = '{user}'"))
+        self.sql(f"KILL CONNECTION USER '{user}'")  # MariaDB's form: every session at once
+        return count
+
+    def session_ports(self, user: str) -> list[int]:
+        """The client-side TCP ports of ``user``'s open sessions."""
+        hosts = self.sql(f"SELECT host FROM information_schema.processlist WHERE user = '{user}'").split()
+        return [int(host.rsplit(":", 1)[1]) for host in hosts]
+
+    def sessions(self) -> dict[str, int]:
+        """Open sessions per user."""
+        rows = self.sql("SELECT user, COUNT(*) FROM information_schema.processlist GROUP BY user")
+        return {user: int(n) for user, n in (line.split("\t") for line in rows.splitlines() if line)}
 
     def stop(self) -> None:
         if self.proc is not None:
             procs.stop(self.proc)
+        self.verifier.remove()
 
 
 @dataclass

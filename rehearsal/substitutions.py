@@ -4,7 +4,8 @@ The boot script is written for Amazon Linux 2023 under systemd; this machine is 
 systemd, and the rehearsal runs several "instances" side by side. Only lines that are about the
 operating system change: package installation, the service manager, file-system locations and
 the two downloads/agents that exist only on EC2. Everything else (the launcher, the settings read
-from SSM and Secrets Manager, the MLflow command line, nginx's configuration) runs as rendered.
+from SSM, the IAM database token plugin, the MLflow command line, nginx's configuration) runs as
+rendered. The database-user Lambda's one substitution is at the end (``db_user_authentication``).
 
 Every rule states how many times its pattern must match. A rule that matches a different number
 of times is an error: a change to the boot script that this table does not cover fails loudly
@@ -92,12 +93,6 @@ RULES: tuple[Rule, ...] = (
         "MLflow's port: a free one per instance",
     ),
     Rule(
-        r"^  systemctl restart mlflow$",
-        "  echo mlflow.service >> {root}/run/restart-requests",
-        1,
-        "no systemd: the harness's supervisor serves restart requests written to this file",
-    ),
-    Rule(
         r"^/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl .*\\\n.*$",
         "python3 -m json.tool /opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json >/dev/null",
         1,
@@ -111,12 +106,14 @@ RULES: tuple[Rule, ...] = (
         "no systemd: the harness starts the listed units after the script ends",
     ),
     # File-system locations, most specific first. Counts are of the text after the rules above.
-    Rule(r"/opt/mlflow/venv\b", "{venv}", 4, "one MLflow venv, installed once, for every instance"),
-    Rule(r"(?<![\w/])/opt/mlflow\b", "{root}/opt/mlflow", 12, "the instance's own /opt"),
+    Rule(r"/opt/mlflow/venv\b", "{venv}", 5, "one MLflow venv, installed once, for every instance"),
+    Rule(r"(?<![\w/])/opt/mlflow\b", "{root}/opt/mlflow", 9, "the instance's own /opt"),
     Rule(r"(?<![\w/])/var/log/mlflow\b", "{root}/var/log/mlflow", 5, "the instance's own /var/log"),
-    Rule(r"(?<![\w/])/run/mlflow\b", "{root}/run/mlflow", 2, "systemd's RuntimeDirectory, per instance"),
     Rule(
-        r"(?<![\w/])/etc/systemd/system\b", "{root}/etc/systemd/system", 3, "unit files, read by the harness"
+        r"(?<![\w/])/etc/systemd/system\b",
+        "{root}/etc/systemd/system",
+        1,
+        "the unit file, read by the harness",
     ),
     Rule(r"(?<![\w/])/etc/nginx/", "{root}/etc/nginx/", 1, "the instance's nginx.conf"),
     Rule(r"(?<![\w/])/var/log/nginx/", "{root}/var/log/nginx/", 4, "the instance's nginx logs"),
@@ -130,14 +127,15 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
-# Directories the Amazon Linux packages create (nginx, systemd, logrotate, the CloudWatch agent).
+# Directories the Amazon Linux packages create (nginx, systemd, logrotate, the CloudWatch agent),
+# and the ones every Linux host has.
 PACKAGE_DIRS = (
     "etc/systemd/system",
     "etc/nginx",
     "etc/logrotate.d",
     "var/log/nginx",
     "opt/aws/amazon-cloudwatch-agent/etc",
-    "run/mlflow",
+    "run",
     "tmp",
 )
 
@@ -174,3 +172,18 @@ def apply(script: str, ctx: Context, rules: tuple[Rule, ...] = RULES) -> str:
         if LEFTOVERS.search(line.replace(str(ctx.venv), "VENV").replace(str(ctx.root), "ROOT")):
             raise SubstitutionError(f"line {lineno} still touches the system: {line.strip()}")
     return script
+
+
+# The database-user Lambda (constructs_lib/db_users_lambda/handler.py) runs as shipped, through its
+# ``provision`` function, with two inputs given instead of its own:
+# - the authentication clause of CREATE USER / ALTER USER. MariaDB has no AWSAuthenticationPlugin;
+#   its auth_pam plugin, loaded with pam_use_cleartext_plugin=ON, asks the client for
+#   mysql_clear_password exactly as RDS does, and the rehearsal's PAM service checks each token's
+#   signature, user, endpoint and age as RDS would (rehearsal/iam_token.py, servers.TokenVerifier);
+# - the CA bundle: the rehearsal's CA instead of RDS's regional download, as for the boot script.
+DB_USER_AUTHENTICATION = "IDENTIFIED VIA pam USING '{service}'"
+
+
+def db_user_authentication(service: str) -> str:
+    """MariaDB's clause in place of the handler's ``IAM_AUTHENTICATION`` (see above)."""
+    return DB_USER_AUTHENTICATION.format(service=service)

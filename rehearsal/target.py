@@ -64,6 +64,17 @@ class Target:
         return str(self.resources("aws_db_instance")["mlflow"]["username"])
 
     @property
+    def db_parameters(self) -> dict[str, str]:
+        """The DB parameter group's settings, name -> value."""
+        group = self.resources("aws_db_parameter_group")["mlflow"]
+        return {p["name"]: str(p["value"]) for p in group.get("parameter", [])}
+
+    @property
+    def binary_log(self) -> bool:
+        """RDS for MySQL keeps a binary log whenever automated backups are on."""
+        return int(self.resources("aws_db_instance")["mlflow"]["backup_retention_period"]) > 0
+
+    @property
     def cache_enabled(self) -> bool:
         return "redis_host" in self.parameters_raw()
 

@@ -447,6 +447,8 @@ def test_database_alone_with_defaults() -> None:
         assert (group["kms_key_id"], group["retention_in_days"]) == (KEY, 30)
     params = {p["name"]: p["value"] for p in res["aws_db_parameter_group"]["mlflow"]["parameter"]}
     assert params["require_secure_transport"] == "1"
+    # Backups keep a binary log: without it only SUPER (nobody on RDS) could create MLflow's trigger.
+    assert params["log_bin_trust_function_creators"] == "1"
     assert params["slow_query_log"] == "1" and "general_log" not in params
     # RDS exports logs from files: with the default TABLE output the slow query log is empty.
     assert params["log_output"] == "FILE"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import importlib.metadata
 import json
 import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+import urllib.parse
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -92,8 +94,6 @@ def test_bash_syntax(scripts: dict[str, str], tmp_path: Path) -> None:
         path = tmp_path / f"{env}.sh"
         path.write_text(script)
         files.append(str(path))
-        files.append(str(tmp_path / f"{env}-watch.sh"))
-        (tmp_path / f"{env}-watch.sh").write_text(heredoc(script, "SH"))
     # One process checks them all.
     proc = subprocess.run(
         ["bash", "-c", 'for f in "$@"; do bash -n "$f" || exit 1; done', "bash-n", *files],
@@ -107,6 +107,7 @@ def test_bash_syntax(scripts: dict[str, str], tmp_path: Path) -> None:
 def test_embedded_launcher_and_agent_config_are_valid(scripts: dict[str, str]) -> None:
     for env, script in scripts.items():
         compile(heredoc(script, "PY"), f"launch.py ({env})", "exec")
+        compile(heredoc(script, "IAM"), f"mlflow_rds_iam.py ({env})", "exec")
         agent = json.loads(heredoc(script, "JSON"))
         groups = {f["log_group_name"] for f in agent["logs"]["logs_collected"]["files"]["collect_list"]}
         assert groups == {f"/mlopspltf-{env}/mlflow/{p}" for p in ("server", "nginx", "system")}
@@ -135,7 +136,8 @@ def test_served_behind_nginx(scripts: dict[str, str]) -> None:
         nginx = heredoc(script, "NGINX")
         assert "location = /health" in nginx and "proxy_pass http://127.0.0.1:5000/health;" in nginx
         assert "amazon-cloudwatch-agent-ctl -a fetch-config" in script
-        assert "systemctl enable --now mlflow.service mlflow-secret-watch.timer nginx.service" in script
+        # No timer watching the master secret: MLflow never holds it (rotation needs no restart).
+        assert "systemctl enable --now mlflow.service nginx.service" in script
 
 
 @dataclass
@@ -144,6 +146,10 @@ class Launched:
     env: dict[str, str]
     sql: list[tuple[str, tuple[object, ...]]]
     store_uris: list[str]
+    clients: list[str] = field(default_factory=list)  # boto3 services, in order
+    secret_ids: list[str] = field(default_factory=list)  # what was read from Secrets Manager
+    connections: list[dict[str, Any]] = field(default_factory=list)  # pymysql.connect's arguments
+    tokens: list[tuple[object, ...]] = field(default_factory=list)  # mlflow_rds_iam.token's arguments
 
     def option(self, name: str) -> str:
         return self.argv[self.argv.index(name) + 1]
@@ -152,7 +158,7 @@ class Launched:
 def launch(script: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, params: dict[str, str]) -> Launched:
     """Run the rendered launcher with fake AWS, database and MLflow modules; what it would exec."""
     done = Launched([], {}, [], [])
-    secrets = {"db-secret": json.dumps({"username": "mlflow_admin", "password": "pw"}), "redis-secret": "tok"}
+    secrets = {"redis-secret": "tok"}
 
     class Client:
         # boto3's keyword names.
@@ -160,6 +166,7 @@ def launch(script: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, params:
             return {"Parameter": {"Value": params[Name.rsplit("/", 1)[1]]}}
 
         def get_secret_value(self, SecretId: str) -> dict[str, Any]:  # noqa: N803
+            done.secret_ids.append(SecretId)
             return {"SecretString": secrets[SecretId], "VersionId": "v1"}
 
     class Cursor:
@@ -190,9 +197,22 @@ def launch(script: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, params:
     def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
         done.argv[:], done.env = argv, env
 
+    def client(service: str, region_name: str) -> Client:
+        done.clients.append(service)
+        return Client()
+
+    def connect(**kwargs: Any) -> Connection:
+        done.connections.append(kwargs)
+        return Connection()
+
+    def token(*args: object) -> str:
+        done.tokens.append(args)
+        return f"token-{len(done.tokens)}"
+
     for name, module in {
-        "boto3": SimpleNamespace(client=lambda service, region_name: Client()),
-        "pymysql": SimpleNamespace(connect=lambda **kwargs: Connection()),
+        "boto3": SimpleNamespace(client=client),
+        "pymysql": SimpleNamespace(connect=connect),
+        "mlflow_rds_iam": SimpleNamespace(token=token),
         "mlflow.store.tracking.sqlalchemy_store": SimpleNamespace(SqlAlchemyStore=store),
     }.items():
         monkeypatch.setitem(sys.modules, name, module)
@@ -210,7 +230,7 @@ PARAMS = {
     "db_host": "db.internal",
     "db_port": "3306",
     "db_name": "mlflow",
-    "db_secret_arn": "db-secret",
+    "db_user": "mlflow",
     "artifacts_destination": "s3://bucket/artifacts",
     "alb_dns_name": "mlopspltf-dev-mlflow-1.eu-west-1.elb.amazonaws.com",
     "redis_host": "redis.internal",
@@ -269,22 +289,120 @@ def test_constraints_must_pin_what_the_script_installs() -> None:
         render(replace(VALUES, constraints=(*CONSTRAINTS, "evil; rm -rf /")))
 
 
-def test_database_uri_has_host_and_port_once() -> None:
-    launcher = heredoc(render(VALUES), "PY")
-    (uri,) = re.findall(r'"(mysql\+pymysql://[^"]*)"', launcher)
-    assert uri == "mysql+pymysql://{}:{}@{}:{}/{}?ssl_ca=/opt/mlflow/rds-ca.pem"
-    assert 'param("db_host"), param("db_port"), param("db_name")' in launcher
-    # Run the URI construction with a hostile password: it must be percent-encoded.
-    namespace: dict[str, object] = {}
-    exec(
-        "import urllib.parse\n" + re.search(r"def quoted\(value\):\n    .*\n", launcher).group(0),  # type: ignore[union-attr]
-        namespace,
+@pytest.mark.parametrize("cache_enabled", [False, True])
+def test_launcher_reads_no_database_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache_enabled: bool
+) -> None:
+    parameters = BASE_SETTINGS + (CACHE_SETTINGS if cache_enabled else ())
+    done = launch(
+        render(replace(VALUES, cache_enabled=cache_enabled, parameters=parameters)),
+        monkeypatch,
+        tmp_path,
+        PARAMS,
     )
-    quoted = namespace["quoted"]
-    assert callable(quoted)
-    built = uri.format(quoted("admin"), quoted("p@ss:w/rd?#"), "db.example", "3306", "mlflow")
-    assert built.count("@") == 1 and built.count(":3306") == 1
-    assert built.startswith("mysql+pymysql://admin:p%40ss%3Aw%2Frd%3F%23@db.example:3306/mlflow?")
+    # Secrets Manager only for Redis's AUTH token, with the cache; never for the database (fix 10).
+    assert done.clients == ["ssm", "secretsmanager"] if cache_enabled else ["ssm"]
+    assert done.secret_ids == (["redis-secret"] if cache_enabled else [])
+    # The schema lock's connection logs in as the db_user setting with a token signed for it.
+    (conn,) = done.connections
+    assert done.tokens == [("db.internal", 3306, "mlflow", "eu-west-1")]
+    assert (conn["host"], conn["port"], conn["user"], conn["password"]) == (
+        "db.internal",
+        3306,
+        "mlflow",
+        "token-1",
+    )
+    assert conn["ssl"] == {"ca": "/opt/mlflow/rds-ca.pem"}
+
+
+def test_database_uri_names_the_token_plugin_and_no_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    uri = launch(render(VALUES), monkeypatch, tmp_path, PARAMS).env["MLFLOW_BACKEND_STORE_URI"]
+    parts = urllib.parse.urlsplit(uri)
+    assert (parts.scheme, parts.username, parts.password) == ("mysql+pymysql", "mlflow", None)
+    # Host and port from their own settings, once each (RDS's endpoint already holds the port).
+    assert (parts.hostname, parts.port, parts.path) == ("db.internal", 3306, "/mlflow")
+    assert urllib.parse.parse_qs(parts.query) == {
+        "ssl_ca": ["/opt/mlflow/rds-ca.pem"],
+        "plugin": ["rds_iam"],
+        "rds_iam_region": ["eu-west-1"],
+    }
+
+
+def install_token_plugin(script: str, site: Path) -> None:
+    """Run the boot script's lines that install the plugin, into ``site`` instead of the venv's."""
+    start = script.index("SITE=$(")
+    block = script[start : script.index("\nENTRY\n", start) + len("\nENTRY\n")]
+    block = f'SITE="{site}"\n' + block.split("\n", 1)[1]
+    subprocess.run(["bash", "-euo", "pipefail", "-c", block], check=True, capture_output=True, timeout=30)
+
+
+def test_token_plugin_gives_every_new_connection_a_fresh_token(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    listeners: list[tuple[object, str, Any]] = []
+    clients: list[tuple[str, str]] = []
+    signed: list[tuple[object, ...]] = []
+
+    class Rds:
+        def generate_db_auth_token(self, *args: object) -> str:
+            signed.append(args)
+            return f"token-{len(signed)}"
+
+    def client(service: str, region_name: str) -> Rds:
+        clients.append((service, region_name))
+        return Rds()
+
+    class CreateEnginePlugin:  # SQLAlchemy's base: keeps the URL
+        def __init__(self, url: object, kwargs: dict[str, Any]) -> None:
+            self.url = url
+
+    class URL:
+        def __init__(self, query: dict[str, str]) -> None:
+            self.query = query
+
+        def difference_update_query(self, names: list[str]) -> URL:
+            return URL({k: v for k, v in self.query.items() if k not in names})
+
+    def listens_for(target: object, name: str) -> Any:
+        def register(fn: Any) -> Any:
+            listeners.append((target, name, fn))
+            return fn
+
+        return register
+
+    for name, module in {
+        "boto3": SimpleNamespace(client=client),
+        "sqlalchemy": SimpleNamespace(event=SimpleNamespace(listens_for=listens_for)),
+        "sqlalchemy.engine": SimpleNamespace(CreateEnginePlugin=CreateEnginePlugin),
+    }.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    install_token_plugin(render(VALUES), tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mlflow_rds_iam", raising=False)
+    # Found as SQLAlchemy's PluginLoader finds plugins: by entry point of an installed distribution.
+    (plugin_class,) = (
+        ep.load()
+        for dist in importlib.metadata.distributions(path=[str(tmp_path)])
+        for ep in dist.entry_points.select(group="sqlalchemy.plugins", name="rds_iam")
+    )
+    url = URL({"ssl_ca": "/opt/mlflow/rds-ca.pem", "rds_iam_region": "eu-west-1"})
+    plugin = plugin_class(url, {})
+    # Its own argument leaves the URL: the driver would refuse an unknown keyword.
+    assert plugin.update_url(url).query == {"ssl_ca": "/opt/mlflow/rds-ca.pem"}
+    engine = object()
+    plugin.engine_created(engine)
+    ((target, event_name, fresh_token),) = listeners
+    assert (target, event_name) == (engine, "do_connect")
+    passwords = []
+    for _ in range(2):  # two new connections
+        cparams: dict[str, Any] = {"host": "db.internal", "port": 3306, "user": "mlflow"}
+        fresh_token(None, None, [], cparams)
+        passwords.append(cparams["password"])
+    assert passwords == ["token-1", "token-2"]
+    assert signed == [("db.internal", 3306, "mlflow", "eu-west-1")] * 2
+    assert clients == [("rds", "eu-west-1")]  # one client per process, a token per connection
 
 
 def test_boot_check_reads_exactly_the_settings_given() -> None:

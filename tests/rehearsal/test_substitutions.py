@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from constructs_lib.db_users_lambda import handler
 from platform_config.mlflow_constraints import CONSTRAINTS
 from rehearsal import install, substitutions
 from tests.conftest import Synthesized, shipped_env_names
@@ -27,7 +28,9 @@ def test_every_rule_matches_the_synthesized_script(synth: Synthesized, env: str)
     out = substitutions.apply(script(synth, env), CTX)
     assert "listen 127.0.0.1:18080 default_server;" in out
     assert 'MLFLOW = "/r/venv/bin/mlflow"' in out
-    assert "echo mlflow.service >> /r/root/run/restart-requests" in out
+    assert "printf '%s\\n' mlflow.service nginx.service > /r/root/run/enable-now" in out
+    # The token plugin goes into the shared venv, as the boot script installs it into its own.
+    assert "SITE=$(/r/venv/bin/python -c " in out
 
 
 @pytest.mark.parametrize("env", shipped_env_names())
@@ -48,3 +51,12 @@ def test_a_rule_that_no_longer_matches_is_named(synth: Synthesized) -> None:
     changed = script(synth, "dev").replace("dnf install -y", "yum install -y")
     with pytest.raises(substitutions.SubstitutionError, match="dnf install"):
         substitutions.apply(changed, CTX)
+
+
+def test_the_lambda_runs_with_only_its_authentication_clause_replaced() -> None:
+    shipped = handler.statements("mlflow", "mlflow", handler.IAM_AUTHENTICATION)
+    rehearsed = handler.statements("mlflow", "mlflow", substitutions.db_user_authentication("svc"))
+    changed = [(a, b) for a, b in zip(shipped, rehearsed, strict=True) if a != b]
+    assert len(changed) == 2  # CREATE USER and ALTER USER; the GRANT is the same
+    for a, b in changed:
+        assert b.replace("IDENTIFIED VIA pam USING 'svc'", handler.IAM_AUTHENTICATION) == a

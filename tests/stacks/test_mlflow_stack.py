@@ -62,6 +62,7 @@ CACHE_ADDRESSES = (
 )
 # The rest, under names of our own.
 OWN_ADDRESSES = (
+    "aws_ssm_parameter.db_user",
     "aws_route_table.public",
     "aws_route_table.private",
     "aws_route_table.database",
@@ -86,7 +87,8 @@ OWN_ADDRESSES = (
     "aws_ssm_parameter.db_host",
     "aws_ssm_parameter.db_port",
     "aws_ssm_parameter.db_name",
-    "aws_ssm_parameter.db_user",
+    # The seed's db_secret_arn is gone on purpose (adopting deletes it): the instances log in with
+    # IAM tokens and never read the master secret; db_user (above) replaces it.
     "aws_ssm_parameter.artifacts_destination",
     "aws_ssm_parameter.alb_dns_name",
     "aws_autoscaling_policy.mlflow_cpu_target",
