@@ -23,6 +23,7 @@ from tests.state.support import (
     LOCK_ERROR,
     Applier,
     MotoServer,
+    ended_except_one,
     server_environment,
     synth_probe,
     terraform_env,
@@ -34,7 +35,8 @@ pytestmark = pytest.mark.state
 KIND = "databricks"
 APPLIERS = 4
 SOAK_ROUNDS = 3
-HOLD_SECONDS = 3
+# A holder keeps the lock until the test has seen what it needs (Applier.release), at most this.
+HOLD_SECONDS = 60
 
 
 def _ready(backend: MotoServer, tmp_path: Path, env: str) -> Applier:
@@ -78,6 +80,7 @@ def test_second_apply_is_refused_while_the_first_holds_the_lock(
     assert refused.returncode != 0
     assert LOCK_ERROR in refused.stderr, refused.stderr
 
+    holder.release()
     _out, err = running.communicate(timeout=60)
     assert running.returncode == 0, err
     after, state = holder.pull()
@@ -102,6 +105,11 @@ def test_parallel_appliers_exactly_one_wins_each_round(
         procs = [
             a.start_apply(f"round-{round_no}-applier-{i}", hold=HOLD_SECONDS) for i, a in enumerate(appliers)
         ]
+        # The one that takes the lock holds it until every other has ended, refused; if two took it,
+        # neither ends before the bound and the winners check below fails.
+        ended_except_one(procs, timeout=HOLD_SECONDS)
+        for a in appliers:
+            a.release()
         results = [(p, *p.communicate(timeout=90)) for p in procs]
         winners = [i for i, (p, _out, _err) in enumerate(results) if p.returncode == 0]
         assert len(winners) == 1, f"round {round_no}: winners {winners}"
