@@ -23,6 +23,7 @@ LOCK_ID ?=## the lock to release, exactly as state-unlock showed it
 CHECK ?=## 1: change nothing, exit 1 if the files are stale
 SELECTION ?=## 1: bench also each other stack kind alone
 RUNS ?= 3## bench: runs per case
+TEST_WORKERS ?= auto## test: pytest-xdist workers for the tests without a state server (auto: one per core)
 TO ?=## state-migrate: "local" moves the state back out of the bucket (tearing an environment down)
 FROM ?=## state-adopt: the old state file; env-add: the environment to copy
 BUNDLE_STATE ?=## adopt: the bundle's current state file (after unbind), to prove it no longer manages the resources
@@ -91,12 +92,18 @@ endif
 synth: setup ## [ENV= STACK=] Synthesize the stacks to cdktf.out/ (default: every kind of every environment)
 	@$(OPS) synth $(env-args) $(stack-args)
 
+# pytest in two runs: the tests without a state server on TEST_WORKERS workers, then the `state`
+# tests (real Terraform against moto) one at a time, with the machine to themselves: with other
+# work beside them, moto's answer to a DynamoDB lock write is at times lost, the AWS SDK writes
+# it again and Terraform meets its own lock. Both runs leave out the soak tests, as pyproject's
+# addopts does (a -m given here replaces that one).
 .PHONY: test
-test: setup $(TOOLS_VENV)/.installed ## [] The full check: ruff, ruff format --check, mypy, pytest (CI runs exactly this)
+test: setup $(TOOLS_VENV)/.installed ## [TEST_WORKERS=] The full check: ruff, ruff format --check, mypy, pytest (CI runs exactly this)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(strip $(TEST_WORKERS)) -m 'not state and not soak'
+	$(PY) -m pytest -m 'state and not soak'
 
 .PHONY: policy
 policy: setup $(TOOLS_VENV)/.installed ## [ENV= STACK=] checkov on the synthesized stacks (default: every stack); every finding needs a recorded reason
