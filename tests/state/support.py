@@ -50,6 +50,10 @@ SEED_STATE = ROOT / "tests" / "fixtures" / "databricks_seed_state.json"
 SEED_LINEAGE = "8ac9ae2e-dc90-fc6f-07e9-e0a885d24582"
 
 
+# A request line of the server's log (werkzeug; the method and path may be wrapped in colour codes).
+_REFUSED_LOCKFILE_WRITE = re.compile(r'"\S*PUT /\S+\.tflock\?x-id=PutObject HTTP/1\.1\S*" 412 ')
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -209,6 +213,12 @@ class MotoServer:
 
     def put_state(self, env: str, kind: str, body: bytes) -> None:
         self.client("s3").put_object(Bucket=naming.state_bucket(env), Key=naming.state_key(kind), Body=body)
+
+    def refused_lockfile_writes(self) -> int:
+        """How many ``.tflock`` uploads the server has refused (412: the lockfile exists), from its
+        request log."""
+        log = (self.workdir / "moto.log").read_text(errors="replace")
+        return len(_REFUSED_LOCKFILE_WRITE.findall(log))
 
     def is_locked(self, env: str, kind: str) -> bool:
         """Whether any lock artefact of the environment's lock mechanism(s) is present."""

@@ -27,6 +27,7 @@ from tests.state.support import (
     server_environment,
     synth_probe,
     terraform_env,
+    wait_for,
     written_value,
 )
 
@@ -134,14 +135,20 @@ def test_parallel_appliers_exactly_one_wins_each_round(
 
 def test_lock_timeout_waits_instead_of_failing(backend: MotoServer, tmp_path: Path) -> None:
     """The other side of locking: with -lock-timeout the second apply queues and both writes land."""
-    env = "tst"
+    env = "tst"  # the S3 lockfile (and DynamoDB): a refused lock shows in the server's log
     holder = _ready(backend, tmp_path, env)
     other = holder.clone(tmp_path / "other")
     before, _ = holder.pull()
-    running = holder.start_apply("first", hold=2)
+    running = holder.start_apply("first", hold=HOLD_SECONDS)
     holder.wait_until_holding(running)
-    queued = other.apply("second", lock_timeout="60s")
-    assert queued.returncode == 0, queued.stderr
+    refused = backend.refused_lockfile_writes()
+    queued = other.start_apply("second", lock_timeout="60s")
+    wait_for(
+        lambda: backend.refused_lockfile_writes() > refused, what="the second apply to find the lock held"
+    )
+    holder.release()
+    _out, err = queued.communicate(timeout=90)
+    assert queued.returncode == 0, err
     running.communicate(timeout=60)
     assert running.returncode == 0
     after, state = holder.pull()
