@@ -154,7 +154,7 @@ def measure(case: Case) -> Sample:
     if not result.ok:
         raise CommandError(
             f"benchmark case {case.label!r} failed (exit {result.returncode}): {' '.join(case.cmd)}\n"
-            f"{result.stderr[-2000:]}"
+            f"{(result.stdout + result.stderr)[-3000:]}"
         )
     node_kib = sum(kib for p, kib in own_peak_kib.items() if node[p])
     python_kib = sum(own_peak_kib.values()) - node_kib
