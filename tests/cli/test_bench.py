@@ -36,7 +36,7 @@ def test_the_suite_row_compares_make_check_with_one_full_synth() -> None:
         bench.MANY: _samples(6.0),
     }
     assert "make test" not in " ".join(row[0] for row in bench.targets(samples, 3))
-    rows = {row[0]: row for row in bench.targets({**samples, bench.SUITE: _samples(80.0)}, 3)}
+    rows = {row[0]: row for row in bench.targets(samples, 3, suite=80.0)}
     assert rows["make test (without its set-up) / full synth"][1:] == (
         "40.0x (80.0 s / 2.00 s)",
         "<= 6x",
