@@ -9,12 +9,11 @@ takes the process ``start()`` launched earlier, or launches one then. Either way
 command plus ``--require stacks/jsii_lazy_index.js``: node hands its options down to the child it
 starts, so both get the preload, and no environment variable carries it to any other process.
 
-``start()`` is what a synthesizing process (``main.py``, ``python -m ops synth``) calls first: it
-launches the kernel and writes the load requests of constructs and cdktf at once, so node boots
-and loads them on the other core while Python imports and validates the configuration. ``_adopt``
-then reads the hello and the two answers before jsii sends anything; jsii's own load requests for
-the same assemblies find them loaded. A process that never needs the kernel (a configuration
-error) stops it at exit.
+``start()`` is what ``python -m ops synth`` calls first (ops/__main__.py): it launches the kernel
+and writes the load requests of constructs and cdktf at once, so node boots and loads them on the
+other core while Python imports and validates the configuration. ``_adopt`` then reads the hello
+and the two answers before jsii sends anything; jsii's own load requests for the same assemblies
+find them loaded. A process that never needs the kernel (a configuration error) stops it at exit.
 
 ``_adopt`` does what jsii 1.142.0's ``_NodeProcess.start`` does after ``Popen`` (stderr sink
 thread, stop at exit, handshake); ``install()`` refuses a jsii whose start sequence has another
@@ -99,7 +98,7 @@ def missing(process_module: Any) -> list[str]:
     return [name for name in _JSII_MEMBERS if not _has(process_module, name)]
 
 
-def command(runtime: str, environ: dict[str, str]) -> list[str]:
+def _command(runtime: str, environ: dict[str, str]) -> list[str]:
     """jsii's kernel command line, with the node preload."""
     return [environ.get("JSII_NODE", "node"), *JSII_NODE_ARGS, "--require", str(NODE_PRELOAD), runtime]
 
@@ -126,7 +125,7 @@ def _launch(early: tuple[str, ...]) -> _Launched:
         runtime_dir = tempfile.TemporaryDirectory()
         runtime = _unpack_runtime(Path(runtime_dir.name))
     process = subprocess.Popen(
-        command(runtime, environ),
+        _command(runtime, environ),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
