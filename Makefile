@@ -22,7 +22,9 @@ RECONFIGURE ?=## 1: terraform init -reconfigure (lock settings changed)
 LOCK_ID ?=## the lock to release, exactly as state-unlock showed it
 CHECK ?=## 1: change nothing, exit 1 if the files are stale
 SELECTION ?=## 1: bench also each other stack kind alone
+SUITE ?=## 1: bench also times `make check` (make test without its set-up) once, against one synth
 RUNS ?= 3## bench: runs per case
+TEST_WORKERS ?= auto## test: pytest-xdist workers for the tests without a state server (auto: one per core)
 TO ?=## state-migrate: "local" moves the state back out of the bucket (tearing an environment down)
 FROM ?=## state-adopt: the old state file; env-add: the environment to copy
 BUNDLE_STATE ?=## adopt: the bundle's current state file (after unbind), to prove it no longer manages the resources
@@ -92,11 +94,21 @@ synth: setup ## [ENV= STACK=] Synthesize the stacks to cdktf.out/ (default: ever
 	@$(OPS) synth $(env-args) $(stack-args)
 
 .PHONY: test
-test: setup $(TOOLS_VENV)/.installed ## [] The full check: ruff, ruff format --check, mypy, pytest (CI runs exactly this)
+test: setup $(TOOLS_VENV)/.installed ## [TEST_WORKERS=] The full check (CI runs exactly this): the set-up, then `make check`
+	@$(MAKE) --no-print-directory check
+
+# pytest in two runs: the tests without a state server on TEST_WORKERS workers, then the `state`
+# tests (real Terraform against moto) one at a time, with the machine to themselves: with other
+# work beside them, moto's answer to a DynamoDB lock write is at times lost, the AWS SDK writes
+# it again and Terraform meets its own lock. Both runs leave out the soak tests, as pyproject's
+# addopts does (a -m given here replaces that one).
+.PHONY: check
+check: ## [TEST_WORKERS=] `make test` without its set-up: ruff, ruff format --check, mypy, pytest (`ops bench --suite` times it)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(strip $(TEST_WORKERS)) -m 'not state and not soak'
+	$(PY) -m pytest -m 'state and not soak'
 
 .PHONY: policy
 policy: setup $(TOOLS_VENV)/.installed ## [ENV= STACK=] checkov on the synthesized stacks (default: every stack); every finding needs a recorded reason
@@ -162,8 +174,8 @@ docs: setup ## [CHECK=1] Write docs/configuration.md from the configuration mode
 	$(OPS) docs $(call flag,CHECK,--check)
 
 .PHONY: bench
-bench: setup ## [RUNS= SELECTION=1] Synthesis time and python/node peak memory against a naive floor app, with the targets
-	$(OPS) bench --runs $(strip $(RUNS)) $(call flag,SELECTION,--selection)
+bench: setup ## [RUNS= SELECTION=1 SUITE=1] Synthesis time and python/node peak memory against a naive floor app, with the targets
+	$(OPS) bench --runs $(strip $(RUNS)) $(call flag,SELECTION,--selection) $(call flag,SUITE,--suite)
 
 .PHONY: soak
 soak: setup ## [] Soak tests: the repeated state-lock contention rounds (pytest -m soak; CI runs it)

@@ -9,7 +9,6 @@ written, so the previous ``cdktf.out`` stays as it was.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -80,7 +79,6 @@ def synthesize(
     pause_gc: bool = True,
 ) -> Path:
     """``stacks.app.synthesize`` with a progress line; only the selected kinds' providers load."""
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     from stacks.app import synthesize as synthesize_app  # late: a config error never pays for jsii
 
     names = ", ".join(e.name for e in envs)

@@ -1,8 +1,8 @@
 "use strict";
 /*
- * Preload for the jsii kernel's node process (stacks/provider_import.py passes it with
- * `NODE_OPTIONS=--require` to that process only): the prebuilt provider packages resolve to
- * their `lib/lazy-index.js` instead of their `main`, `lib/index.js`.
+ * Preload for the jsii kernel's node process (stacks/jsii_kernel.py puts `--require` and this
+ * file on that process's command line only): the prebuilt provider packages resolve to their
+ * `lib/lazy-index.js` instead of their `main`, `lib/index.js`.
  *
  * `index.js` requires every resource module of the package at once (2,212 for AWS, about 1.4 s
  * and 500 MiB); `lazy-index.js`, shipped in the same packages, exports the same submodules

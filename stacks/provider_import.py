@@ -20,12 +20,13 @@ naming the package and what changed, rather than synthesizing something differen
 Node has the same problem: the jsii kernel ``require``s each provider package's ``lib/index.js``,
 which requires every resource module (1.4 s and ~500 MiB for AWS). ``stacks/jsii_lazy_index.js``
 makes the kernel load the package's ``lib/lazy-index.js`` instead (same exports, as getters; it
-checks that and falls back to index.js with a warning). It is passed to that one node process:
-``NODE_OPTIONS`` carries it only while the first jsii assembly loads, which is when jsii starts
-its kernel with a copy of ``os.environ``; no process started later inherits it.
+checks that and falls back to index.js with a warning). ``stacks/jsii_kernel.py`` puts it on the
+kernel's command line only; the finder below installs that kernel start when the first
+``<package>._jsii`` module, which starts the kernel, is imported.
 
-``MLOPS_LAZY_PROVIDERS=0`` disables both halves (the byte-identity test runs a synthesis that way).
-Importing the ``stacks`` package installs them, before any stack module imports cdktf.
+``MLOPS_LAZY_PROVIDERS=0`` disables both halves (the byte-identity test runs a synthesis that way),
+and the early kernel start. Importing the ``stacks`` package installs them, before any stack
+module imports cdktf.
 """
 
 from __future__ import annotations
@@ -37,17 +38,16 @@ import importlib.util
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
+
+from stacks import jsii_kernel
 
 PACKAGES = frozenset(
     {"cdktf_cdktf_provider_aws", "cdktf_cdktf_provider_databricks", "cdktf_cdktf_provider_random"}
 )
 DISABLE_VARIABLE = "MLOPS_LAZY_PROVIDERS"
-NODE_PRELOAD = Path(__file__).with_name("jsii_lazy_index.js")
 
 # The comment jsii-pacmak writes above the submodule imports; everything after it must be imports.
 IMPORT_BLOCK_MARKER = "# Loading modules to ensure their types are registered with the jsii runtime library\n"
@@ -148,27 +148,11 @@ class LazyRootLoader(importlib.machinery.SourceFileLoader):
 
 class _KernelStartLoader(importlib.machinery.SourceFileLoader):
     """Loads the first ``<package>._jsii`` module (it loads a jsii assembly, which starts the
-    kernel) with the node preload in ``NODE_OPTIONS``."""
+    kernel) once jsii starts its kernel through ``stacks/jsii_kernel.py``."""
 
     def exec_module(self, module: ModuleType) -> None:
-        with node_preload():
-            super().exec_module(module)
-
-
-@contextmanager
-def node_preload() -> Iterator[None]:
-    """``NODE_OPTIONS`` plus ``--require stacks/jsii_lazy_index.js`` for the node processes
-    started meanwhile, then ``NODE_OPTIONS`` exactly as it was."""
-    before = os.environ.get("NODE_OPTIONS")
-    quoted = '"' + str(NODE_PRELOAD).replace("\\", "\\\\").replace('"', '\\"') + '"'
-    os.environ["NODE_OPTIONS"] = f"{before} --require {quoted}" if before else f"--require {quoted}"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["NODE_OPTIONS"]
-        else:
-            os.environ["NODE_OPTIONS"] = before
+        jsii_kernel.install()
+        super().exec_module(module)
 
 
 class _LazyRootFinder(importlib.abc.MetaPathFinder):
@@ -211,6 +195,12 @@ def install() -> bool:
     if os.environ.get(DISABLE_VARIABLE) == "0":
         return False
     if not any(isinstance(finder, _LazyRootFinder) for finder in sys.meta_path):
-        kernel_started = any(name.endswith("._jsii") for name in sys.modules)
-        sys.meta_path.insert(0, _LazyRootFinder(kernel_started))
+        sys.meta_path.insert(0, _LazyRootFinder(jsii_kernel.kernel_started()))
     return True
+
+
+def start_kernel() -> None:
+    """Install the hook and launch the jsii kernel now (``stacks/jsii_kernel.py``), for a process
+    that is about to read the configuration and synthesize; nothing with ``MLOPS_LAZY_PROVIDERS=0``."""
+    if install():
+        jsii_kernel.start()

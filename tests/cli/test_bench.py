@@ -22,3 +22,24 @@ def test_many_environments_are_valid_distinct_copies_of_dev(tmp_path: Path) -> N
     for env in copies:
         assert env.settings.mlflow.server == dev.settings.mlflow.server
         assert env.settings.is_production is False
+
+
+def _samples(seconds: float) -> list[bench.Sample]:
+    return [bench.Sample(seconds, 100.0, 200.0, 300.0)]
+
+
+def test_the_suite_row_compares_make_check_with_one_full_synth() -> None:
+    samples = {
+        bench.FLOOR: _samples(10.0),
+        bench.FULL: _samples(2.0),
+        bench.DATABRICKS: _samples(0.5),
+        bench.MANY: _samples(6.0),
+    }
+    assert "make test" not in " ".join(row[0] for row in bench.targets(samples, 3))
+    rows = {row[0]: row for row in bench.targets(samples, 3, suite=80.0)}
+    assert rows["make test (without its set-up) / full synth"][1:] == (
+        "40.0x (80.0 s / 2.00 s)",
+        "<= 6x",
+        "NO",
+    )
+    assert rows["databricks only / full synth"][1] == "0.25x (0.50 s / 2.00 s)"

@@ -1,7 +1,8 @@
 """The lazy provider import (stacks/provider_import.py and, in the jsii kernel's node process,
 stacks/jsii_lazy_index.js) changes nothing but the time: the same JSON, the same modules
 reachable, node's objects resolved, a clear error (Python) or the eager index.js (node) if a
-package changes, and no other process sees the node preload."""
+package changes, and no other process sees the node preload. The kernel start
+(stacks/jsii_kernel.py) is tested in test_jsii_kernel.py."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks import provider_import
+from stacks import jsii_kernel, provider_import
 from stacks.provider_import import IMPORT_BLOCK_MARKER, LazyRootLoader, ProviderShapeError
 from tests.conftest import ROOT, Synthesized
 
@@ -67,7 +68,7 @@ def test_types_returned_by_node_resolve_from_submodules_never_imported() -> None
     code = textwrap.dedent(
         """
         import sys
-        from stacks import provider_import
+        from stacks import jsii_kernel, provider_import
         assert provider_import.install()
         import cdktf
         import cdktf_cdktf_provider_random as random
@@ -163,7 +164,7 @@ def _run_node(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``node`` as the jsii kernel runs (``--preserve-symlinks``), with the preload."""
     environment = {k: v for k, v in os.environ.items() if k != "NODE_OPTIONS"}
     return subprocess.run(
-        ["node", "--preserve-symlinks", "--require", str(provider_import.NODE_PRELOAD), "-e", script, *args],
+        ["node", "--preserve-symlinks", "--require", str(jsii_kernel.NODE_PRELOAD), "-e", script, *args],
         env=environment,
         capture_output=True,
         text=True,
@@ -227,7 +228,7 @@ def test_kernel_loads_lazy_index_which_exports_exactly_what_index_exports(
 def test_preload_covers_every_lazily_imported_provider() -> None:
     done = _run_node(
         "console.log(JSON.stringify([...require(process.argv[1]).PACKAGES]))",
-        str(provider_import.NODE_PRELOAD),
+        str(jsii_kernel.NODE_PRELOAD),
     )
     assert done.returncode == 0, done.stderr
     assert sorted(json.loads(done.stdout)) == sorted(_assembly_name(p) for p in provider_import.PACKAGES)
@@ -289,22 +290,32 @@ def node_options(pid):
     variables = Path(f"/proc/{pid}/environ").read_bytes().split(b"\\0")
     return next((v[13:].decode() for v in variables if v.startswith(b"NODE_OPTIONS=")), None)
 
-kernel = [node_options(p) for p in descendants(os.getpid())]
+kernel = [
+    {"argv": Path(f"/proc/{p}/cmdline").read_bytes().decode().split("\\0")[:-1], "NODE_OPTIONS": node_options(p)}
+    for p in descendants(os.getpid())
+]
 later = subprocess.run(["node", "-e", "console.log(process.env.NODE_OPTIONS)"], capture_output=True, text=True)
 print(json.dumps({"kernel": kernel, "after": os.environ.get("NODE_OPTIONS"), "child": later.stdout.strip()}))
 """
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the kernel's environment in /proc")
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the kernel's command line in /proc")
 @pytest.mark.parametrize("lazy", [True, False], ids=["lazy", "eager"])
 def test_only_the_jsii_kernel_gets_the_node_preload(lazy: bool) -> None:
     """The kernel (node running jsii-runtime.js, and the program.js it starts) has the preload on
-    top of the user's NODE_OPTIONS; Python's environment and every later child have only the user's."""
+    its command line and the user's NODE_OPTIONS unchanged; Python's environment and every later
+    child have only the user's."""
     done = _run_python(["-c", KERNEL_ENVIRONMENT], lazy=lazy, NODE_OPTIONS="--no-deprecation")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    preload = f'--no-deprecation --require "{provider_import.NODE_PRELOAD}"'
-    assert result["kernel"] == 2 * [preload if lazy else "--no-deprecation"]
+    scripts = [Path(k["argv"][-1]).name for k in result["kernel"]]
+    assert scripts == ["jsii-runtime.js", "program.js"]
+    preload = ["--require", str(jsii_kernel.NODE_PRELOAD)]
+    for kernel in result["kernel"]:
+        argv = kernel["argv"]
+        has_preload = any(argv[i : i + 2] == preload for i in range(len(argv)))
+        assert has_preload == lazy, argv
+        assert kernel["NODE_OPTIONS"] == "--no-deprecation"
     assert result["after"] == "--no-deprecation"
     assert result["child"] == "--no-deprecation"
 
@@ -317,4 +328,4 @@ def test_process_started_after_synthesis_does_not_inherit_the_preload(synth: Syn
         check=True,
     )
     assert "--require" not in done.stdout
-    assert str(provider_import.NODE_PRELOAD) not in os.environ.get("NODE_OPTIONS", "")
+    assert str(jsii_kernel.NODE_PRELOAD) not in os.environ.get("NODE_OPTIONS", "")

@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +42,16 @@ COMMITTED = "committed"
 # Created in the working directory once an apply is inside its provisioner: lock taken, state
 # read, final write still to come.
 HOLDING_MARKER = "apply-is-holding.marker"
+# Created by the test (``Applier.release``) to end that hold before its ``hold_seconds`` bound.
+RELEASE_MARKER = "apply-may-finish.marker"
 LOCK_ERROR = "Error acquiring the state lock"
 # The Databricks seed's state: lineage and serial of the bundle's real state file.
 SEED_STATE = ROOT / "tests" / "fixtures" / "databricks_seed_state.json"
 SEED_LINEAGE = "8ac9ae2e-dc90-fc6f-07e9-e0a885d24582"
+
+
+# A request line of the server's log (werkzeug; the method and path may be wrapped in colour codes).
+_REFUSED_LOCKFILE_WRITE = re.compile(r'"\S*PUT /\S+\.tflock\?x-id=PutObject HTTP/1\.1\S*" 412 ')
 
 
 def free_port() -> int:
@@ -208,6 +214,12 @@ class MotoServer:
     def put_state(self, env: str, kind: str, body: bytes) -> None:
         self.client("s3").put_object(Bucket=naming.state_bucket(env), Key=naming.state_key(kind), Body=body)
 
+    def refused_lockfile_writes(self) -> int:
+        """How many ``.tflock`` uploads the server has refused (412: the lockfile exists), from its
+        request log."""
+        log = (self.workdir / "moto.log").read_text(errors="replace")
+        return len(_REFUSED_LOCKFILE_WRITE.findall(log))
+
     def is_locked(self, env: str, kind: str) -> bool:
         """Whether any lock artefact of the environment's lock mechanism(s) is present."""
         lock_id = f"{naming.state_bucket(env)}/{naming.state_key(kind)}"
@@ -309,7 +321,11 @@ class ProbeStack(PlatformStack):
             self, "round", type="string", default=COMMITTED, description="Value written"
         )
         hold = TerraformVariable(
-            self, "hold_seconds", type="number", default=0, description="How long the apply holds the lock"
+            self,
+            "hold_seconds",
+            type="number",
+            default=0,
+            description="How long the apply holds the lock at most (whole seconds)",
         )
         DataResource(self, "fixed", input={"stack": self.node.id})
         payload = DataResource(
@@ -317,10 +333,16 @@ class ProbeStack(PlatformStack):
             "payload",
             input={"round": round_.string_value},
             triggers_replace={"round": round_.string_value},
-            # Runs on every replacement, i.e. every apply with a new round: keeps the lock held.
+            # Runs on every replacement, i.e. every apply with a new round: keeps the lock held until
+            # the test releases it or hold_seconds pass, in steps of 0.1 s.
             provisioners=[
                 LocalExecProvisioner(
-                    type="local-exec", command=f"touch {HOLDING_MARKER} && sleep {hold.number_value}"
+                    type="local-exec",
+                    command=(
+                        f"touch {HOLDING_MARKER}; i=0; "
+                        f"while [ ! -e {RELEASE_MARKER} ] && [ $i -lt $(( {hold.number_value} * 10 )) ]; "
+                        "do sleep 0.1; i=$((i + 1)); done"
+                    ),
                 )
             ],
         )
@@ -341,7 +363,9 @@ def synth_probe(root: Path, env: Environment, kind: str) -> Path:
     ``root`` plays the repository root: a local backend's state lands in ``<root>/local_state``.
     """
     (root / "cdktf.out").mkdir(parents=True, exist_ok=True)
-    app = App(outdir=str(root / "cdktf.out"))
+    # cdktf validates each terraform_data resource by running `terraform version` (~50 ms each, two
+    # per probe); every probe is applied with the real Terraform right after, which says more.
+    app = App(outdir=str(root / "cdktf.out"), skip_validation=True)
     probe_class(kind)(app, env)
     app.synth()
     return root / "cdktf.out" / "stacks" / naming.stack_id(kind, env.name)
@@ -362,7 +386,7 @@ class Applier:
     def init(self) -> None:
         self.tf.init()
 
-    def apply_args(self, value: str, hold: float = 0, lock_timeout: str = "0s") -> list[str]:
+    def apply_args(self, value: str, hold: int = 0, lock_timeout: str = "0s") -> list[str]:
         return [
             "terraform",
             "apply",
@@ -374,9 +398,7 @@ class Applier:
             f"-var=hold_seconds={hold}",
         ]
 
-    def apply(
-        self, value: str, hold: float = 0, lock_timeout: str = "0s"
-    ) -> subprocess.CompletedProcess[str]:
+    def apply(self, value: str, hold: int = 0, lock_timeout: str = "0s") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.apply_args(value, hold, lock_timeout),
             cwd=self.dir,
@@ -387,9 +409,11 @@ class Applier:
             check=False,
         )
 
-    def start_apply(self, value: str, hold: float = 0, lock_timeout: str = "0s") -> subprocess.Popen[str]:
-        """Apply in the background, in its own process group (so a test can kill it whole)."""
+    def start_apply(self, value: str, hold: int = 0, lock_timeout: str = "0s") -> subprocess.Popen[str]:
+        """Apply in the background, in its own process group (so a test can kill it whole); it holds
+        the lock for ``hold`` seconds at most, or until ``release``."""
         self.marker.unlink(missing_ok=True)
+        (self.dir / RELEASE_MARKER).unlink(missing_ok=True)
         return subprocess.Popen(
             self.apply_args(value, hold, lock_timeout),
             cwd=self.dir,
@@ -399,6 +423,10 @@ class Applier:
             text=True,
             start_new_session=True,
         )
+
+    def release(self) -> None:
+        """End the hold of the background apply: it writes its state and releases the lock now."""
+        (self.dir / RELEASE_MARKER).touch()
 
     @property
     def marker(self) -> Path:
@@ -424,6 +452,13 @@ class Applier:
 def written_value(state: dict[str, Any]) -> str:
     value: str = state["outputs"]["round_written"]["value"]["round"]
     return value
+
+
+def ended_except_one(procs: Sequence[subprocess.Popen[str]], timeout: float) -> None:
+    """Return once all of ``procs`` but one have ended, or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while sum(p.poll() is None for p in procs) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:

@@ -61,10 +61,11 @@ def test_server_killed_mid_apply_leaves_previous_state_intact(
     # with back-off (~60 s here); same bucket, key, locks and failure path.
     impatient = applier.clone(tmp_path / "impatient")
     impatient.tf.init("-reconfigure", "-backend-config=max_retries=1")
-    crashing = impatient.start_apply("v3", hold=2)
+    crashing = impatient.start_apply("v3", hold=60)
     impatient.wait_until_holding(crashing)
     assert server.is_locked(ENV, KIND)
     server.kill()
+    impatient.release()
     _out, err = crashing.communicate(timeout=300)
 
     # Terraform says so, and keeps the state it could not write.

@@ -23,9 +23,11 @@ from tests.state.support import (
     LOCK_ERROR,
     Applier,
     MotoServer,
+    ended_except_one,
     server_environment,
     synth_probe,
     terraform_env,
+    wait_for,
     written_value,
 )
 
@@ -34,7 +36,8 @@ pytestmark = pytest.mark.state
 KIND = "databricks"
 APPLIERS = 4
 SOAK_ROUNDS = 3
-HOLD_SECONDS = 3
+# A holder keeps the lock until the test has seen what it needs (Applier.release), at most this.
+HOLD_SECONDS = 60
 
 
 def _ready(backend: MotoServer, tmp_path: Path, env: str) -> Applier:
@@ -78,6 +81,7 @@ def test_second_apply_is_refused_while_the_first_holds_the_lock(
     assert refused.returncode != 0
     assert LOCK_ERROR in refused.stderr, refused.stderr
 
+    holder.release()
     _out, err = running.communicate(timeout=60)
     assert running.returncode == 0, err
     after, state = holder.pull()
@@ -102,6 +106,11 @@ def test_parallel_appliers_exactly_one_wins_each_round(
         procs = [
             a.start_apply(f"round-{round_no}-applier-{i}", hold=HOLD_SECONDS) for i, a in enumerate(appliers)
         ]
+        # The one that takes the lock holds it until every other has ended, refused; if two took it,
+        # neither ends before the bound and the winners check below fails.
+        ended_except_one(procs, timeout=HOLD_SECONDS)
+        for a in appliers:
+            a.release()
         results = [(p, *p.communicate(timeout=90)) for p in procs]
         winners = [i for i, (p, _out, _err) in enumerate(results) if p.returncode == 0]
         assert len(winners) == 1, f"round {round_no}: winners {winners}"
@@ -126,14 +135,20 @@ def test_parallel_appliers_exactly_one_wins_each_round(
 
 def test_lock_timeout_waits_instead_of_failing(backend: MotoServer, tmp_path: Path) -> None:
     """The other side of locking: with -lock-timeout the second apply queues and both writes land."""
-    env = "tst"
+    env = "tst"  # the S3 lockfile (and DynamoDB): a refused lock shows in the server's log
     holder = _ready(backend, tmp_path, env)
     other = holder.clone(tmp_path / "other")
     before, _ = holder.pull()
-    running = holder.start_apply("first", hold=2)
+    running = holder.start_apply("first", hold=HOLD_SECONDS)
     holder.wait_until_holding(running)
-    queued = other.apply("second", lock_timeout="60s")
-    assert queued.returncode == 0, queued.stderr
+    refused = backend.refused_lockfile_writes()
+    queued = other.start_apply("second", lock_timeout="60s")
+    wait_for(
+        lambda: backend.refused_lockfile_writes() > refused, what="the second apply to find the lock held"
+    )
+    holder.release()
+    _out, err = queued.communicate(timeout=90)
+    assert queued.returncode == 0, err
     running.communicate(timeout=60)
     assert running.returncode == 0
     after, state = holder.pull()
