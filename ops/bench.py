@@ -146,8 +146,13 @@ def measure(case: Case) -> Sample:
         tree = process_tree(pid)
         tree_peak_kib = max(tree_peak_kib, tree_rss_kib(pid))
         for p in tree:
+            is_node = _is_node(p)
+            if is_node and not node.get(p, False):
+                # Sampled between fork and exec, it was still a copy of its Python parent: exec
+                # resets the peak (VmHWM), so count it from now on, and as node.
+                own_peak_kib.pop(p, None)
+            node[p] = is_node or node.get(p, False)
             own_peak_kib[p] = max(own_peak_kib.get(p, 0), _status_kib(p, "VmHWM"))
-            node.setdefault(p, _is_node(p))
 
     env = case.env or automation_env(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20")
     result = execute(case.cmd, cwd=case.cwd, env=env, on_tick=sample, tick_seconds=SAMPLE_SECONDS)

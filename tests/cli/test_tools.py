@@ -94,6 +94,24 @@ def test_a_benchmark_sample_tells_python_from_node() -> None:
     assert 0.5 <= sample.seconds < 30
 
 
+def test_a_child_sampled_before_its_exec_still_counts_as_node() -> None:
+    # The child stays a copy of its Python parent for a while (as subprocess's fork does for an
+    # instant on a loaded machine): the samples taken then must not make node's memory Python's.
+    node = "const b = Buffer.alloc(96 * 2 ** 20, 1); setTimeout(() => b, 500)"
+    script = (
+        "import os, time\n"
+        "x = bytearray(64 * 2**20)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    time.sleep(0.6)\n"
+        f"    os.execvp('node', ['node', '-e', {node!r}])\n"
+        "os.waitpid(pid, 0)\n"
+    )
+    sample = bench.measure(bench.Case("fork-then-exec", [sys.executable, "-c", script]))
+    assert 64 < sample.python_mib < 96
+    assert sample.node_mib > 96
+
+
 def test_long_steps_report_progress_and_prefix_every_line(tmp_path: Path) -> None:
     console = Captured()
     script = "import sys, time; print('out line'); print('err line', file=sys.stderr); time.sleep(0.5)"
