@@ -101,9 +101,8 @@ def bundle(dest: Path) -> Path:
         shutil.copyfile(source, dest / relative)
         (dest / relative).chmod(0o644)
         os.utime(dest / relative, (ARCHIVE_TIME, ARCHIVE_TIME))
-    for directory in sorted(
-        directories, reverse=True
-    ):  # after their files: writing changes a directory's time
+    # After their files: writing a file changes its directory's time.
+    for directory in sorted(directories, reverse=True):
         directory.chmod(0o755)
         os.utime(directory, (ARCHIVE_TIME, ARCHIVE_TIME))
     return dest
