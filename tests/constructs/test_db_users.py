@@ -90,21 +90,28 @@ def test_bundle_is_the_handler_and_the_driver_sources(tmp_path: Path) -> None:
     installed = {str(f) for f in dist.files or ()}
     # The installed driver has compiled files (pip records them): the bundle must leave them out.
     assert any("__pycache__" in f for f in installed)
-    first = db_users.bundle(tmp_path / "one")
-    files = sorted(str(p.relative_to(first)) for p in first.rglob("*") if p.is_file())
-    assert "handler.py" in files and "pymysql/__init__.py" in files and "pymysql/connections.py" in files
-    assert f"pymysql-{dist.version}.dist-info/licenses/LICENSE" in files
-    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
-    # Every driver file comes from the installed wheel, byte for byte; the handler from the repository.
-    assert set(files) - {"handler.py"} <= installed
-    assert (first / "handler.py").read_bytes() == db_users.HANDLER.read_bytes()
-    # Readable by the user Lambda runs the code as, whatever the umask.
-    for path in first.rglob("*"):
-        assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
-    second = db_users.bundle(tmp_path / "two")
-    assert [(p.relative_to(second), p.read_bytes()) for p in sorted(second.rglob("*")) if p.is_file()] == [
-        (p.relative_to(first), p.read_bytes()) for p in sorted(first.rglob("*")) if p.is_file()
-    ]
+    first = db_users.bundle(tmp_path / "one" / "code.zip")
+    with zipfile.ZipFile(first) as archive:
+        entries = archive.infolist()
+        files = [e.filename for e in entries]
+        assert "handler.py" in files and "pymysql/__init__.py" in files and "pymysql/connections.py" in files
+        assert f"pymysql-{dist.version}.dist-info/licenses/LICENSE" in files
+        assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+        # Every driver file comes from the installed wheel, byte for byte; the handler from the repository.
+        assert set(files) - {"handler.py"} <= installed
+        assert archive.read("handler.py") == db_users.HANDLER.read_bytes()
+        for entry in entries:
+            if entry.filename != "handler.py":
+                assert archive.read(entry) == Path(str(dist.locate_file(entry.filename))).read_bytes()
+            # Readable by the user Lambda runs the code as, whatever the umask; not deflated (the
+            # bytes would depend on the zlib build); one time.
+            assert stat.S_IMODE(entry.external_attr >> 16) == 0o644, entry.filename
+            assert entry.compress_type == zipfile.ZIP_STORED
+            assert entry.date_time == db_users.ARCHIVE_TIME
+        assert files == sorted(files)
+    # Another build, elsewhere and later: the same bytes.
+    second = db_users.bundle(tmp_path / "two" / "code.zip")
+    assert second.read_bytes() == first.read_bytes()
 
 
 def test_database_users_alone(tmp_path: Path) -> None:
@@ -125,7 +132,7 @@ def test_database_users_alone(tmp_path: Path) -> None:
     assert "environment" not in function  # nothing to encrypt, nothing secret in its configuration
     # The code: the asset cdktf wrote, named and pinned by its content hash.
     asset_hash = function["source_code_hash"]
-    assert re.fullmatch(r"assets/db_users_code_[0-9A-F]+/[0-9A-F]{32}/archive\.zip", function["filename"])
+    assert re.fullmatch(r"assets/db_users_code_[0-9A-F]+/[0-9A-F]{32}/db-users\.zip", function["filename"])
     assert function["filename"].split("/")[2] == asset_hash
     with out.archive() as archive:
         names = archive.namelist()
@@ -201,4 +208,4 @@ def test_a_missing_driver_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(metadata, "distribution", missing)
     with pytest.raises(RuntimeError, match=r"bundles PyMySQL .* install the app's requirements"):
-        db_users.bundle(tmp_path / "code")
+        db_users.bundle(tmp_path / "code.zip")
