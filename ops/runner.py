@@ -252,6 +252,19 @@ def automation_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# How GNU make hands its command-line variables (SUITE=1, ENV=...) to the makes it starts: in
+# MAKEFLAGS (after " -- "), and exported into their environment under their own names.
+MAKE_VARIABLES = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+
+
+def outside_make(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without what a calling make passes down: a make started with it sees only its own
+    command line, not the variables of the ``make`` this process runs under."""
+    _, _, overrides = env.get("MAKEFLAGS", "").partition(" -- ")
+    passed = {word.split("=", 1)[0] for word in shlex.split(overrides) if "=" in word}
+    return {k: v for k, v in env.items() if k not in MAKE_VARIABLES and k not in passed}
+
+
 @dataclass(frozen=True)
 class StateInfo:
     lineage: str

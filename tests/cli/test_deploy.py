@@ -20,7 +20,7 @@ import pytest
 
 from ops import cli
 from ops.deploy import stack_order
-from ops.runner import CommandError
+from ops.runner import CommandError, outside_make
 from tests.cli.support import FAKE_CDKTF, fake_outdir, read_log, repo_copy, use_fake_terraform, write_tool
 from tests.conftest import ROOT
 
@@ -356,7 +356,13 @@ def test_destroy_refuses_when_the_configuration_does_not_load(
 
 def _make(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ["make", "--no-print-directory", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        # Run under `make bench SUITE=1` (or any make with variables), make would pass them on.
+        env=outside_make(os.environ),
     )
 
 

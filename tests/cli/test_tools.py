@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ops import bench, lint, policy, provider_locks
+from ops import bench, lint, policy, provider_locks, runner
 from ops.runner import CommandError, Terraform, execute
 from ops.synth import Target
 from tests.cli.support import FAKE_TERRAFORM, Captured, fake_outdir, read_log, write_tool
@@ -281,3 +281,16 @@ def test_the_lock_check_runs_terraform_only_on_fitting_lock_files(
     [call] = read_log(tmp_path / "calls.jsonl")
     assert call["args"] == ["init", "-backend=false", "-input=false", "-no-color", "-lockfile=readonly"]
     assert call["stack"] == "bootstrap"
+
+
+def test_a_make_started_from_within_make_sees_only_its_own_variables() -> None:
+    inherited = {
+        "PATH": "/bin",
+        "SUITE": "1",
+        "ENV": "dev",
+        "MAKEFLAGS": " -- SUITE=1 ENV=dev",
+        "MAKELEVEL": "1",
+    }
+    assert runner.outside_make(inherited) == {"PATH": "/bin"}
+    # Outside make nothing is taken away, not even a variable that happens to share a name.
+    assert runner.outside_make({"PATH": "/bin", "ENV": "dev"}) == {"PATH": "/bin", "ENV": "dev"}
