@@ -105,9 +105,15 @@ def bundle(archive: Path) -> Path:
 
 @functools.cache
 def _build_root() -> tempfile.TemporaryDirectory[str]:
-    # cdktf reads an asset's source when the app synthesizes, after every construct exists: the
-    # build directories live until the process exits (the object's finalizer removes them).
+    # cdktf copies an asset's file when the app synthesizes, after every construct exists: the
+    # build directory lives until the process exits (the object's finalizer removes it).
     return tempfile.TemporaryDirectory(prefix="mlops-db-users-")
+
+
+@functools.cache
+def _code_archive() -> Path:
+    """The function's zip, built once per process for every stack that deploys it."""
+    return bundle(Path(_build_root().name) / "db-users.zip")
 
 
 class DatabaseUsers(Construct):
@@ -124,7 +130,7 @@ class DatabaseUsers(Construct):
         self._code = TerraformAsset(
             self,
             "code",
-            path=str(bundle(Path(tempfile.mkdtemp(dir=_build_root().name)) / "db-users.zip")),
+            path=str(_code_archive()),
             type=AssetType.FILE,
         )
         # Created here, not by Lambda at the first call: encrypted, with the stack's retention.
