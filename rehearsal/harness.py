@@ -513,7 +513,7 @@ class Rehearsal:
             self.report.figures[f"{inst.name} start to healthy"] = (
                 f"{inst.healthy_after:.1f} s" if inst.healthy_after else "never"
             )
-            self.report.figures[f"{inst.name} memory"] = str(self._memory(inst))
+            self.report.figures[f"{inst.name} memory"] = self._memory(inst.processes())
             if unit.crashes or errors or inst.healthy_after is None:
                 bad.append(f"{inst.name}: {unit.crashes} crash(es) {unit.exits}; {errors[:2]}")
         return not bad, "; ".join(results + bad)
@@ -551,19 +551,16 @@ class Rehearsal:
         password: str = json.loads(value)["password"]
         return password
 
-    def _memory(self, inst: Instance) -> str:
-        m = inst.memory()
-        proc = inst.units["mlflow.service"].proc
-        kinds = procs.kinds(proc.pid) if proc is not None else {}
-        return f"{m.processes} processes ({kinds}), RSS {m.rss_mib:.0f} MiB, PSS {m.pss_mib:.0f} MiB"
+    @staticmethod
+    def _memory(found: list[procs.Process]) -> str:
+        m = procs.memory(found)
+        return f"{m.processes} processes ({procs.kinds(found)}), RSS {m.rss_mib:.0f} MiB, PSS {m.pss_mib:.0f} MiB"
 
     def memory_headroom(self, inst: Instance) -> tuple[bool, str]:
-        proc = inst.units["mlflow.service"].proc
-        self.report.figures[f"{inst.name} memory"] = self._memory(inst)
+        found = inst.processes()  # one snapshot for the figure and the verdict
+        self.report.figures[f"{inst.name} memory"] = self._memory(found)
         t = self.target
-        ok, evidence = memory.headroom(
-            procs.processes(proc.pid) if proc is not None else [], t.instance_type, t.workers, t.cache_enabled
-        )
+        ok, evidence = memory.headroom(found, t.instance_type, t.workers, t.cache_enabled)
         print(evidence, flush=True)
         return ok, evidence
 

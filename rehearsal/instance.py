@@ -91,11 +91,12 @@ class Instance:
         self.healthy_after = time.monotonic() - unit.started_at
         return self.healthy_after
 
-    def memory(self) -> procs.Memory:
+    def processes(self) -> list[procs.Process]:
+        """MLflow's process tree now, each process with its role and memory."""
         proc = self.units["mlflow.service"].proc
         if proc is None:
             raise RuntimeError("mlflow.service is not running")
-        return procs.memory(proc.pid)
+        return procs.processes(proc.pid)
 
     def stop(self) -> None:
         for unit in self.units.values():

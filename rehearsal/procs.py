@@ -139,10 +139,10 @@ def processes(pid: int) -> list[Process]:
     return out
 
 
-def kinds(pid: int) -> dict[str, int]:
-    """How many processes of the tree have each role."""
+def kinds(found: Sequence[Process]) -> dict[str, int]:
+    """How many of ``found`` (one ``processes`` snapshot) have each role."""
     out: dict[str, int] = {}
-    for p in processes(pid):
+    for p in found:
         out[p.role] = out.get(p.role, 0) + 1
     return out
 
@@ -199,8 +199,8 @@ class Memory:
     pss_mib: float  # proportional share: what the tree really costs
 
 
-def memory(pid: int) -> Memory:
-    found = processes(pid)
+def memory(found: Sequence[Process]) -> Memory:
+    """The totals of one ``processes`` snapshot."""
     return Memory(len(found), sum(p.rss_mib for p in found), sum(p.pss_mib for p in found))
 
 
