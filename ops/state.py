@@ -573,6 +573,8 @@ class Unlock:
     holder: LockInfo | None
     before: StateInfo | None
     after: StateInfo | None
+    # What Terraform said when it released the lock but still failed (see force_unlock).
+    terraform_error: str | None = None
 
 
 def lock_holder(
@@ -600,14 +602,24 @@ def force_unlock(
                 f"the lock on {stack_dir.name} is held by {holder}, not {lock_id}. Make sure that run "
                 "is dead, then pass its ID"
             )
-        tf.run("force-unlock", "-force", "-no-color", lock_id)
+        terraform_error = None
+        try:
+            tf.run("force-unlock", "-force", "-no-color", lock_id)
+        except CommandError as err:
+            # With both lock stores configured (use_lockfile and dynamodb_table), Terraform 1.11
+            # releases the lock in each and fails when either held none: the case when a lock
+            # write's answer was lost and the lock was left in one store only. What matters is
+            # whether the lock is gone now; if it is not, the error stands.
+            if tf.lock_holder() is not None:
+                raise
+            terraform_error = str(err)
         after = tf.pull()
         if before != after:
             raise CommandError(f"the state changed while unlocking: before {before}, after {after}")
         still = tf.lock_holder()
         if still is not None:
             raise CommandError(f"the state of {stack_dir.name} is still locked: {still}")
-        return Unlock(holder, before, after)
+        return Unlock(holder, before, after, terraform_error)
 
 
 def run_unlock(root: Path, env_name: str, kind: str, lock_id: str | None) -> int:
@@ -632,6 +644,12 @@ def run_unlock(root: Path, env_name: str, kind: str, lock_id: str | None) -> int
         print(f"{stack}: the state is not locked; nothing done")
     else:
         print(f"{stack}: released the lock {result.holder}")
+        if result.terraform_error is not None:
+            print(
+                "Terraform reported an error, but the lock is released: it was held in only one of the "
+                "two lock stores (S3 lockfile, DynamoDB), as a lock write whose answer was lost leaves it. "
+                f"Terraform said: {result.terraform_error.splitlines()[-1].strip()}"
+            )
         print(f"state intact: {result.after or 'empty'}; the lock is free")
     return 0
 

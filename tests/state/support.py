@@ -65,10 +65,13 @@ class MotoServer:
     """``moto_server`` as a child process on 127.0.0.1; optionally journaling every request so a
     killed server can be brought back with its data (the fault test)."""
 
-    def __init__(self, workdir: Path, journal: bool = False) -> None:
+    def __init__(self, workdir: Path, journal: bool = False, lose_lock_answer: str | None = None) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.journal = workdir / "moto-journal.jsonl" if journal else None
+        # "dynamodb" or "s3": moto_faults.py serves instead, and drops the answer to the first
+        # lock write of that kind.
+        self.lose_lock_answer = lose_lock_answer
         self.proc: subprocess.Popen[bytes] | None = None
         self._clients: dict[str, Any] = {}
 
@@ -81,8 +84,14 @@ class MotoServer:
         if self.journal is not None:
             env.update(MOTO_ENABLE_RECORDING="True", MOTO_RECORDER_FILEPATH=str(self.journal))
         log = (self.workdir / "moto.log").open("ab")
+        if self.lose_lock_answer:
+            server = [sys.executable, str(Path(__file__).with_name("moto_faults.py"))]
+            faults = ["--lose-lock-answer", self.lose_lock_answer]
+            env["MOTO_PORT"] = str(self.port)
+        else:
+            server, faults = [str(Path(sys.executable).parent / "moto_server")], []
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            [*server, "-H", "127.0.0.1", "-p", str(self.port), *faults],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
