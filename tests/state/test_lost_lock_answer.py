@@ -7,7 +7,8 @@ store refuses the second one because the first took the lock, and Terraform repo
 as locked by a lock whose ID is its own, then exits and leaves that lock behind. Every later
 run is refused until the lock is released. Seen for real in this suite: under CPU contention
 Terraform 1.11.4 closed its own connections before reading moto's answers, the SDK resent the
-DynamoDB writes, and parallel state tests failed so (why the state tests run one at a time).
+DynamoDB writes, and state tests failed so whenever anything else ran beside them (why they run
+one at a time, with the machine to themselves).
 
 The server here (``moto_faults.py``) drops exactly one answer, to the first lock write of one
 kind, so the failure is reproduced every time and for every lock mechanism an environment uses.
@@ -125,10 +126,8 @@ def test_a_lock_write_whose_answer_is_lost_is_released_by_the_runbook(
     assert ("held in only one of the two lock stores" in released) == both, released
     assert not server.is_locked(env, KIND)
 
-    # Nothing was lost or forked: the next apply creates the state, and the one after continues it.
+    # Nothing was applied behind the lock, so nothing is lost: the next apply creates the state.
     assert applier.apply("after-unlock").returncode == 0
     created, state = applier.pull()
     assert written_value(state) == "after-unlock"
-    assert applier.apply("again").returncode == 0
-    continued, _ = applier.pull()
-    assert (continued.lineage, continued.serial) == (created.lineage, created.serial + 1)
+    assert created.serial == 1
