@@ -99,11 +99,11 @@ test: setup $(TOOLS_VENV)/.installed ## [TEST_WORKERS=] The full check (CI runs 
 
 # pytest in two runs: the tests without a state server on TEST_WORKERS workers, then the `state`
 # tests (real Terraform against moto) one at a time, with the machine to themselves. With other
-# work beside them (even at idle priority, `chrt --idle`: measured), a Terraform process short of CPU at times closes its own connection right
-# after the answer's headers arrive (strace: the body unread), the AWS SDK sends the DynamoDB
-# write again, and a resent lock write meets the lock the first one took (docs/runbooks/
-# stuck-lock.md). Both runs leave out the soak tests, as pyproject's addopts does (a -m given
-# here replaces that one).
+# work beside them (even at idle priority, `chrt --idle`: measured), a Terraform process at times
+# closes its own connection right after the answer's headers arrive (strace: the body unread),
+# the AWS SDK sends the DynamoDB write again, and a resent lock write meets the lock the first one
+# took (docs/runbooks/stuck-lock.md). Both runs leave out the soak tests, as pyproject's addopts
+# does (a -m given here replaces that one).
 .PHONY: check
 check: ## [TEST_WORKERS=] `make test` without its set-up: ruff, ruff format --check, mypy, pytest (`ops bench --suite` times it)
 	$(PY) -m ruff check .

@@ -590,7 +590,9 @@ def force_unlock(
     """Release ``lock_id`` on the state of the stack synthesized in ``stack_dir``.
 
     Returns the released holder (None if the state was not locked). Raises CommandError when the
-    lock is somebody else's, or when the state afterwards differs from the state before.
+    lock is somebody else's, when it is still held afterwards, or when the state afterwards differs
+    from the state before. A failed ``terraform force-unlock`` that did release the lock (both lock
+    stores configured, the lock in one of them only) is a success, with Terraform's error kept.
     """
     with backend_only(stack_dir, env, binary) as tf:
         holder = tf.lock_holder()
@@ -646,9 +648,9 @@ def run_unlock(root: Path, env_name: str, kind: str, lock_id: str | None) -> int
         print(f"{stack}: released the lock {result.holder}")
         if result.terraform_error is not None:
             print(
-                "Terraform reported an error, but the lock is released: it was held in only one of the "
-                "two lock stores (S3 lockfile, DynamoDB), as a lock write whose answer was lost leaves it. "
-                f"Terraform said: {result.terraform_error.splitlines()[-1].strip()}"
+                "Terraform's force-unlock failed, yet the lock is gone: with both lock stores configured, "
+                "Terraform fails when one of them held no lock, as after a lock write whose answer was "
+                f"lost. Terraform said: {result.terraform_error.splitlines()[-1].strip()}"
             )
         print(f"state intact: {result.after or 'empty'}; the lock is free")
     return 0
