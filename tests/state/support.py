@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +234,22 @@ class MotoServer:
         """Whether any lock artefact of the environment's lock mechanism(s) is present."""
         lock_id = f"{naming.state_bucket(env)}/{naming.state_key(kind)}"
         return self.lockfile_present(env, kind) or lock_id in self.lock_items(env)
+
+
+@contextmanager
+def private_server(
+    workdir: Path, env: str, journal: bool = False, lose_lock_answer: str | None = None
+) -> Iterator[MotoServer]:
+    """A server for one test alone (one to kill, or one that drops an answer), holding ``env``'s
+    backend; the shared server stays untouched."""
+    server = MotoServer(workdir, journal=journal, lose_lock_answer=lose_lock_answer)
+    server.workdir.mkdir()
+    server.start()
+    try:
+        server.create_backend(env)
+        yield server
+    finally:
+        server.stop()
 
 
 def terraform_env(workdir: Path, stub_providers: tuple[str, ...] = ()) -> dict[str, str]:

@@ -19,6 +19,7 @@ from ops.runner import state_info
 from tests.state.support import (
     Applier,
     MotoServer,
+    private_server,
     server_environment,
     synth_probe,
     terraform_env,
@@ -33,14 +34,8 @@ KIND = "databricks"
 
 @pytest.fixture
 def journaled_server(tmp_path: Path) -> Iterator[MotoServer]:
-    server = MotoServer(tmp_path / "moto", journal=True)
-    server.workdir.mkdir()
-    server.start()
-    try:
-        server.create_backend(ENV)
+    with private_server(tmp_path / "moto", ENV, journal=True) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_server_killed_mid_apply_leaves_previous_state_intact(

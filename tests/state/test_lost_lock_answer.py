@@ -31,6 +31,7 @@ from tests.state.support import (
     LOCK_ERROR,
     Applier,
     MotoServer,
+    private_server,
     server_environment,
     synth_probe,
     terraform_env,
@@ -52,14 +53,8 @@ CASES = [(e.name, m) for e in load_repo_environments() for m in lock_mechanisms(
 @pytest.fixture
 def lossy_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MotoServer]:
     env, mechanism = request.param
-    server = MotoServer(tmp_path / "moto", lose_lock_answer=mechanism)
-    server.workdir.mkdir()
-    server.start()
-    try:
-        server.create_backend(env)
+    with private_server(tmp_path / "moto", env, lose_lock_answer=mechanism) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_every_lock_mechanism_of_every_environment_is_covered() -> None:
