@@ -97,20 +97,18 @@ synth: setup ## [ENV= STACK=] Synthesize the stacks to cdktf.out/ (default: ever
 test: setup $(TOOLS_VENV)/.installed ## [TEST_WORKERS=] The full check (CI runs exactly this): the set-up, then `make check`
 	@$(MAKE) --no-print-directory check
 
-# pytest in two runs: the tests without a state server on TEST_WORKERS workers, then the `state`
-# tests (real Terraform against moto) one at a time, with the machine to themselves. With other
-# work beside them (even at idle priority, `chrt --idle`: measured), a Terraform process at times
-# closes its own connection right after the answer's headers arrive (strace: the body unread),
-# the AWS SDK sends the DynamoDB write again, and a resent lock write meets the lock the first one
-# took (docs/runbooks/stuck-lock.md). Both runs leave out the soak tests, as pyproject's addopts
-# does (a -m given here replaces that one).
+# pytest on TEST_WORKERS workers, the `state` tests (real Terraform against moto) among the rest.
+# They share the machine safely because tests/state/moto_serve.py writes each answer in one piece:
+# with werkzeug's separate header and body writes, a Terraform process short of CPU at times closed
+# its connection in between, the AWS SDK resent the DynamoDB write, and a resent lock write met
+# the lock the first one took (tests/state/test_lost_lock_answer.py, docs/runbooks/stuck-lock.md).
+# The soak tests stay out, as pyproject's addopts says.
 .PHONY: check
 check: ## [TEST_WORKERS=] `make test` without its set-up: ruff, ruff format --check, mypy, pytest (`ops bench --suite` times it)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest -n $(strip $(TEST_WORKERS)) -m 'not state and not soak'
-	$(PY) -m pytest -m 'state and not soak'
+	$(PY) -m pytest -n $(strip $(TEST_WORKERS))
 
 .PHONY: policy
 policy: setup $(TOOLS_VENV)/.installed ## [ENV= STACK=] checkov on the synthesized stacks (default: every stack); every finding needs a recorded reason

@@ -63,15 +63,15 @@ def free_port() -> int:
 
 
 class MotoServer:
-    """``moto_server`` as a child process on 127.0.0.1; optionally journaling every request so a
-    killed server can be brought back with its data (the fault test)."""
+    """moto's server (``moto_serve.py``) as a child process on 127.0.0.1; optionally journaling
+    every request so a killed server can be brought back with its data (the crash test), or
+    dropping the answer to one lock write (the lost-answer test)."""
 
     def __init__(self, workdir: Path, journal: bool = False, lose_lock_answer: str | None = None) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.journal = workdir / "moto-journal.jsonl" if journal else None
-        # "dynamodb" or "s3": moto_faults.py serves instead, and drops the answer to the first
-        # lock write of that kind.
+        # "dynamodb" or "s3": the server drops the answer to the first lock write of that kind.
         self.lose_lock_answer = lose_lock_answer
         self.proc: subprocess.Popen[bytes] | None = None
         self._clients: dict[str, Any] = {}
@@ -85,14 +85,18 @@ class MotoServer:
         if self.journal is not None:
             env.update(MOTO_ENABLE_RECORDING="True", MOTO_RECORDER_FILEPATH=str(self.journal))
         log = (self.workdir / "moto.log").open("ab")
-        if self.lose_lock_answer:
-            server = [sys.executable, str(Path(__file__).with_name("moto_faults.py"))]
-            faults = ["--lose-lock-answer", self.lose_lock_answer]
-            env["MOTO_PORT"] = str(self.port)
-        else:
-            server, faults = [str(Path(sys.executable).parent / "moto_server")], []
+        env["MOTO_PORT"] = str(self.port)
+        faults = ["--lose-lock-answer", self.lose_lock_answer] if self.lose_lock_answer else []
         self.proc = subprocess.Popen(
-            [*server, "-H", "127.0.0.1", "-p", str(self.port), *faults],
+            [
+                sys.executable,
+                str(Path(__file__).with_name("moto_serve.py")),
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                *faults,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -6,12 +6,13 @@ When that write succeeds but its answer never arrives, the AWS SDK sends it agai
 store refuses the second one because the first took the lock, and Terraform reports the state
 as locked by a lock whose ID is its own, then exits and leaves that lock behind. Every later
 run is refused until the lock is released. Seen for real in this suite: under CPU contention
-Terraform 1.11.4 closed its own connections before reading moto's answers, the SDK resent the
-DynamoDB writes, and state tests failed so whenever anything else ran beside them (why they run
-one at a time, with the machine to themselves).
+Terraform 1.11.4 closed its own connections between the headers and the body of moto's answers,
+the SDK resent the DynamoDB writes, and state tests failed so whenever anything ran beside them,
+until moto_serve.py wrote each answer in one piece.
 
-The server here (``moto_faults.py``) drops exactly one answer, to the first lock write of one
-kind, so the failure is reproduced every time and for every lock mechanism an environment uses.
+The server here (``moto_serve.py --lose-lock-answer``) drops exactly one answer, to the first
+lock write of one kind, so the failure is reproduced every time and for every lock mechanism an
+environment uses.
 """
 
 from __future__ import annotations

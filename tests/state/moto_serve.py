@@ -1,12 +1,22 @@
-"""moto's server with one injected fault: the answer to a state-lock write is lost.
+"""moto's server as the state tests run it: each answer written in one piece, optionally with
+one injected fault.
 
-Run as ``python tests/state/moto_faults.py -H 127.0.0.1 -p PORT --lose-lock-answer KIND``, KIND
-``dynamodb`` (the conditional ``PutItem`` of the lock item) or ``s3`` (the conditional ``PUT`` of
-the ``.tflock`` object). The first such write is carried out, so the lock is taken, and then the
-connection is cut before a byte of the answer is sent, as when a network path drops a response.
-The client sees a broken connection, not an error reply: the AWS SDK in Terraform sends the same
-write again, and the second one is refused because the first succeeded. Everything else is
-moto's own server, as ``moto_server`` runs it.
+``python tests/state/moto_serve.py -H 127.0.0.1 -p PORT [--lose-lock-answer KIND]``
+
+**One piece.** Werkzeug's server (under ``moto_server``) sends an answer's status line and
+headers, then its body, in separate writes. Terraform 1.11.4, when short of CPU, at times closes
+its own connection in between: it has read the headers of a DynamoDB answer and not yet the body
+(seen with strace), and the AWS SDK then sends the request again. A resent lock write meets the
+lock the first one took and the run fails. Real endpoints send a small answer in one piece; here
+the handler buffers the headers and flushes them with the body. Measured: with three CPU-bound
+processes beside two state-test workers, 0 resent requests in 3 runs, against 0 and 4 (and
+failed runs before) with werkzeug's own writes.
+
+**The fault.** With ``--lose-lock-answer KIND``, KIND ``dynamodb`` (the conditional ``PutItem``
+of the lock item) or ``s3`` (the conditional ``PUT`` of the ``.tflock`` object), the first such
+write is carried out, so the lock is taken, and then the connection is cut before a byte of the
+answer is sent, as when a network path drops a response. The AWS SDK in Terraform sends the same
+write again, and the second one is refused because the first succeeded.
 """
 
 from __future__ import annotations
@@ -56,17 +66,17 @@ class LoseLockAnswer:
             return self.app(environ, start_response)
         for _chunk in self.app(environ, lambda *_args: lambda _data: None):
             pass  # the write is done; its answer is thrown away
-        sys.stderr.write(f"moto_faults: the answer to a {self.kind} lock write was dropped\n")
+        sys.stderr.write(f"moto_serve: the answer to a {self.kind} lock write was dropped\n")
         conn: socket.socket = environ["werkzeug.socket"]
         conn.shutdown(socket.SHUT_RDWR)
-        raise ConnectionResetError("moto_faults: answer dropped on purpose")
+        raise ConnectionResetError("moto_serve: answer dropped on purpose")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
-    parser.add_argument("--lose-lock-answer", choices=("dynamodb", "s3"), required=True)
+    parser.add_argument("--lose-lock-answer", choices=("dynamodb", "s3"))
     args = parser.parse_args(argv)
 
     from moto.moto_server.werkzeug_app import (
@@ -76,8 +86,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     from werkzeug.serving import run_simple
 
-    app = LoseLockAnswer(DomainDispatcherApplication(create_backend_app), args.lose_lock_answer)
-    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    class OnePieceHandler(MotoRequestHandler):
+        # A buffered writer: werkzeug's header lines and body reach the socket at its flush, in
+        # one write (0 would write each part as it comes).
+        wbufsize = -1
+
+    app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    if args.lose_lock_answer:
+        app = LoseLockAnswer(app, args.lose_lock_answer)
+    run_simple(args.host, args.port, app, threaded=True, request_handler=OnePieceHandler)
 
 
 if __name__ == "__main__":
