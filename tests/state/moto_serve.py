@@ -29,6 +29,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from werkzeug.serving import WSGIRequestHandler
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -72,6 +74,17 @@ class LoseLockAnswer:
         raise ConnectionResetError("moto_serve: answer dropped on purpose")
 
 
+def one_piece(handler: type[WSGIRequestHandler]) -> type[WSGIRequestHandler]:
+    """``handler`` with a buffered writer: werkzeug's status line, header lines and body reach
+    the socket at its flush, in one write (``wbufsize = 0``, werkzeug's own, writes each part as
+    it comes)."""
+
+    class OnePiece(handler):  # type: ignore[valid-type,misc]
+        wbufsize = -1
+
+    return OnePiece
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -86,15 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     from werkzeug.serving import run_simple
 
-    class OnePieceHandler(MotoRequestHandler):
-        # A buffered writer: werkzeug's header lines and body reach the socket at its flush, in
-        # one write (0 would write each part as it comes).
-        wbufsize = -1
-
     app: WsgiApp = DomainDispatcherApplication(create_backend_app)
     if args.lose_lock_answer:
         app = LoseLockAnswer(app, args.lose_lock_answer)
-    run_simple(args.host, args.port, app, threaded=True, request_handler=OnePieceHandler)
+    run_simple(args.host, args.port, app, threaded=True, request_handler=one_piece(MotoRequestHandler))
 
 
 if __name__ == "__main__":
