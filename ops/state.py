@@ -604,24 +604,24 @@ def force_unlock(
                 f"the lock on {stack_dir.name} is held by {holder}, not {lock_id}. Make sure that run "
                 "is dead, then pass its ID"
             )
-        terraform_error = None
+        failed: CommandError | None = None
         try:
             tf.run("force-unlock", "-force", "-no-color", lock_id)
         except CommandError as err:
             # With both lock stores configured (use_lockfile and dynamodb_table), Terraform 1.11
             # releases the lock in each and fails when either held none: the case when a lock
             # write's answer was lost and the lock was left in one store only. What matters is
-            # whether the lock is gone now; if it is not, the error stands.
-            if tf.lock_holder() is not None:
-                raise
-            terraform_error = str(err)
+            # whether the lock is gone now (checked below); if it is not, this error stands.
+            failed = err
         after = tf.pull()
+        still = tf.lock_holder()
+        if still is not None and failed is not None:
+            raise failed
         if before != after:
             raise CommandError(f"the state changed while unlocking: before {before}, after {after}")
-        still = tf.lock_holder()
         if still is not None:
             raise CommandError(f"the state of {stack_dir.name} is still locked: {still}")
-        return Unlock(holder, before, after, terraform_error)
+        return Unlock(holder, before, after, None if failed is None else str(failed))
 
 
 def run_unlock(root: Path, env_name: str, kind: str, lock_id: str | None) -> int:
