@@ -1,4 +1,5 @@
-"""The internet-facing ALB in front of nginx on the MLflow instances."""
+"""The internet-facing ALB in front of nginx on the MLflow instances: HTTPS on 443 (MLflow's sign-in
+sends passwords), and port 80 only redirects to it."""
 
 from __future__ import annotations
 
@@ -20,17 +21,12 @@ _NO_WAF = (
     "no WAF web ACL: MLflow is reachable only from mlflow.load_balancer.ingress_cidrs; attaching a "
     "WAF is an account-level decision outside this stack"
 )
-_NO_CERT = (
-    "no ACM certificate configured for this non-production environment "
-    "(mlflow.load_balancer.certificate_arn unset): HTTP only, see the README warning; "
-    "production requires a certificate"
-)
 
 
 @dataclass(frozen=True)
 class LoadBalancerProps:
     name: str
-    certificate_arn: str | None  # None: HTTP only (non-production)
+    certificate_arn: str  # an existing certificate, or constructs_lib.certificate's issued one
     ssl_policy: str
     deletion_protection: bool
     idle_timeout_seconds: int
@@ -50,7 +46,6 @@ class LoadBalancer(Construct):
         super().__init__(scope, construct_id)
         s = props
         name = s.name
-        self.https = s.certificate_arn is not None
         self._lb = Lb(
             self,
             "alb",
@@ -72,8 +67,6 @@ class LoadBalancer(Construct):
                 "deletion protection off by this non-production environment's "
                 "mlflow.load_balancer.deletion_protection; production requires it"
             )
-        if not self.https:
-            lb_skips["CKV2_AWS_20"] = _NO_CERT
         skip_checks(self._lb, lb_skips)
 
         # nginx listens on plain HTTP inside the VPC; TLS ends at the load balancer.
@@ -98,57 +91,41 @@ class LoadBalancer(Construct):
             },
         )
         self._target_group.override_logical_id("mlflow")
-        if not self.https:
-            # With an HTTPS listener in front, checkov accepts plain HTTP to the targets.
-            skip_checks(
-                self._target_group,
-                {
-                    "CKV_AWS_378": "no certificate in this environment, so HTTP end to end (see the README warning)"
-                },
-            )
 
-        forward = [LbListenerDefaultAction(type="forward", target_group_arn=self._target_group.arn)]
-        if self.https:
-            https = LbListener(
-                self,
-                "https",
-                load_balancer_arn=self._lb.arn,
-                port=443,
-                protocol="HTTPS",
-                ssl_policy=s.ssl_policy,
-                certificate_arn=s.certificate_arn,
-                default_action=forward,
-            )
-            https.override_logical_id("https")
-            http = LbListener(
-                self,
-                "http",
-                load_balancer_arn=self._lb.arn,
-                port=80,
-                protocol="HTTP",
-                default_action=[
-                    LbListenerDefaultAction(
-                        type="redirect",
-                        redirect={"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"},
-                    )
-                ],
-            )
-            http.override_logical_id("http")
-        else:
-            http = LbListener(
-                self, "http", load_balancer_arn=self._lb.arn, port=80, protocol="HTTP", default_action=forward
-            )
-            http.override_logical_id("http")
-            skip_checks(http, {"CKV_AWS_2": _NO_CERT, "CKV_AWS_103": _NO_CERT})
-
-    @property
-    def url(self) -> str:
-        scheme = "https" if self.https else "http"
-        return f"{scheme}://{self.dns_name}"
+        https = LbListener(
+            self,
+            "https",
+            load_balancer_arn=self._lb.arn,
+            port=443,
+            protocol="HTTPS",
+            ssl_policy=s.ssl_policy,
+            certificate_arn=s.certificate_arn,
+            default_action=[LbListenerDefaultAction(type="forward", target_group_arn=self._target_group.arn)],
+        )
+        https.override_logical_id("https")
+        http = LbListener(
+            self,
+            "http",
+            load_balancer_arn=self._lb.arn,
+            port=80,
+            protocol="HTTP",
+            default_action=[
+                LbListenerDefaultAction(
+                    type="redirect",
+                    redirect={"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"},
+                )
+            ],
+        )
+        http.override_logical_id("http")
 
     @property
     def dns_name(self) -> str:
         return self._lb.dns_name
+
+    @property
+    def zone_id(self) -> str:
+        """The load balancer's hosted zone (for an alias record)."""
+        return self._lb.zone_id
 
     @property
     def target_group_arn(self) -> str:

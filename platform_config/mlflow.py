@@ -106,8 +106,8 @@ class ServerSettings(Frozen):
     allowed_hosts: tuple[Hostname, ...] = Field(
         default=(),
         description="Custom DNS names pointing at the load balancer: MLflow accepts them as Host and "
-        "their http(s) origins as CORS origins (besides the load balancer's own name); at least one "
-        "with a certificate.",
+        "their https origins as CORS origins (`load_balancer.host_name` is added by itself); with "
+        "`load_balancer.certificate_arn`, at least one, covered by the certificate.",
     )
 
     @model_validator(mode="after")
@@ -190,9 +190,12 @@ class CacheSettings(Frozen):
 
 
 class LoadBalancerSettings(Frozen):
-    """The internet-facing application load balancer."""
+    """The internet-facing application load balancer: HTTPS only (port 80 redirects), so that the
+    passwords of MLflow's sign-in never travel in clear text. Its certificate is either an existing
+    one (`certificate_arn`, the custom hosts in `server.allowed_hosts`) or created by the stack
+    (`hosted_zone_id` and `host_name`: a DNS-validated ACM certificate and the alias record)."""
 
-    # Private by default: opening MLflow (which has no login here) to the internet is a decision.
+    # Private by default: who may even reach the sign-in page is a decision.
     ingress_cidrs: tuple[Cidr, ...] = Field(
         default=("10.0.0.0/8",),
         min_length=1,
@@ -201,7 +204,19 @@ class LoadBalancerSettings(Frozen):
     certificate_arn: Str | None = Field(
         default=None,
         pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$",
-        description="ACM certificate of the HTTPS listener; unset serves plain HTTP.",
+        description="An existing ACM certificate of the HTTPS listener, covering the names in "
+        "`server.allowed_hosts`; or leave it unset and set `hosted_zone_id` and `host_name`.",
+    )
+    hosted_zone_id: Str | None = Field(
+        default=None,
+        pattern=r"^Z[A-Z0-9]{1,31}$",
+        description="A public Route 53 hosted zone holding `host_name`: the stack creates the "
+        "DNS-validated certificate and the alias record there (instead of `certificate_arn`).",
+    )
+    host_name: Hostname | None = Field(
+        default=None,
+        description="With `hosted_zone_id`: the name users reach MLflow on (e.g. mlflow-dev.example.org), "
+        "a name of that zone, not a wildcard.",
     )
     ssl_policy: Literal["ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-3-2021-06"] = Field(
         default="ELBSecurityPolicy-TLS13-1-2-2021-06", description="TLS policy of the HTTPS listener."
@@ -247,6 +262,25 @@ class AlertSettings(Frozen):
     )
 
 
+class AuthSettings(Frozen):
+    """MLflow's built-in sign-in (`mlflow server --app-name basic-auth`): every person and client
+    signs in; permissions are per experiment and registered model (docs/stacks/mlflow.md, Sign-in).
+    The admin's password is generated outside Terraform and kept in Secrets Manager."""
+
+    admin_username: Str = Field(
+        default="admin",
+        pattern=r"^[A-Za-z][A-Za-z0-9_.@-]{2,63}$",
+        description="The MLflow administrator created at the first start. MLflow's default `admin` is "
+        "a documentation placeholder here (plan and deploy refuse it): a guessable name halves the work "
+        "of guessing a sign-in.",
+    )
+    default_permission: Literal["READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS"] = Field(
+        default="NO_PERMISSIONS",
+        description="What a signed-in user may do with an experiment or model nobody granted them "
+        "anything on (MLflow's `default_permission`); production requires `NO_PERMISSIONS`.",
+    )
+
+
 class MlflowSettings(Frozen):
     """Sizes and switches of the MLflow platform stack."""
 
@@ -275,6 +309,7 @@ class MlflowSettings(Frozen):
     alerts: AlertSettings = Field(
         default=AlertSettings(), description="Alert recipients and alarm thresholds."
     )
+    auth: AuthSettings = Field(default=AuthSettings(), description="Sign-in and default permissions.")
 
     @model_validator(mode="after")
     def _version(self) -> MlflowSettings:

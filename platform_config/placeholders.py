@@ -20,10 +20,12 @@ from platform_config.loader import Environment
 
 @dataclass(frozen=True)
 class Placeholder:
-    """A kind of documentation value: ``matches`` says whether a setting's value is one."""
+    """A kind of documentation value: ``matches`` says whether a setting's value is one (of the
+    tfvars keys matching ``keys``, when set)."""
 
     what: str
     matches: Callable[[str], bool]
+    keys: str | None = None
 
 
 def _search(pattern: str) -> Callable[[str], bool]:
@@ -71,12 +73,21 @@ PLACEHOLDERS: tuple[Placeholder, ...] = (
     Placeholder("repeated-digit UUID", _search(r"\b([0-9a-f])\1{7}-\1{4}-\1{4}-\1{4}-\1{12}\b")),
     Placeholder("documentation IP range (RFC 5737/3849)", _in_documentation_network),
     Placeholder("example domain (RFC 2606)", _search(r"(@|^|\.|//)example\.(com|org|net)\b")),
+    # AWS's documentation writes hosted zone ids ending in EXAMPLE (Z3M3LMPEXAMPLE).
+    Placeholder("example Route 53 hosted zone id", _search(r"^Z[A-Z0-9]*EXAMPLE$")),
+    Placeholder(
+        "MLflow's default admin user name", _search(r"^admin$"), keys=r"^mlflow\.auth\.admin_username$"
+    ),
 )
 
 
-def placeholder_kind(value: str) -> str | None:
-    """What kind of documentation placeholder ``value`` is, or None for a real-looking value."""
-    return next((p.what for p in PLACEHOLDERS if p.matches(value)), None)
+def placeholder_kind(value: str, key: str = "") -> str | None:
+    """What kind of documentation placeholder ``value`` (of tfvars ``key``) is, or None for a
+    real-looking value."""
+    return next(
+        (p.what for p in PLACEHOLDERS if p.matches(value) and (p.keys is None or re.search(p.keys, key))),
+        None,
+    )
 
 
 @dataclass(frozen=True)
@@ -107,7 +118,7 @@ def find(env: Environment) -> list[Finding]:
     return [
         Finding(env.tfvars_file, key, value, what)
         for key, value in _strings(settings, "")
-        if (what := placeholder_kind(value)) is not None
+        if (what := placeholder_kind(value, key)) is not None
     ]
 
 

@@ -226,12 +226,36 @@ def cache_nodes_per_zone(env: Validated) -> Iterator[Problem]:
 
 
 @_environment_rule
-def mlflow_custom_host_with_certificate(env: Validated) -> Iterator[Problem]:
-    """With `mlflow.load_balancer.certificate_arn`, `mlflow.server.allowed_hosts` names at least one
-    custom host: the certificate cannot cover the load balancer's `*.elb.amazonaws.com` name, so
+def mlflow_https(env: Validated) -> Iterator[Problem]:
+    """Every environment serves MLflow over HTTPS, since its sign-in sends passwords: exactly one of
+    `mlflow.load_balancer.certificate_arn` (an existing certificate) and
+    `mlflow.load_balancer.hosted_zone_id` (the stack creates a DNS-validated certificate and the
+    alias record of `mlflow.load_balancer.host_name` in that public zone) is set. `host_name` goes
+    with `hosted_zone_id` only. With `certificate_arn`, `mlflow.server.allowed_hosts` names at least
+    one custom host: the certificate cannot cover the load balancer's `*.elb.amazonaws.com` name, so
     users arrive on a custom domain, which MLflow refuses (403) unless it is listed."""
-    mlflow = env.settings.mlflow
-    if mlflow.load_balancer.certificate_arn is not None and not mlflow.server.allowed_hosts:
+    lb = env.settings.mlflow.load_balancer
+    key = "mlflow.load_balancer"
+    if lb.certificate_arn is None and lb.hosted_zone_id is None:
+        yield env.tfvars(
+            f"{key}.certificate_arn",
+            "missing: sign-in needs HTTPS in every environment; set certificate_arn (an existing ACM "
+            "certificate) or hosted_zone_id and host_name (the stack creates the certificate)",
+        )
+    elif lb.certificate_arn is not None and lb.hosted_zone_id is not None:
+        yield env.tfvars(
+            f"{key}.hosted_zone_id",
+            "set together with certificate_arn: choose one (the stack would create a second certificate)",
+        )
+    if lb.hosted_zone_id is not None and lb.host_name is None:
+        yield env.tfvars(f"{key}.host_name", "missing: hosted_zone_id needs the name to create there")
+    if lb.host_name is not None and lb.hosted_zone_id is None:
+        yield env.tfvars(
+            f"{key}.host_name", "only used with hosted_zone_id (with certificate_arn: server.allowed_hosts)"
+        )
+    if lb.host_name is not None and lb.host_name.startswith("*."):
+        yield env.tfvars(f"{key}.host_name", "a wildcard cannot be an alias record: name one host")
+    if lb.certificate_arn is not None and not env.settings.mlflow.server.allowed_hosts:
         yield env.tfvars(
             "mlflow.server.allowed_hosts",
             "needs the custom host name(s) the certificate covers (e.g. mlflow.example.org): with "
@@ -512,10 +536,10 @@ PRODUCTION: tuple[Requirement, ...] = (
         "must be at least 7 in production",
     ),
     Requirement(
-        "mlflow.load_balancer.certificate_arn",
-        "set",
-        lambda s: s.mlflow.load_balancer.certificate_arn is not None,
-        "production serves HTTPS only: set an ACM certificate",
+        "mlflow.auth.default_permission",
+        '"NO_PERMISSIONS"',
+        lambda s: s.mlflow.auth.default_permission == "NO_PERMISSIONS",
+        "must be NO_PERMISSIONS in production: nobody reads an experiment or model unless granted",
     ),
     Requirement(
         "mlflow.server.min_size",

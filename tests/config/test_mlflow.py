@@ -10,7 +10,7 @@ import pytest
 from platform_config import sizing
 from platform_config.loader import TFVARS_DIR
 from platform_config.mlflow import MlflowSettings, ServerSettings
-from tests.fixtures.envs import FIXTURES, ConfigFiles
+from tests.fixtures.envs import FIXTURES, ConfigFiles, parse
 
 PRD = f"{TFVARS_DIR}/prd.tfvars"
 DEV = f"{TFVARS_DIR}/dev.tfvars"
@@ -45,10 +45,77 @@ def test_production_requires_hardening(key: str, value: Any, problem: str) -> No
     assert only_problem(PRD, key, value).startswith(f"{PRD}: {problem}")
 
 
-def test_production_serves_https_only() -> None:
-    problems = ConfigFiles(FIXTURES).delete(PRD, "mlflow.load_balancer.certificate_arn").problems()
-    assert [str(p) for p in problems] == [
-        f"{PRD}: mlflow.load_balancer.certificate_arn: production serves HTTPS only: set an ACM certificate"
+@pytest.mark.parametrize("env", ["dev", "prd"])
+def test_every_environment_serves_https(env: str) -> None:
+    """Sign-in sends passwords: an existing certificate or a hosted zone, in every environment."""
+    path = f"{TFVARS_DIR}/{env}.tfvars"
+    files = ConfigFiles(FIXTURES)
+    for key in ("certificate_arn", "hosted_zone_id", "host_name"):
+        if key in parse(files.tfvars[path])["mlflow"].get("load_balancer", {}):
+            files.delete(path, f"mlflow.load_balancer.{key}")
+    assert [str(p) for p in files.problems()] == [
+        f"{path}: mlflow.load_balancer.certificate_arn: missing: sign-in needs HTTPS in every environment; "
+        "set certificate_arn (an existing ACM certificate) or hosted_zone_id and host_name (the stack "
+        "creates the certificate)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "says"),
+    [
+        (
+            {"hosted_zone_id": "Z04518362KQ8ZPXQ3H7TW"},
+            "hosted_zone_id",
+            "set together with certificate_arn: choose one",
+        ),
+        ({"host_name": "mlflow.acme.io"}, "host_name", "only used with hosted_zone_id"),
+    ],
+)
+def test_one_way_to_the_certificate(change: dict[str, str], key: str, says: str) -> None:
+    files = ConfigFiles(FIXTURES)
+    for k, v in change.items():
+        files.set(PRD, f"mlflow.load_balancer.{k}", v)
+    found = [str(p) for p in files.problems()]
+    assert any(p.startswith(f"{PRD}: mlflow.load_balancer.{key}: {says}") for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("lb", "key", "says"),
+    [
+        ({"hosted_zone_id": "Z04518362KQ8ZPXQ3H7TW"}, "host_name", "missing: hosted_zone_id needs the name"),
+        (
+            {"hosted_zone_id": "Z04518362KQ8ZPXQ3H7TW", "host_name": "*.acme.io"},
+            "host_name",
+            "a wildcard cannot",
+        ),
+        (
+            {"hosted_zone_id": "z-lower", "host_name": "mlflow.acme.io"},
+            "hosted_zone_id",
+            "String should match pattern",
+        ),
+    ],
+)
+def test_the_zone_needs_one_host(lb: dict[str, str], key: str, says: str) -> None:
+    files = ConfigFiles(FIXTURES).set(DEV, "mlflow.load_balancer", lb)
+    found = [str(p) for p in files.problems()]
+    assert any(p.startswith(f"{DEV}: mlflow.load_balancer.{key}: {says}") for p in found), found
+
+
+def test_sign_in_settings() -> None:
+    prd = next(e for e in ConfigFiles(FIXTURES).load() if e.name == "prd")
+    assert prd.settings.mlflow.auth.default_permission == "NO_PERMISSIONS"
+    assert only_problem(PRD, "auth.default_permission", "ALL").startswith(
+        f"{PRD}: mlflow.auth.default_permission: Input should be 'READ', 'USE', 'EDIT', 'MANAGE' or 'NO_PERMISSIONS'"
+    )
+    assert only_problem(PRD, "auth.admin_username", "a b").startswith(
+        f"{PRD}: mlflow.auth.admin_username: String should match pattern"
+    )
+    # Nothing by default in production.
+    assert [
+        str(p) for p in ConfigFiles(FIXTURES).set(PRD, "mlflow.auth.default_permission", "READ").problems()
+    ] == [
+        f"{PRD}: mlflow.auth.default_permission: must be NO_PERMISSIONS in production: nobody reads an "
+        "experiment or model unless granted"
     ]
 
 

@@ -34,6 +34,7 @@ from tests.fixtures.real_values import supply_real_values
     ("ops@example.com", "example domain (RFC 2606)"),
     ("https://mlflow.example.org/", "example domain (RFC 2606)"),
     ("ami-0abcdef1234567890", "example AMI id"),
+    ("Z3M3LMPEXAMPLE", "example Route 53 hosted zone id"),
 ])  # fmt: skip
 def test_each_kind_of_placeholder_is_known(value: str, what: str) -> None:
     assert placeholders.placeholder_kind(value) == what
@@ -47,9 +48,21 @@ def test_each_kind_of_placeholder_is_known(value: str, what: str) -> None:
     "10.0.0.0/8",
     "ops@ml-platform.acme.io",
     "someone@notexample.com",
+    "Z04518362KQ8ZPXQ3H7TW",
 ])  # fmt: skip
 def test_real_looking_values_are_not_placeholders(value: str) -> None:
     assert placeholders.placeholder_kind(value) is None
+
+
+def test_the_default_admin_name_is_a_placeholder_of_its_key_only() -> None:
+    """MLflow's `admin`: a guessable sign-in name, refused where it would be deployed; the same word
+    elsewhere is a value like any other."""
+    assert (
+        placeholders.placeholder_kind("admin", "mlflow.auth.admin_username")
+        == "MLflow's default admin user name"
+    )
+    assert placeholders.placeholder_kind("mlops-root", "mlflow.auth.admin_username") is None
+    assert placeholders.placeholder_kind("admin", "databricks.job_view_groups[0]") is None
 
 
 def test_findings_name_the_file_and_the_tfvars_key() -> None:
