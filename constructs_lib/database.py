@@ -21,6 +21,9 @@ from constructs_lib.observability import log_group
 from constructs_lib.policy import skip_checks
 
 DB_NAME = "mlflow"
+# The sign-in database (MLflow's basic-auth app: users, permissions), on the same instance; created
+# with the user's grants by the provisioning Lambda.
+AUTH_DB_NAME = "mlflow_auth"
 DB_USERNAME = "mlflow_admin"
 # MLflow's own login: IAM database authentication, rights on DB_NAME only (constructs_lib.db_users).
 APP_USER = "mlflow"

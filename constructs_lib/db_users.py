@@ -37,14 +37,17 @@ from constructs_lib.observability import log_group
 from constructs_lib.policy import skip_checks
 
 HANDLER = Path(__file__).parent / "db_users_lambda" / "handler.py"
+# The handler's own modules, flat next to it in the zip.
+MODULES = (HANDLER, HANDLER.with_name("generated_secrets.py"))
 # The distribution bundled next to the handler (boto3 comes with the Lambda runtime).
 DRIVER = "PyMySQL"
 # The newest Python runtime: provider 6.25.0 accepts what the AWS SDK's Runtime enum lists
 # (internal/service/lambda/function.go: "runtime" ... enum.Validate[awstypes.Runtime]), which
 # has python3.14 since aws-sdk-go-v2 release-2025-10-31 (terraform-provider-aws issue #44984).
 RUNTIME = "python3.14"
-# Downloading the CA bundle, reading the secret and a few statements: seconds, not minutes.
-TIMEOUT_SECONDS = 60
+# The database: seconds. Setting the Redis AUTH token: two ElastiCache modifications of minutes each,
+# the first time (generated_secrets.WAIT); Lambda's maximum.
+TIMEOUT_SECONDS = 900
 # Every file's time in the archive (zip times have no time zone; 1980 is the earliest).
 ARCHIVE_TIME = (2000, 1, 1, 0, 0, 0)
 
@@ -59,12 +62,16 @@ class DatabaseUsersProps:
     kms_key_arn: str  # encrypts the secret and the function's log group
     db_host: str
     db_port: float  # a number in the event
-    db_name: str
+    db_names: tuple[str, ...]  # the first is RDS's own; the others are created
     db_user: str  # the user to create (the instances' login)
     db_resource_id: str  # a re-created database gets a new one: the function runs again
     subnet_ids: list[str]
     security_group_id: str
     log_retention_days: int
+    # Secrets created empty by the stack, given a generated value here (never by Terraform).
+    generated_secret_arns: tuple[str, ...] = ()
+    # The cache: (replication group id, group ARN, token secret ARN); its AUTH token is set here.
+    redis: tuple[str, str, str] | None = None
     # What the call needs besides the function: its network path to the database, Secrets
     # Manager and the CA bundle (security group rules, routes, endpoints).
     depends_on: Sequence[ITerraformDependable] = field(default_factory=tuple)
@@ -87,7 +94,7 @@ def bundle(archive: Path) -> Path:
             f"the database-user function bundles {DRIVER} from the synthesizing environment, which "
             f"has none: install the app's requirements (requirements.txt pins it)"
         ) from None
-    sources = {HANDLER.name: HANDLER}
+    sources = {module.name: module for module in MODULES}
     for file in dist.files or ():
         wanted = file.parts[0] == "pymysql" or file.name == "METADATA" or "licenses" in file.parts
         if wanted and "__pycache__" not in file.parts and file.suffix != ".pyc":
@@ -114,6 +121,52 @@ def _build_root() -> tempfile.TemporaryDirectory[str]:
 def _code_archive() -> Path:
     """The function's zip, built once per process for every stack that deploys it."""
     return bundle(Path(_build_root().name) / "db-users.zip")
+
+
+def _secret_statements(s: DatabaseUsersProps) -> list[dict[str, Any]]:
+    """Fill the stack's empty secrets and set the Redis token (generated_secrets.py)."""
+    arns = [*s.generated_secret_arns, *([s.redis[2]] if s.redis else [])]
+    if not arns:
+        return []
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "GenerateSecretValues",
+            "Effect": "Allow",
+            "Action": [
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:UpdateSecretVersionStage",
+            ],
+            "Resource": arns,
+        },
+        {
+            # GetRandomPassword acts on no resource (Service Authorization Reference).
+            "Sid": "RandomValues",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetRandomPassword",
+            "Resource": "*",
+        },
+        {
+            # Secrets Manager encrypts a new version under a data key of the stack's key for us
+            # (Secrets Manager User Guide, "Permissions for the KMS key": GenerateDataKey, Decrypt).
+            "Sid": "EncryptSecretValues",
+            "Effect": "Allow",
+            "Action": "kms:GenerateDataKey",
+            "Resource": s.kms_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{s.region}.amazonaws.com"}},
+        },
+    ]
+    if s.redis:
+        statements.append(
+            {
+                "Sid": "SetRedisAuthToken",
+                "Effect": "Allow",
+                "Action": ["elasticache:DescribeReplicationGroups", "elasticache:ModifyReplicationGroup"],
+                "Resource": s.redis[1],
+            }
+        )
+    return statements
 
 
 class DatabaseUsers(Construct):
@@ -155,13 +208,15 @@ class DatabaseUsers(Construct):
                 "Resource": s.master_secret_arn,
             },
             {
-                # The master secret is encrypted with the stack's key; only through Secrets Manager.
+                # The master secret (and the generated ones) are encrypted with the stack's key;
+                # only through Secrets Manager.
                 "Sid": "DecryptMasterSecret",
                 "Effect": "Allow",
                 "Action": "kms:Decrypt",
                 "Resource": s.kms_key_arn,
                 "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{s.region}.amazonaws.com"}},
             },
+            *_secret_statements(s),
             {
                 "Sid": "WriteOwnLogs",
                 "Effect": "Allow",
@@ -205,7 +260,8 @@ class DatabaseUsers(Construct):
             self,
             "function",
             function_name=name,
-            description=f"Creates the MLflow database user {s.db_user} (IAM authentication) and its grants",
+            description=f"Creates the MLflow database user {s.db_user} (IAM authentication), its databases "
+            "and grants, and the secrets Terraform never sees",
             role=role.arn,
             runtime=RUNTIME,
             handler="handler.handler",
@@ -250,9 +306,13 @@ class DatabaseUsers(Construct):
                     "secret_arn": s.master_secret_arn,
                     "host": s.db_host,
                     "port": s.db_port,
-                    "database": s.db_name,
+                    "databases": list(s.db_names),
                     "user": s.db_user,
                     "region": s.region,
+                    "secrets": list(s.generated_secret_arns),
+                    "redis": {"replication_group_id": s.redis[0], "secret_arn": s.redis[2]}
+                    if s.redis
+                    else None,
                 }
             ),
             triggers={"db_resource_id": s.db_resource_id, "code_hash": self._code.asset_hash},

@@ -1,5 +1,9 @@
 """The MLflow instances' run-time settings: one list that creates the SSM parameters and tells the
-boot script (``user_data.render``) which parameters to read, so the two cannot drift apart."""
+boot script (``user_data.render``) which parameters to read, so the two cannot drift apart.
+
+None of them is a secret (hosts, ports, names, ARNs; the secrets themselves are in Secrets Manager,
+read at start): plain ``String`` parameters, which anyone planning the stack may read without a
+key (the provider reads every parameter with decryption)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from dataclasses import dataclass
 
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
+
+from constructs_lib.policy import skip_checks
 
 
 @dataclass(frozen=True)
@@ -18,7 +24,6 @@ class Setting:
 @dataclass(frozen=True)
 class InstanceSettingsProps:
     parameter_path: str
-    kms_key_arn: str
     settings: tuple[Setting, ...]
 
     def __post_init__(self) -> None:
@@ -36,7 +41,7 @@ class InstanceSettings:
 
 
 def instance_settings(scope: Construct, props: InstanceSettingsProps) -> InstanceSettings:
-    """One ``aws_ssm_parameter.<name>`` (SecureString under the stack's key) per setting.
+    """One ``aws_ssm_parameter.<name>`` (``String``) per setting.
 
     Created directly in ``scope`` (not in a construct of their own), so their construct paths stay
     ``<stack>/param_<name>``.
@@ -50,10 +55,16 @@ def _parameter(scope: Construct, props: InstanceSettingsProps, setting: Setting)
         scope,
         f"param_{setting.name}",
         name=f"{props.parameter_path}/{setting.name}",
-        type="SecureString",
-        key_id=props.kms_key_arn,
+        type="String",
         value=setting.value,
         description=f"MLflow setting {setting.name}, read by the instances at start",
     )
     param.override_logical_id(setting.name)
+    skip_checks(
+        param,
+        {
+            "CKV2_AWS_34": "holds no secret (a host, port, name or ARN; the secrets themselves are in Secrets "
+            "Manager under the stack's key): a plain String, which a plan reads without decrypting"
+        },
+    )
     return param

@@ -159,8 +159,12 @@ def mlflow_name(env: str, part: str = "") -> str:
 
 
 def mlflow_parameter_path(env: str) -> str:
-    """SSM Parameter Store path under which the MLflow instances find their settings."""
-    return f"/{resource_prefix(env)}/mlflow"
+    """SSM Parameter Store path under which the MLflow instances find their settings.
+
+    ``settings/``: they are plain String parameters (no secret in them); the SecureString ones of
+    earlier versions lived one level up. Parameter Store refuses to change a parameter's type in a
+    hierarchy (HierarchyTypeMismatchException), so new names make Terraform replace them instead."""
+    return f"/{resource_prefix(env)}/mlflow/settings"
 
 
 def mlflow_log_group(env: str, part: str) -> str:

@@ -40,6 +40,21 @@ class MlflowNames:
     metrics_namespace: str  # CloudWatch agent metrics
     # CloudWatch log groups by role: vpc_flow_logs, server, nginx, system, redis_slow_log
     log_groups: Mapping[str, str]
+    # Secrets Manager secrets generated outside Terraform (constructs_lib/secrets.py).
+    admin_password_secret: str
+    flask_secret_key_secret: str
+    redis_auth_token_secret: str
+    # The names users reach MLflow on, the stack's own host first (load_balancer.host_name).
+    public_hosts: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        """What users and clients sign in to (HTTPS: the certificate covers these names)."""
+        return f"https://{self.public_hosts[0]}" if self.public_hosts else ""
+
+    def user_secret(self, username: str) -> str:
+        """The secret ``ops mlflow user create --service-account`` keeps an automation user's password in."""
+        return f"{self.prefix}-user-{username}"
 
 
 @dataclass(frozen=True)
@@ -81,8 +96,13 @@ def bootstrap_names(env: str) -> BootstrapNames:
     )
 
 
-def mlflow_names(env: str) -> MlflowNames:
+def mlflow_names(env: str, settings: EnvironmentSettings | None = None) -> MlflowNames:
     prefix = naming.mlflow_name(env)
+    hosts: tuple[str, ...] = ()
+    if settings is not None:
+        lb, server = settings.mlflow.load_balancer, settings.mlflow.server
+        own = (lb.host_name,) if lb.host_name is not None else ()
+        hosts = (*own, *(h for h in server.allowed_hosts if h != lb.host_name))
     parts = {
         "vpc_flow_logs": "vpc-flow-logs",
         "server": "server",
@@ -99,6 +119,10 @@ def mlflow_names(env: str) -> MlflowNames:
         log_groups=MappingProxyType(
             {role: naming.mlflow_log_group(env, part) for role, part in parts.items()}
         ),
+        admin_password_secret=f"{prefix}-admin-password",
+        flask_secret_key_secret=f"{prefix}-flask-secret-key",
+        redis_auth_token_secret=f"{prefix}-redis-auth-token",
+        public_hosts=hosts,
     )
 
 
@@ -153,4 +177,6 @@ class EnvironmentNames:
 
 def resolve(env: str, settings: EnvironmentSettings) -> EnvironmentNames:
     """Every derived name of environment ``env``, whose settings passed ``platform_config.rules``."""
-    return EnvironmentNames(bootstrap_names(env), mlflow_names(env), databricks_names(env, settings))
+    return EnvironmentNames(
+        bootstrap_names(env), mlflow_names(env, settings), databricks_names(env, settings)
+    )

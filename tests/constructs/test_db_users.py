@@ -17,6 +17,7 @@ from cdktf import App, TerraformResource, TerraformStack
 from constructs_lib import db_users
 from constructs_lib.aws_provider import aws_provider
 from constructs_lib.db_users import DatabaseUsers, DatabaseUsersProps
+from constructs_lib.db_users_lambda import handler
 from tests.constructs.test_platform_constructs import ACCOUNT, KEY, addresses
 
 SECRET = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:rds!db-1234"
@@ -29,7 +30,7 @@ PROPS = DatabaseUsersProps(
     kms_key_arn=KEY,
     db_host="unit.abc.eu-west-1.rds.amazonaws.com",
     db_port=3306,
-    db_name="mlflow",
+    db_names=("mlflow", "mlflow_auth"),
     db_user="mlflow",
     db_resource_id="db-ABCDEFGHIJKLMNOPQRSTUVWXYZ",
     subnet_ids=["subnet-a", "subnet-b"],
@@ -43,9 +44,15 @@ EXPECTED_ADDRESSES = {
     "aws_iam_role_policy.db_users",
     "aws_cloudwatch_log_group.db_users",
 }
-EVENT_KEYS = {"secret_arn", "host", "port", "database", "user", "region"}
+EVENT_KEYS = {"secret_arn", "host", "port", "databases", "user", "region", "secrets", "redis"}
+GENERATED = (f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:unit-admin-password",)
+REDIS = (
+    "unit",
+    f"arn:aws:elasticache:eu-west-1:{ACCOUNT}:replicationgroup:unit",
+    f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:unit-redis",
+)
 _JSONENCODE = re.compile(r"^\$\{jsonencode\(\{(.*)\}\)\}$", re.S)
-_MEMBER = re.compile(r'"(\w+)" = ("(?:[^"\\]|\\.)*"|[^,]+)(?:, |$)')
+_MEMBER = re.compile(r'"(\w+)" = ("(?:[^"\\]|\\.)*"|\[[^\]]*\]|\{[^}]*\}|[^,]+)(?:, |$)')
 
 
 def jsonencode_members(expression: str) -> dict[str, str]:
@@ -71,7 +78,7 @@ class Synthesized:
         return zipfile.ZipFile(self.stack_dir / self.resource("aws_lambda_function")["filename"])
 
 
-def synthesize(outdir: Path) -> Synthesized:
+def synthesize(outdir: Path, props: DatabaseUsersProps = PROPS) -> Synthesized:
     """A bare stack with the construct, synthesized to ``outdir`` (cdktf writes the asset there).
 
     Its network path is one stand-in resource, ``null_resource.network_path``."""
@@ -79,7 +86,7 @@ def synthesize(outdir: Path) -> Synthesized:
     stack = TerraformStack(app, "db-users-unit")
     aws_provider(stack, "eu-west-1", {"Project": "unit"})
     path = TerraformResource(stack, "network_path", terraform_resource_type="null_resource")
-    DatabaseUsers(stack, "db_users", replace(PROPS, depends_on=(path,)))
+    DatabaseUsers(stack, "db_users", replace(props, depends_on=(path,)))
     app.synth()
     stack_dir = outdir / "stacks" / "db-users-unit"
     return Synthesized(json.loads((stack_dir / "cdk.tf.json").read_text()), stack_dir)
@@ -94,14 +101,17 @@ def test_bundle_is_the_handler_and_the_driver_sources(tmp_path: Path) -> None:
     with zipfile.ZipFile(first) as archive:
         entries = archive.infolist()
         files = [e.filename for e in entries]
-        assert "handler.py" in files and "pymysql/__init__.py" in files and "pymysql/connections.py" in files
+        own = {module.name: module for module in db_users.MODULES}
+        assert set(own) == {"handler.py", "generated_secrets.py"}
+        assert set(own) <= set(files) and "pymysql/__init__.py" in files and "pymysql/connections.py" in files
         assert f"pymysql-{dist.version}.dist-info/licenses/LICENSE" in files
         assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
         # Every driver file comes from the installed wheel, byte for byte; the handler from the repository.
-        assert set(files) - {"handler.py"} <= installed
-        assert archive.read("handler.py") == db_users.HANDLER.read_bytes()
+        assert set(files) - set(own) <= installed
+        for name, source in own.items():
+            assert archive.read(name) == source.read_bytes()
         for entry in entries:
-            if entry.filename != "handler.py":
+            if entry.filename not in own:
                 assert archive.read(entry) == Path(str(dist.locate_file(entry.filename))).read_bytes()
             # Readable by the user Lambda runs the code as, whatever the umask; not deflated (the
             # bytes would depend on the zlib build); one time.
@@ -181,14 +191,52 @@ def test_database_users_alone(tmp_path: Path) -> None:
         "secret_arn": json.dumps(SECRET),
         "host": json.dumps(PROPS.db_host),
         "port": "3306",
-        "database": '"mlflow"',
+        "databases": '["mlflow", "mlflow_auth"]',
         "user": '"mlflow"',
         "region": '"eu-west-1"',
+        "secrets": "[]",
     }
     # A re-created database or a changed handler replaces the invocation, which runs it again.
     assert invocation["triggers"] == {"db_resource_id": PROPS.db_resource_id, "code_hash": asset_hash}
     # The call waits for its network path (given), the function for its role and logs (above).
     assert invocation["depends_on"] == ["null_resource.network_path"]
+
+
+def test_with_generated_secrets_and_the_cache(tmp_path: Path) -> None:
+    """The secrets it fills and the group whose token it sets: exactly those, nothing broader."""
+    out = synthesize(tmp_path / "out", replace(PROPS, generated_secret_arns=GENERATED, redis=REDIS))
+    statements = {s["Sid"]: s for s in json.loads(out.resource("aws_iam_role_policy")["policy"])["Statement"]}
+    generate = statements["GenerateSecretValues"]
+    assert generate["Resource"] == [*GENERATED, REDIS[2]]
+    assert set(generate["Action"]) == {
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",
+    }
+    assert statements["RandomValues"] == {
+        "Sid": "RandomValues",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetRandomPassword",
+        "Resource": "*",
+    }
+    assert statements["EncryptSecretValues"]["Resource"] == KEY
+    assert statements["EncryptSecretValues"]["Condition"] == {
+        "StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}
+    }
+    redis = statements["SetRedisAuthToken"]
+    assert (set(redis["Action"]), redis["Resource"]) == (
+        {"elasticache:DescribeReplicationGroups", "elasticache:ModifyReplicationGroup"},
+        REDIS[1],
+    )
+    # All literals here: the expression reads as JSON once its `"key" = ` are `"key": `.
+    expression = (
+        out.resource("aws_lambda_invocation")["input"].removeprefix("${jsonencode(").removesuffix(")}")
+    )
+    event = json.loads(re.sub(r'"(\w+)" = ', r'"\1": ', expression))
+    assert event["secrets"] == list(GENERATED)
+    assert event["redis"] == {"replication_group_id": "unit", "secret_arn": REDIS[2]}
+    assert handler.Request.of(event).redis == handler.Redis("unit", REDIS[2])
 
 
 def test_the_code_hash_is_stable_across_synths(tmp_path: Path) -> None:

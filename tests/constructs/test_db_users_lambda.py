@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import ssl
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from constructs_lib.db_users_lambda import handler
 from constructs_lib.db_users_lambda.handler import (
@@ -20,20 +21,33 @@ from constructs_lib.db_users_lambda.handler import (
     Request,
 )
 
-EVENT = {
+EVENT: dict[str, Any] = {
     "secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1234",
     "host": "mlopspltf-dev-mlflow.abc123.eu-west-1.rds.amazonaws.com",
     "port": 3306,
-    "database": "mlflow",
+    "databases": ["mlflow", "mlflow_auth"],
     "user": "mlflow",
     "region": "eu-west-1",
+    "secrets": ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:admin-AbCdEf"],
+    "redis": None,
 }
 MASTER = Credentials("mlflow_admin", "s3cr3t-master-password")
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
 def test_a_valid_event_is_taken_as_is() -> None:
-    assert Request.of(EVENT) == Request(**EVENT)  # type: ignore[arg-type]
+    assert Request.of(EVENT) == Request(
+        secret_arn=EVENT["secret_arn"],
+        host=EVENT["host"],
+        port=3306,
+        databases=("mlflow", "mlflow_auth"),
+        user="mlflow",
+        region="eu-west-1",
+        secrets=tuple(EVENT["secrets"]),
+        redis=None,
+    )
+    redis = {"replication_group_id": "mlopspltf-prd-mlflow", "secret_arn": EVENT["secrets"][0]}
+    assert Request.of({**EVENT, "redis": redis}).redis == handler.Redis(**redis)
 
 
 @pytest.mark.parametrize(
@@ -44,9 +58,18 @@ def test_a_valid_event_is_taken_as_is() -> None:
         ({"user": "1mlflow"}, "user: .* is not a user name"),
         ({"user": "root"}, "user: 'root' is reserved for the engine or RDS"),
         ({"user": "rdsadmin"}, "user: 'rdsadmin' is reserved"),
-        ({"database": "mlflow`; DROP DATABASE mysql; --"}, "database: .* is not a database name"),
-        ({"database": "Information_Schema"}, "database: 'Information_Schema' is a system schema"),
-        ({"database": "mysql"}, "database: 'mysql' is a system schema"),
+        ({"databases": ["mlflow`; DROP DATABASE mysql; --"]}, "databases: .* not a database name"),
+        ({"databases": ["Information_Schema"]}, "databases: .*'Information_Schema': a system schema"),
+        ({"databases": ["mlflow", "mysql"]}, "databases: .*'mysql': a system schema"),
+        ({"databases": []}, "databases: .* not a list of 1-4 distinct database names"),
+        ({"databases": "mlflow"}, "databases: .* not a list of 1-4 distinct database names"),
+        ({"databases": ["mlflow", "mlflow"]}, "databases: .* not a list of 1-4 distinct database names"),
+        ({"secrets": ["rds!db-1234"]}, "secrets: .* is not a list of Secrets Manager ARNs"),
+        ({"redis": {"replication_group_id": "x"}}, "redis: .* is not null or"),
+        (
+            {"redis": {"replication_group_id": "Bad_Id", "secret_arn": EVENT["secrets"][0]}},
+            "redis: .* is not null or",
+        ),
         ({"port": "3306"}, "port: '3306' is not a port number"),
         ({"port": True}, "port: True is not a port number"),
         ({"port": 70000}, "port: 70000 is not a port number"),
@@ -60,6 +83,11 @@ def test_identifiers_are_validated_before_any_sql(change: dict[str, object], mes
         Request.of({**EVENT, **change})
 
 
+def test_no_redis_key_means_no_cache() -> None:
+    """Terraform's jsonencode drops a null member: the stack without a cache sends no "redis"."""
+    assert Request.of({k: v for k, v in EVENT.items() if k != "redis"}).redis is None
+
+
 def test_missing_and_unknown_keys_are_named() -> None:
     event = {k: v for k, v in EVENT.items() if k != "port"} | {"password": "x"}
     with pytest.raises(EventError, match=r"^event: port: missing; password: not expected$"):
@@ -68,18 +96,21 @@ def test_missing_and_unknown_keys_are_named() -> None:
         Request.of(["mlflow"])
 
 
-def test_statements_create_or_converge_an_iam_user_with_the_grants() -> None:
-    assert handler.statements("mlflow", "mlflow", IAM_AUTHENTICATION) == [
+def test_statements_create_the_databases_and_an_iam_user_with_the_grants() -> None:
+    privileges = "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, REFERENCES, TRIGGER"
+    assert handler.statements("mlflow", ("mlflow", "mlflow_auth"), IAM_AUTHENTICATION) == [
+        "CREATE DATABASE IF NOT EXISTS `mlflow` CHARACTER SET utf8mb4",
+        "CREATE DATABASE IF NOT EXISTS `mlflow_auth` CHARACTER SET utf8mb4",
         "CREATE USER IF NOT EXISTS 'mlflow'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL",
         "ALTER USER 'mlflow'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL",
-        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, REFERENCES, TRIGGER ON `mlflow`.* "
-        "TO 'mlflow'@'%'",
+        f"GRANT {privileges} ON `mlflow`.* TO 'mlflow'@'%'",
+        f"GRANT {privileges} ON `mlflow\\_auth`.* TO 'mlflow'@'%'",
     ]
 
 
 def test_the_grant_names_one_database_not_a_pattern() -> None:
     # "_" is a wildcard in a database-level GRANT: mlflow_race would also match mlflowXrace.
-    grant = handler.statements("mlflow", "mlflow_race", IAM_AUTHENTICATION)[-1]
+    grant = handler.statements("mlflow", ("mlflow_race",), IAM_AUTHENTICATION)[-1]
     assert " ON `mlflow\\_race`.* " in grant
     assert "DROP" not in PRIVILEGES and "ALL" not in PRIVILEGES
 
@@ -137,10 +168,10 @@ def test_provision_connects_as_the_master_over_verified_tls(monkeypatch: pytest.
     )
     assert call["ssl"] == {"ca": "/tmp/ca.pem"}
     assert conn.executed == [
-        *handler.statements("mlflow", "mlflow", IAM_AUTHENTICATION),
+        *handler.statements("mlflow", ("mlflow", "mlflow_auth"), IAM_AUTHENTICATION),
         "SHOW GRANTS FOR 'mlflow'@'%'",
     ]
-    assert result == {"user": "mlflow", "database": "mlflow", "grants": grants}
+    assert result == {"user": "mlflow", "databases": ["mlflow", "mlflow_auth"], "grants": grants}
     assert conn.closed
 
 
@@ -199,24 +230,25 @@ def test_the_ca_bundle_is_downloaded_once_over_verified_https(
 def test_handler_reads_the_master_secret_and_returns_no_secret(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    asked: list[tuple[str, str]] = []
-
-    class SecretsManager:
-        def get_secret_value(self, SecretId: str) -> dict[str, str]:  # noqa: N803 (boto3's name)
-            asked.append(("secretsmanager", SecretId))
-            return {"SecretString": json.dumps({"username": MASTER.username, "password": MASTER.password})}
-
-    def client(service: str, region_name: str) -> SecretsManager:
-        assert (service, region_name) == ("secretsmanager", "eu-west-1")
-        return SecretsManager()
-
-    monkeypatch.setattr(handler, "boto3", SimpleNamespace(client=client))
-    monkeypatch.setattr(handler, "CA_DIRECTORY", tmp_path)
-    (tmp_path / "eu-west-1-bundle.pem").write_bytes(PEM)
-    calls = fake_pymysql(monkeypatch, FakeConnection(["GRANT USAGE ON *.* TO `mlflow`@`%`"]))
-    result = handler.handler(EVENT, None)
-    assert asked == [("secretsmanager", EVENT["secret_arn"])]
+    """Against moto's Secrets Manager: the master secret is read, the empty sign-in secret gets a
+    generated value, and the result (stored in the Terraform state) holds neither."""
+    with mock_aws():
+        sm = boto3.client("secretsmanager", region_name="eu-west-1")
+        master = sm.create_secret(
+            Name="rds!db-1234",
+            SecretString=json.dumps({"username": MASTER.username, "password": MASTER.password}),
+        )["ARN"]
+        empty = sm.create_secret(Name="mlopspltf-dev-mlflow-admin-password")["ARN"]
+        monkeypatch.setattr(handler, "CA_DIRECTORY", tmp_path)
+        (tmp_path / "eu-west-1-bundle.pem").write_bytes(PEM)
+        calls = fake_pymysql(monkeypatch, FakeConnection(["GRANT USAGE ON *.* TO `mlflow`@`%`"]))
+        result = handler.handler({**EVENT, "secret_arn": master, "secrets": [empty]}, None)
+        generated = sm.get_secret_value(SecretId=empty)["SecretString"]
     assert calls[0]["password"] == MASTER.password and calls[0]["ssl"] == {
         "ca": str(tmp_path / "eu-west-1-bundle.pem")
     }
-    assert MASTER.password not in json.dumps(result) and MASTER.password not in repr(MASTER)
+    assert result["secrets"] == {empty: "generated"}
+    assert len(generated) == 64 and generated.isalnum()
+    for value in (MASTER.password, generated):
+        assert value not in json.dumps(result)
+    assert MASTER.password not in repr(MASTER)

@@ -20,6 +20,7 @@ from cdktf_cdktf_provider_random.provider import RandomProvider
 
 from constructs_lib.aws_provider import aws_provider
 from constructs_lib.cache import Cache, CacheProps
+from constructs_lib.certificate import DnsCertificate, DnsCertificateProps, alias_record
 from constructs_lib.compute import MlflowServers, MlflowServersProps
 from constructs_lib.database import Database, DatabaseProps
 from constructs_lib.databricks_artifacts import (
@@ -516,11 +517,10 @@ def test_cache_alone(nodes: int) -> None:
             log_retention_days=30,
         ),
     )
-    out = synth(stack, endpoint=cache.endpoint, secret=cache.secret_arn)
+    out = synth(stack, endpoint=cache.endpoint, secret=cache.secret_arn, group=cache.group_id)
+    # No token anywhere Terraform keeps it: no generator, no secret version.
     assert addresses(out) == {
-        "random_password.redis_auth_token",
         "aws_secretsmanager_secret.redis_auth_token",
-        "aws_secretsmanager_secret_version.redis_auth_token",
         "aws_elasticache_subnet_group.mlflow",
         "aws_elasticache_parameter_group.mlflow",
         "aws_elasticache_replication_group.mlflow",
@@ -530,18 +530,20 @@ def test_cache_alone(nodes: int) -> None:
     group = res["aws_elasticache_replication_group"]["mlflow"]
     assert group["transit_encryption_enabled"] is True and group["transit_encryption_mode"] == "required"
     assert group["at_rest_encryption_enabled"] == "true" and group["kms_key_id"] == KEY
-    assert group["auth_token"] == "${random_password.redis_auth_token.result}"
+    # The provisioning Lambda sets the token (ROTATE, SET); Terraform neither sets nor clears it.
+    assert "auth_token" not in group and "auth_token_update_strategy" not in group
+    assert group["lifecycle"] == {"ignore_changes": ["auth_token", "auth_token_update_strategy"]}
     assert group["automatic_failover_enabled"] is (nodes >= 2)
     assert group["multi_az_enabled"] is (nodes >= 2)
     assert group["num_cache_clusters"] == nodes == cache.num_nodes
     assert res["aws_elasticache_parameter_group"]["mlflow"]["family"] == "redis7"
     # The token lives in a secret encrypted with the stack's key; the slow log in an encrypted group.
     assert res["aws_secretsmanager_secret"]["redis_auth_token"]["kms_key_id"] == KEY
-    assert res["random_password"]["redis_auth_token"]["special"] is False
     log = res["aws_cloudwatch_log_group"]["redis_slow_log"]
     assert (log["name"], log["kms_key_id"], log["retention_in_days"]) == ("/unit/redis-slow-log", KEY, 30)
     assert exposed(out, "endpoint") == "${aws_elasticache_replication_group.mlflow.primary_endpoint_address}"
     assert exposed(out, "secret") == "${aws_secretsmanager_secret.redis_auth_token.arn}"
+    assert exposed(out, "group") == "${aws_elasticache_replication_group.mlflow.id}"
     # Member <n> of the group, for an alarm counted over the members.
     assert cache.member_dimensions == {
         "CacheClusterId": '${format("%s-%03d", aws_elasticache_replication_group.mlflow.id, count.index + 1)}'
@@ -617,7 +619,7 @@ def test_mlflow_servers_alone() -> None:
 
 
 def build_load_balancer(
-    certificate_arn: str | None, deletion_protection: bool, stack_name: str = STACK
+    certificate_arn: str, deletion_protection: bool, stack_name: str = STACK
 ) -> tuple[TerraformStack, LoadBalancer]:
     stack = aws_stack(stack_name)
     policy = S3BucketPolicy(stack, "logs_policy", bucket="unit-logs", policy="{}")
@@ -645,7 +647,7 @@ def build_load_balancer(
 def test_load_balancer_alone_with_certificate() -> None:
     stack, alb = build_load_balancer(CERT, deletion_protection=True)
     dims = alb.target_dimensions
-    out = synth(stack, url=alb.url, lb=dims["LoadBalancer"], tg=dims["TargetGroup"])
+    out = synth(stack, zone=alb.zone_id, lb=dims["LoadBalancer"], tg=dims["TargetGroup"])
     assert set(dims) == {"LoadBalancer", "TargetGroup"}
     assert exposed(out, "lb") == "${aws_lb.mlflow.arn_suffix}"
     assert exposed(out, "tg") == "${aws_lb_target_group.mlflow.arn_suffix}"
@@ -675,24 +677,50 @@ def test_load_balancer_alone_with_certificate() -> None:
     ]
     target = res["aws_lb_target_group"]["mlflow"]
     assert (target["port"], target["vpc_id"], target["health_check"]["path"]) == (80, "vpc-1", "/health")
-    assert exposed(out, "url") == "https://${aws_lb.mlflow.dns_name}"
+    assert exposed(out, "zone") == "${aws_lb.mlflow.zone_id}"
 
 
-def test_load_balancer_alone_without_certificate() -> None:
-    stack, alb = build_load_balancer(None, deletion_protection=False)
-    out = synth(stack, url=alb.url)
+def test_the_certificate_the_stack_creates_in_a_public_zone() -> None:
+    """DNS validation with its record in the zone, the listener's certificate only once issued, the
+    host's alias record; a private zone fails the plan (ACM validates through public DNS)."""
+    stack = aws_stack()
+    certificate = DnsCertificate(
+        stack,
+        "certificate",
+        DnsCertificateProps(hosted_zone_id="Z04518362KQ8ZPXQ3H7TW", host_name="mlflow.acme.io"),
+    )
+    alias_record(stack, certificate.zone_id, "mlflow.acme.io", "alb.example", "Z35SXDOTRQ7X7K")
+    out = synth(stack, arn=certificate.certificate_arn)
     assert addresses(out) == {
-        "aws_lb.mlflow",
-        "aws_lb_target_group.mlflow",
-        "aws_lb_listener.http",
-        "aws_s3_bucket_policy.unit_logs",
+        "aws_acm_certificate.mlflow",
+        "aws_acm_certificate_validation.mlflow",
+        "aws_route53_record.mlflow_validation",
+        "aws_route53_record.mlflow",
     }
     res = out["resource"]
-    assert res["aws_lb"]["mlflow"]["drop_invalid_header_fields"] is True
-    assert res["aws_lb_listener"]["http"]["default_action"] == [
-        {"type": "forward", "target_group_arn": "${aws_lb_target_group.mlflow.arn}"}
-    ]
-    assert exposed(out, "url") == "http://${aws_lb.mlflow.dns_name}"
+    cert = res["aws_acm_certificate"]["mlflow"]
+    assert (cert["domain_name"], cert["validation_method"]) == ("mlflow.acme.io", "DNS")
+    assert cert["lifecycle"] == {"create_before_destroy": True}
+    record = res["aws_route53_record"]["mlflow_validation"]
+    option = "tolist(aws_acm_certificate.mlflow.domain_validation_options).0"
+    assert record["name"] == f"${{{option}.resource_record_name}}"
+    assert record["records"] == [f"${{{option}.resource_record_value}}"]
+    assert (
+        record["zone_id"] == "${data.aws_route53_zone.mlflow.zone_id}" and record["allow_overwrite"] is True
+    )
+    validation = res["aws_acm_certificate_validation"]["mlflow"]
+    assert validation["validation_record_fqdns"] == ["${aws_route53_record.mlflow_validation.fqdn}"]
+    assert exposed(out, "arn") == "${aws_acm_certificate_validation.mlflow.certificate_arn}"
+    alias = res["aws_route53_record"]["mlflow"]
+    assert (alias["name"], alias["type"]) == ("mlflow.acme.io", "A")
+    assert alias["alias"] == {
+        "name": "alb.example",
+        "zone_id": "Z35SXDOTRQ7X7K",
+        "evaluate_target_health": True,
+    }
+    [postcondition] = out["data"]["aws_route53_zone"]["mlflow"]["lifecycle"]["postcondition"]
+    assert postcondition["condition"] == "${!self.private_zone}"
+    assert "private zone" in postcondition["error_message"]
 
 
 def checkov_skips(stack: TerraformStack, rtype: str, name: str) -> set[str]:
@@ -701,7 +729,7 @@ def checkov_skips(stack: TerraformStack, rtype: str, name: str) -> set[str]:
 
 
 def test_checkov_skips_do_not_leak_between_apps() -> None:
-    build_load_balancer(None, deletion_protection=False, stack_name="leak")
+    build_load_balancer(CERT, deletion_protection=False, stack_name="leak")
     stack, _ = build_load_balancer(CERT, deletion_protection=True, stack_name="leak")
     assert checkov_skips(stack, "aws_lb", "mlflow") == {"CKV2_AWS_28"}
 
