@@ -1,11 +1,17 @@
 """The MLflow instances' boot script, rendered in Python (no Terraform templating).
 
 The script holds no secret and no Terraform-computed value: every run-time setting (database
-host and user, bucket) is read from SSM Parameter Store under the stack's parameter path each time
-MLflow starts. The database takes RDS IAM tokens, signed on the instance for each new connection
-(the master secret is never read); with the cache, Redis's AUTH token comes from Secrets Manager.
-So the rendered text is known at synthesis time, tested as is (``bash -n``), and a change to it
-rolls the instances.
+host and user, bucket, the secrets' ARNs) is read from SSM Parameter Store under the stack's
+parameter path each time MLflow starts, and the secrets from Secrets Manager. The database takes
+RDS IAM tokens, signed on the instance for each new connection (the master secret is never read).
+The Python it installs is kept as real files next to this module (``instance/``: the launcher, the
+IAM token plugin, the schema handling), embedded verbatim. So the rendered text is known at
+synthesis time and tested as is (``bash -n``, the rehearsal runs it), and a change to it rolls the
+instances.
+
+The text no longer fits EC2's 16 KB of user data: ``user_data_base64`` gzips it (cloud-init
+decompresses gzip user data) with ``constructs_lib.deflate``, whose bytes depend on the text alone,
+so the launch template is the same whichever machine synthesizes it.
 """
 
 from __future__ import annotations
@@ -13,22 +19,47 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from constructs_lib import deflate
 
 PLACEHOLDER = re.compile(r"@@([A-Z0-9_]+)@@")
 # Rendered values end up inside shell, Python and JSON strings: nothing that could break out.
-SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./:,*=+-]*$")
+SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./:,*=+@-]*$")
 
 # One pip constraint: name==version (what `pip freeze` prints).
 PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*==[A-Za-z0-9][A-Za-z0-9_.+!-]*$")
 MLFLOW_PORT = 5000
-# What the boot script installs besides MLflow: the database driver, the AWS SDK (settings, IAM
-# database tokens, artifacts) and the job queue's Redis client; versions come from the constraints.
-INSTALLED = ("mlflow", "pymysql", "boto3", "redis")
+# What the boot script installs besides MLflow (with its sign-in extra, Flask-WTF): the database
+# driver, the AWS SDK (settings, IAM database tokens, artifacts) and the job queue's Redis client;
+# versions come from the constraints.
+INSTALLED = ("mlflow", "pymysql", "boto3", "redis", "flask-wtf")
+# The pip line's requirements: MLflow with its sign-in extra, and the others.
+PIP_REQUIREMENTS = ("mlflow[auth]", "pymysql", "boto3", "redis")
+# EC2 takes at most 16 KB of user data, base64-encoded (launch templates: EC2 API UserData).
+USER_DATA_LIMIT = 16 * 1024
+# The instance's Python, embedded as they are in the repository (``instance/``).
+INSTANCE_DIR = Path(__file__).parent / "instance"
+INSTANCE_FILES = {
+    "LAUNCH_PY": "launch.py",
+    "RDS_IAM_PY": "mlflow_rds_iam.py",
+    "SCHEMAS_PY": "mlflow_schemas.py",
+}
 
 # The SSM parameters (under the stack's path) the launcher reads: render() refuses a settings list
 # that does not provide exactly these, so the stack's parameters and the script cannot drift apart.
 LAUNCHER_SETTINGS = frozenset(
-    {"db_host", "db_port", "db_name", "db_user", "artifacts_destination", "alb_dns_name"}
+    {
+        "db_host",
+        "db_port",
+        "db_name",
+        "db_auth_name",
+        "db_user",
+        "artifacts_destination",
+        "alb_dns_name",
+        "admin_password_secret_arn",
+        "flask_secret_key_secret_arn",
+    }
 )
 CACHE_SETTINGS = frozenset({"redis_host", "redis_port", "redis_auth_secret_arn"})
 
@@ -49,6 +80,11 @@ class UserDataValues:
     log_group_system: str
     metrics_namespace: str
     nginx_port: int
+    # Sign-in: the administrator MLflow creates at its first start, and default_permission.
+    admin_username: str
+    default_permission: str
+    # The auto scaling group an instance reports itself unhealthy to (a schema of another release).
+    autoscaling_group: str
     # Names of the stack's instance settings (InstanceSettings.names): checked at boot, in this order.
     parameters: tuple[str, ...]
 
@@ -65,10 +101,22 @@ def render(values: UserDataValues) -> str:
             raise ValueError(f"user data value {key}={value!r} has characters that are unsafe in a script")
     mapping["PARAMETERS"] = " ".join(values.parameters)
     mapping["CONSTRAINTS"] = "\n".join(values.constraints)
-    missing = sorted(set(PLACEHOLDER.findall(TEMPLATE)) - set(mapping))
+    template = with_instance_files(TEMPLATE)
+    missing = sorted(set(PLACEHOLDER.findall(template)) - set(mapping))
     if missing:
         raise ValueError(f"user data placeholders without a value: {', '.join(missing)}")
-    return PLACEHOLDER.sub(lambda m: mapping[m.group(1)], TEMPLATE)
+    return PLACEHOLDER.sub(lambda m: mapping[m.group(1)], template)
+
+
+def with_instance_files(template: str) -> str:
+    """The template with each ``@@FILE:NAME@@`` replaced by that instance file's text; a file may
+    not hold the heredoc's end marker (``EOF_NAME`` on a line of its own)."""
+    for key, name in INSTANCE_FILES.items():
+        text = (INSTANCE_DIR / name).read_text(encoding="utf-8").rstrip("\n")
+        if re.search(rf"^EOF_{key}$", text, re.MULTILINE):
+            raise ValueError(f"user data: {name} holds its heredoc's end marker EOF_{key}")
+        template = template.replace(f"@@FILE:{key}@@", text)
+    return template
 
 
 def _check_parameters(values: UserDataValues) -> None:
@@ -98,8 +146,21 @@ def _check_constraints(values: UserDataValues) -> None:
 
 
 def encode(script: str) -> str:
-    """Launch templates take user data base64-encoded."""
-    return base64.b64encode(script.encode()).decode()
+    """Launch templates take user data base64-encoded: here, of the gzipped text (cloud-init
+    decompresses it). Refused when EC2 would refuse it (over 16 KB)."""
+    encoded = base64.b64encode(deflate.gzip(script.encode())).decode()
+    if len(encoded) > USER_DATA_LIMIT:
+        raise ValueError(
+            f"user data: {len(encoded)} bytes base64-encoded and gzipped, EC2 takes {USER_DATA_LIMIT}"
+        )
+    return encoded
+
+
+def decode(user_data_base64: str) -> str:
+    """The boot script a launch template's user data holds (``encode``'s inverse)."""
+    import gzip
+
+    return gzip.decompress(base64.b64decode(user_data_base64)).decode()
 
 
 def _text(value: object) -> str:
@@ -108,7 +169,7 @@ def _text(value: object) -> str:
     return str(value)
 
 
-TEMPLATE = r'''#!/bin/bash
+TEMPLATE = r"""#!/bin/bash
 # MLflow server bootstrap for environment @@ENVIRONMENT@@ (rendered by constructs_lib/user_data.py).
 # Holds no secret: the launcher reads settings from SSM; the database takes IAM tokens.
 set -euo pipefail
@@ -126,48 +187,21 @@ cat > /opt/mlflow/constraints.txt <<'PINS'
 @@CONSTRAINTS@@
 PINS
 /opt/mlflow/venv/bin/pip install --no-cache-dir --quiet --constraint /opt/mlflow/constraints.txt \
-  "mlflow==@@MLFLOW_VERSION@@" pymysql boto3 redis
+  "mlflow[auth]==@@MLFLOW_VERSION@@" pymysql boto3 redis
 # require_secure_transport=ON on the server: the client verifies RDS's certificate with this bundle.
 curl -fsSL --retry 5 "https://truststore.pki.rds.amazonaws.com/$REGION/$REGION-bundle.pem" -o /opt/mlflow/rds-ca.pem
 chmod 0644 /opt/mlflow/rds-ca.pem
 
-# IAM database authentication: the SQLAlchemy plugin rds_iam, named in the database URI, gives each
+# IAM database authentication: the SQLAlchemy plugin rds_iam, named in the database URIs, gives each
 # new connection of every MLflow process a fresh token. SQLAlchemy finds plugins by entry point.
+# mlflow_schemas creates an empty database's schemas and only verifies a filled one's.
 SITE=$(/opt/mlflow/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
-cat > "$SITE/mlflow_rds_iam.py" <<'IAM'
-"""?plugin=rds_iam&rds_iam_region=R: each new connection logs in with a fresh RDS IAM token
-(valid 15 minutes; an open connection outlives it)."""
-
-import threading
-
-import boto3
-from sqlalchemy import event
-from sqlalchemy.engine import CreateEnginePlugin
-
-_lock = threading.Lock()
-_clients = {}
-
-
-def token(host, port, user, region):
-    with _lock:
-        if region not in _clients:
-            _clients[region] = boto3.client("rds", region_name=region)
-    return _clients[region].generate_db_auth_token(host, port, user, region)
-
-
-class RdsIamAuth(CreateEnginePlugin):
-    def __init__(self, url, kwargs):
-        super().__init__(url, kwargs)
-        self.region = url.query["rds_iam_region"]
-
-    def update_url(self, url):
-        return url.difference_update_query(["rds_iam_region"])
-
-    def engine_created(self, engine):
-        @event.listens_for(engine, "do_connect")
-        def fresh_token(dialect, conn_rec, cargs, cparams):
-            cparams["password"] = token(cparams["host"], cparams["port"], cparams["user"], self.region)
-IAM
+cat > "$SITE/mlflow_rds_iam.py" <<'EOF_RDS_IAM_PY'
+@@FILE:RDS_IAM_PY@@
+EOF_RDS_IAM_PY
+cat > "$SITE/mlflow_schemas.py" <<'EOF_SCHEMAS_PY'
+@@FILE:SCHEMAS_PY@@
+EOF_SCHEMAS_PY
 install -d "$SITE/mlflow_rds_iam-1.0.dist-info"
 cat > "$SITE/mlflow_rds_iam-1.0.dist-info/METADATA" <<'META'
 Metadata-Version: 2.1
@@ -184,101 +218,9 @@ for name in @@PARAMETERS@@; do
   aws ssm get-parameter --region "$REGION" --name "$PARAMETER_PATH/$name" --query Parameter.Name --output text
 done
 
-cat > /opt/mlflow/launch.py <<'PY'
-"""Start MLflow with the settings read at every start. It logs in to the database as the
-db_user setting with IAM tokens (mlflow_rds_iam), never with the master password."""
-
-import os
-import urllib.parse
-
-import boto3
-from mlflow_rds_iam import token
-
-REGION = "@@REGION@@"
-PARAMETER_PATH = "@@PARAMETER_PATH@@"
-CACHE_ENABLED = "@@CACHE_ENABLED@@" == "true"
-EXTRA_ALLOWED_HOSTS = [h for h in "@@EXTRA_ALLOWED_HOSTS@@".split(",") if h]
-MLFLOW = "/opt/mlflow/venv/bin/mlflow"
-SCHEMA_LOCK = "mlflow-schema-init"
-SCHEMA_LOCK_SECONDS = 600
-
-ssm = boto3.client("ssm", region_name=REGION)
-
-
-def param(name):
-    return ssm.get_parameter(Name=PARAMETER_PATH + "/" + name, WithDecryption=True)["Parameter"]["Value"]
-
-
-def quoted(value):
-    return urllib.parse.quote(value, safe="")
-
-
-# Host and port from their own parameters, once each (RDS's "endpoint" already holds the port).
-db_host, db_port, db_name = param("db_host"), int(param("db_port")), param("db_name")
-db_user = param("db_user")
-env = dict(os.environ)
-# MLflow sends usage telemetry by default (mlflow/environment_variables.py).
-env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-# No password: the rds_iam plugin signs a token for each new connection of every process.
-env["MLFLOW_BACKEND_STORE_URI"] = (
-    f"mysql+pymysql://{quoted(db_user)}@{db_host}:{db_port}/{db_name}"
-    f"?ssl_ca=/opt/mlflow/rds-ca.pem&plugin=rds_iam&rds_iam_region={REGION}"
-)
-if CACHE_ENABLED:
-    secrets = boto3.client("secretsmanager", region_name=REGION)
-    redis_token = secrets.get_secret_value(SecretId=param("redis_auth_secret_arn"))["SecretString"]
-    # What MLflow 3.x reads: the job queue's Huey storage (mlflow/server/jobs/utils.py), one queue
-    # shared by every instance.
-    env["MLFLOW_SERVER_JOB_HUEY_REDIS_URL"] = "rediss://:{}@{}:{}/0".format(
-        quoted(redis_token), param("redis_host"), param("redis_port")
-    )
-else:
-    # Without a shared queue each instance would keep its jobs in a local file that an instance
-    # refresh throws away; the job workers also cost memory (docs/decisions/redis.md).
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-public_hosts = [param("alb_dns_name"), *EXTRA_ALLOWED_HOSTS]
-allowed_hosts = [*public_hosts, "localhost", "127.0.0.1"]
-# Browsers send Origin on every POST; MLflow refuses origins it does not list (but localhost).
-cors_origins = [f"{scheme}://{host}" for host in public_hosts for scheme in ("https", "http")]
-
-
-def initialise_schema_once():
-    """Create or migrate the schema under a database-wide lock, so instances that start together
-    do not race (MLflow's own lock is a file in /tmp, per host); the server then finds it current."""
-    import pymysql
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    conn = pymysql.connect(
-        host=db_host, port=db_port, user=db_user, password=token(db_host, db_port, db_user, REGION),
-        database=db_name, ssl={"ca": "/opt/mlflow/rds-ca.pem"},
-    )
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT GET_LOCK(%s, %s)", (SCHEMA_LOCK, SCHEMA_LOCK_SECONDS))
-            if cur.fetchone()[0] != 1:
-                raise SystemExit(f"could not take the schema lock within {SCHEMA_LOCK_SECONDS} s")
-            SqlAlchemyStore(env["MLFLOW_BACKEND_STORE_URI"], "mlflow-artifacts:/")
-            cur.execute("SELECT RELEASE_LOCK(%s)", (SCHEMA_LOCK,))
-    finally:
-        conn.close()
-
-
-initialise_schema_once()
-os.execve(
-    MLFLOW,
-    [
-        MLFLOW, "server",
-        "--artifacts-destination", param("artifacts_destination"),
-        "--serve-artifacts",
-        "--host", "127.0.0.1",
-        "--port", "@@MLFLOW_PORT@@",
-        "--workers", "@@WORKERS@@",
-        "--allowed-hosts", ",".join(allowed_hosts),
-        "--cors-allowed-origins", ",".join(cors_origins),
-    ],
-    env,
-)
-PY
+cat > /opt/mlflow/launch.py <<'EOF_LAUNCH_PY'
+@@FILE:LAUNCH_PY@@
+EOF_LAUNCH_PY
 
 cat > /etc/systemd/system/mlflow.service <<'UNIT'
 [Unit]
@@ -292,6 +234,8 @@ Group=mlflow
 ExecStart=/opt/mlflow/venv/bin/python /opt/mlflow/launch.py
 Restart=always
 RestartSec=5
+# launch.py exits 3 when a database holds another MLflow release's schema: no restart loop.
+RestartPreventExitStatus=3
 StandardOutput=append:/var/log/mlflow/server.log
 StandardError=append:/var/log/mlflow/server.log
 NoNewPrivileges=true
@@ -387,4 +331,4 @@ JSON
 
 systemctl daemon-reload
 systemctl enable --now mlflow.service nginx.service
-'''
+"""

@@ -65,9 +65,12 @@ mlflow = {
     enabled = false
   }
 
-  # No certificate in dev: the load balancer serves plain HTTP (see the README warning).
+  # HTTPS, as everywhere (sign-in sends passwords): the stack creates the certificate and the alias
+  # record of host_name in this public Route 53 zone (or set certificate_arn to an existing one).
   load_balancer = {
     ingress_cidrs       = ["203.0.113.0/24"] # replace with your office / VPN egress ranges
+    hosted_zone_id      = "Z3M3LMPEXAMPLE"   # replace with your public hosted zone
+    host_name           = "mlflow-dev.example.com"
     deletion_protection = false
   }
 
@@ -78,6 +81,14 @@ mlflow = {
 
   alerts = {
     emails = ["mlops-dev-alerts@example.com"]
+  }
+
+  # Sign-in (docs/stacks/mlflow.md, Sign-in): the administrator created at the first start (its
+  # password is generated in Secrets Manager, never here), and what a signed-in user may do with
+  # an experiment or model nobody granted them anything on.
+  auth = {
+    admin_username     = "admin" # replace: MLflow's default name is refused by plan and deploy
+    default_permission = "READ"
   }
 }
 

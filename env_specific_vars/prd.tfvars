@@ -87,6 +87,14 @@ mlflow = {
   alerts = {
     emails = ["mlops-oncall@example.com"]
   }
+
+  # Sign-in (docs/stacks/mlflow.md, Sign-in): the administrator created at the first start (its
+  # password is generated in Secrets Manager, never here), and what a signed-in user may do with
+  # an experiment or model nobody granted them anything on.
+  auth = {
+    admin_username     = "admin" # replace: MLflow's default name is refused by plan and deploy
+    default_permission = "NO_PERMISSIONS"
+  }
 }
 
 # --- Databricks MLOps stack (databricks-<env>) ----------------------------------------------

@@ -21,6 +21,7 @@ from ops import (
     docs,
     env,
     lint,
+    mlflow,
     plan,
     policy,
     provider_locks,
@@ -47,6 +48,7 @@ COMMANDS = (
     terrain,
     provider_locks,
     run_job,
+    mlflow,
 )
 
 

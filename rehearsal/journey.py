@@ -14,8 +14,8 @@ import tempfile
 from typing import Any
 
 # Runs in the rehearsal venv: mlflow is not a dependency of the project venv that mypy checks.
-import mlflow  # type: ignore[import-not-found]
-import mlflow.pyfunc  # type: ignore[import-not-found]
+import mlflow
+import mlflow.pyfunc
 from mlflow import MlflowClient
 
 

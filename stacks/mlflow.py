@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
@@ -16,8 +17,9 @@ from constructs_lib.account import Account, account_data
 from constructs_lib.alarms import CacheMembers, MlflowAlarmsProps, mlflow_alarms
 from constructs_lib.aws_provider import aws_provider
 from constructs_lib.cache import Cache, CacheProps
+from constructs_lib.certificate import DnsCertificate, DnsCertificateProps, alias_record
 from constructs_lib.compute import MlflowServers, MlflowServersProps
-from constructs_lib.database import APP_USER, DB_NAME, Database, DatabaseProps
+from constructs_lib.database import APP_USER, AUTH_DB_NAME, DB_NAME, Database, DatabaseProps
 from constructs_lib.db_users import DatabaseUsers, DatabaseUsersProps
 from constructs_lib.encryption import (
     CustomerKey,
@@ -30,6 +32,7 @@ from constructs_lib.instance_settings import InstanceSettingsProps, Setting, ins
 from constructs_lib.load_balancer import LoadBalancer, LoadBalancerProps
 from constructs_lib.network import Network, NetworkProps
 from constructs_lib.observability import Alerts, AlertsProps, log_group
+from constructs_lib.secrets import GeneratedSecretProps, generated_secret
 from constructs_lib.security import (
     NGINX_PORT,
     InstanceRole,
@@ -78,16 +81,19 @@ class MlflowStack(PlatformStack):
         endpoints = network.add_endpoints(self.region, groups.endpoints_id)
         log_bucket, artifacts = self._buckets(account.account_id, key.arn)
         database = self._database(network, groups, key.arn, account.partition)
+        cache = self._cache(network, groups, key.arn)
+        signin = self._signin_secrets(key.arn)
         db_users = self._database_users(
             account,
             database,
             network,
             groups,
             kms_key_arn=key.arn,
+            generated=tuple(secret.arn for secret in signin.values()),
+            cache=cache,
             # Its network path: the rules, the way out to the CA bundle, the Secrets Manager endpoint.
             depends_on=(*groups.db_users_rules, *network.private_egress, endpoints["secretsmanager"]),
         )
-        cache = self._cache(network, groups, key.arn)
         alerts = Alerts(
             self,
             "alerts",
@@ -97,10 +103,10 @@ class MlflowStack(PlatformStack):
         settings = instance_settings(
             self,
             InstanceSettingsProps(
-                self.names.parameter_path, key.arn, _instance_settings(database, artifacts, alb, cache)
+                self.names.parameter_path, _instance_settings(database, artifacts, alb, cache, signin)
             ),
         )
-        secret_arns = (cache.secret_arn,) if cache else ()
+        secret_arns = (*(secret.arn for secret in signin.values()), *((cache.secret_arn,) if cache else ()))
         role = self._instance_role(
             account,
             artifacts.arn,
@@ -193,7 +199,7 @@ class MlflowStack(PlatformStack):
                 name=self.names.prefix,
                 vpc_id=vpc_id,
                 ingress_cidrs=tuple(lb.ingress_cidrs),
-                https=lb.certificate_arn is not None,
+                https=True,
                 cache=self.cfg.cache.enabled,
             ),
         )
@@ -254,6 +260,34 @@ class MlflowStack(PlatformStack):
             ),
         )
 
+    def _signin_secrets(self, kms_key_arn: str) -> dict[str, SecretsmanagerSecret]:
+        """MLflow's sign-in: the admin's password (applied by MLflow at its first start) and the
+        Flask secret key every instance signs sessions with, both generated outside Terraform."""
+        return {
+            "admin_password": generated_secret(
+                self,
+                GeneratedSecretProps(
+                    address="mlflow_admin_password",
+                    name=self.names.admin_password_secret,
+                    description=f"Password of the MLflow administrator {self.cfg.auth.admin_username!r}",
+                    kms_key_arn=kms_key_arn,
+                    rotation="rotated by `python -m ops mlflow admin rotate` through MLflow's own API (a new "
+                    "value here alone would not change the password MLflow checks)",
+                ),
+            ),
+            "flask_secret_key": generated_secret(
+                self,
+                GeneratedSecretProps(
+                    address="mlflow_flask_secret_key",
+                    name=self.names.flask_secret_key_secret,
+                    description="Flask secret key of the MLflow servers (the same on every instance)",
+                    kms_key_arn=kms_key_arn,
+                    rotation="a new value takes effect at the next instance refresh and only ends open "
+                    "browser sessions; rotated by deleting the secret's value (docs/stacks/mlflow.md)",
+                ),
+            ),
+        }
+
     def _database_users(
         self,
         account: Account,
@@ -262,6 +296,8 @@ class MlflowStack(PlatformStack):
         groups: SecurityGroups,
         *,
         kms_key_arn: str,
+        generated: tuple[str, ...],
+        cache: Cache | None,
         depends_on: tuple[ITerraformDependable, ...],
     ) -> DatabaseUsers:
         return DatabaseUsers(
@@ -276,12 +312,14 @@ class MlflowStack(PlatformStack):
                 kms_key_arn=kms_key_arn,
                 db_host=database.address,
                 db_port=database.port_number,
-                db_name=DB_NAME,
+                db_names=(DB_NAME, AUTH_DB_NAME),
                 db_user=APP_USER,
                 db_resource_id=database.resource_id,
                 subnet_ids=network.private_subnet_ids,
                 security_group_id=groups.db_users_id,
                 log_retention_days=self.cfg.log_retention_days,
+                generated_secret_arns=generated,
+                redis=(cache.group_id, cache.group_arn, cache.secret_arn) if cache else None,
                 depends_on=depends_on,
             ),
         )
@@ -309,12 +347,21 @@ class MlflowStack(PlatformStack):
 
     def _load_balancer(self, network: Network, groups: SecurityGroups, log_bucket: LogBucket) -> LoadBalancer:
         lb = self.cfg.load_balancer
-        return LoadBalancer(
+        certificate = None
+        if lb.hosted_zone_id is not None and lb.host_name is not None:
+            certificate = DnsCertificate(
+                self,
+                "certificate",
+                DnsCertificateProps(hosted_zone_id=lb.hosted_zone_id, host_name=lb.host_name),
+            )
+        if lb.certificate_arn is None and certificate is None:  # refused at load (rules.mlflow_https)
+            raise ValueError("mlflow.load_balancer: neither certificate_arn nor hosted_zone_id")
+        alb = LoadBalancer(
             self,
             "load_balancer",
             LoadBalancerProps(
                 name=self.names.prefix,
-                certificate_arn=lb.certificate_arn,
+                certificate_arn=certificate.certificate_arn if certificate else str(lb.certificate_arn),
                 ssl_policy=lb.ssl_policy,
                 deletion_protection=lb.deletion_protection,
                 idle_timeout_seconds=lb.idle_timeout_seconds,
@@ -326,6 +373,9 @@ class MlflowStack(PlatformStack):
                 depends_on=(log_bucket.delivery_policy,),
             ),
         )
+        if certificate is not None and lb.host_name is not None:
+            alias_record(self, certificate.zone_id, lb.host_name, alb.dns_name, alb.zone_id)
+        return alb
 
     def _instance_role(
         self,
@@ -405,13 +455,16 @@ class MlflowStack(PlatformStack):
                 mlflow_version=self.cfg.mlflow_version,
                 constraints=CONSTRAINTS,
                 workers=self.cfg.server.workers,
-                extra_allowed_hosts=",".join(self.cfg.server.allowed_hosts),
+                extra_allowed_hosts=",".join(self.names.public_hosts),
                 cache_enabled=cache_enabled,
                 log_group_server=logs["server"],
                 log_group_nginx=logs["nginx"],
                 log_group_system=logs["system"],
                 metrics_namespace=self.names.metrics_namespace,
                 nginx_port=NGINX_PORT,
+                admin_username=self.cfg.auth.admin_username,
+                default_permission=self.cfg.auth.default_permission,
+                autoscaling_group=self.names.prefix,
                 parameters=parameters,
             )
         )
@@ -443,7 +496,11 @@ class MlflowStack(PlatformStack):
         servers: MlflowServers,
         key: CustomerKey,
     ) -> None:
-        self.output("mlflow_url", alb.url, "URL of the MLflow tracking server and model registry")
+        self.output(
+            "mlflow_url",
+            self.names.url,
+            "URL of the MLflow tracking server and model registry (sign in as a user MLflow knows)",
+        )
         self.output("alb_dns_name", alb.dns_name, "DNS name of the MLflow load balancer (point a CNAME here)")
         self.output("artifact_bucket_name", artifacts.name, "S3 bucket holding MLflow artifacts")
         self.output(
@@ -477,16 +534,23 @@ class MlflowStack(PlatformStack):
 
 
 def _instance_settings(
-    database: Database, artifacts: ArtifactBucket, alb: LoadBalancer, cache: Cache | None
+    database: Database,
+    artifacts: ArtifactBucket,
+    alb: LoadBalancer,
+    cache: Cache | None,
+    signin: dict[str, SecretsmanagerSecret],
 ) -> tuple[Setting, ...]:
     """What the instances read at every start (names: see user_data.LAUNCHER_SETTINGS)."""
     settings = [
         Setting("db_host", database.address),
         Setting("db_port", database.port),
         Setting("db_name", DB_NAME),
+        Setting("db_auth_name", AUTH_DB_NAME),
         Setting("db_user", APP_USER),
         Setting("artifacts_destination", artifacts.artifacts_uri),
         Setting("alb_dns_name", alb.dns_name),
+        Setting("admin_password_secret_arn", signin["admin_password"].arn),
+        Setting("flask_secret_key_secret_arn", signin["flask_secret_key"].arn),
     ]
     if cache is not None:
         settings += [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import importlib.metadata
 import json
 import os
@@ -19,17 +20,27 @@ import pytest
 
 from constructs_lib import user_data
 from constructs_lib.user_data import TEMPLATE, UserDataValues, encode, render
-from platform_config.mlflow_constraints import CONSTRAINTS
+from platform_config.mlflow_constraints import CONSTRAINTS, MLFLOW_VERSION
 from platform_config.secrets import secret_kind
 from tests.conftest import Synthesized, shipped_env_names
 
-BASE_SETTINGS = ("db_host", "db_port", "db_name", "db_user", "artifacts_destination", "alb_dns_name")
+BASE_SETTINGS = (
+    "db_host",
+    "db_port",
+    "db_name",
+    "db_auth_name",
+    "db_user",
+    "artifacts_destination",
+    "alb_dns_name",
+    "admin_password_secret_arn",
+    "flask_secret_key_secret_arn",
+)
 CACHE_SETTINGS = ("redis_host", "redis_port", "redis_auth_secret_arn")
 VALUES = UserDataValues(
     region="eu-west-1",
     environment="dev",
     parameter_path="/mlopspltf-dev/mlflow",
-    mlflow_version="3.17.2",
+    mlflow_version=MLFLOW_VERSION,
     constraints=CONSTRAINTS,
     workers=2,
     extra_allowed_hosts="mlflow.example.com",
@@ -39,8 +50,12 @@ VALUES = UserDataValues(
     log_group_system="/mlopspltf-dev/mlflow/system",
     metrics_namespace="mlopspltf-dev-mlflow/instances",
     nginx_port=80,
+    admin_username="mlops-root",
+    default_permission="NO_PERMISSIONS",
+    autoscaling_group="mlopspltf-dev-mlflow",
     parameters=BASE_SETTINGS + CACHE_SETTINGS,
 )
+HEREDOCS = {"LAUNCH_PY": "launch.py", "RDS_IAM_PY": "mlflow_rds_iam.py", "SCHEMAS_PY": "mlflow_schemas.py"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +64,7 @@ def scripts(synth: Synthesized) -> dict[str, str]:
     out = {}
     for env in shipped_env_names():
         lt = synth.resources(f"mlflow-{env}", "aws_launch_template")["mlflow"]
-        out[env] = base64.b64decode(lt["user_data"]).decode()
+        out[env] = user_data.decode(lt["user_data"])
     return out
 
 
@@ -60,15 +75,17 @@ def heredoc(script: str, tag: str) -> str:
 
 
 def test_every_placeholder_is_filled(scripts: dict[str, str]) -> None:
-    assert set(re.findall(r"@@([A-Z0-9_]+)@@", TEMPLATE)) >= {
+    assert set(re.findall(r"@@([A-Z0-9_]+)@@", user_data.with_instance_files(TEMPLATE))) >= {
         "REGION",
         "PARAMETER_PATH",
         "MLFLOW_VERSION",
         "CONSTRAINTS",
+        "ADMIN_USERNAME",
+        "DEFAULT_PERMISSION",
     }
     for env, script in scripts.items():
         assert "@@" not in script, env
-        assert f'PARAMETER_PATH="/mlopspltf-{env}/mlflow"' in script
+        assert f'PARAMETER_PATH="/mlopspltf-{env}/mlflow/settings"' in script
 
 
 def test_rendering_refuses_missing_and_unsafe_values(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,6 +95,15 @@ def test_rendering_refuses_missing_and_unsafe_values(monkeypatch: pytest.MonkeyP
         render(replace(VALUES, log_group_server="${TfToken[TOKEN.1]}"))
     monkeypatch.setattr(user_data, "TEMPLATE", TEMPLATE + "@@NOT_A_VALUE@@\n")
     with pytest.raises(ValueError, match="NOT_A_VALUE"):
+        render(VALUES)
+
+
+def test_an_instance_file_may_not_end_its_heredoc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in HEREDOCS.values():
+        (tmp_path / name).write_text((user_data.INSTANCE_DIR / name).read_text())
+    (tmp_path / "launch.py").write_text("x = 1\nEOF_LAUNCH_PY\ny = 2\n")
+    monkeypatch.setattr(user_data, "INSTANCE_DIR", tmp_path)
+    with pytest.raises(ValueError, match=r"launch\.py holds its heredoc.s end marker EOF_LAUNCH_PY"):
         render(VALUES)
 
 
@@ -104,13 +130,24 @@ def test_bash_syntax(scripts: dict[str, str], tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_embedded_launcher_and_agent_config_are_valid(scripts: dict[str, str]) -> None:
+def test_the_instance_files_are_embedded_as_they_are(scripts: dict[str, str], synth: Synthesized) -> None:
     for env, script in scripts.items():
-        compile(heredoc(script, "PY"), f"launch.py ({env})", "exec")
-        compile(heredoc(script, "IAM"), f"mlflow_rds_iam.py ({env})", "exec")
+        for tag, name in HEREDOCS.items():
+            embedded = heredoc(script, f"EOF_{tag}")
+            source = (user_data.INSTANCE_DIR / name).read_text().rstrip("\n")
+            # Only the @@NAME@@ values differ: the file is what runs.
+            pattern = re.escape(source)
+            for placeholder in set(re.findall(r"@@[A-Z0-9_]+@@", source)):
+                pattern = pattern.replace(re.escape(placeholder), '[^"\n]*')
+            assert re.fullmatch(pattern, embedded), (env, name)
+            compile(embedded, f"{name} ({env})", "exec")
         agent = json.loads(heredoc(script, "JSON"))
         groups = {f["log_group_name"] for f in agent["logs"]["logs_collected"]["files"]["collect_list"]}
         assert groups == {f"/mlopspltf-{env}/mlflow/{p}" for p in ("server", "nginx", "system")}
+        auth = synth.env(env).settings.mlflow.auth
+        launcher = heredoc(script, "EOF_LAUNCH_PY")
+        assert f'ADMIN_USERNAME = "{auth.admin_username}"' in launcher
+        assert f'DEFAULT_PERMISSION = "{auth.default_permission}"' in launcher
 
 
 def test_mlflow_and_its_dependencies_are_pinned(scripts: dict[str, str], synth: Synthesized) -> None:
@@ -119,16 +156,25 @@ def test_mlflow_and_its_dependencies_are_pinned(scripts: dict[str, str], synth: 
         # Every package of the venv is pinned by the shipped constraints, MLflow included (fix 5).
         assert heredoc(script, "PINS").splitlines() == list(CONSTRAINTS)
         assert f"mlflow=={version}" in CONSTRAINTS
+        # The sign-in app's extra (mlflow[auth]: Flask-WTF) is pinned too.
+        assert any(pin.startswith("Flask-WTF==") for pin in CONSTRAINTS)
         install = re.search(r"/opt/mlflow/venv/bin/pip install (.*)\\\n(.*)\n", script)
         assert install is not None
         assert "--constraint /opt/mlflow/constraints.txt" in install.group(1)
-        assert install.group(2).split() == [f'"mlflow=={version}"', "pymysql", "boto3", "redis"]
+        expected = [f'"{user_data.PIP_REQUIREMENTS[0]}=={version}"', *user_data.PIP_REQUIREMENTS[1:]]
+        assert install.group(2).split() == expected
 
 
-def test_user_data_fits_a_launch_template(scripts: dict[str, str]) -> None:
-    # EC2 takes at most 16 KB of user data; counted here as the template carries it, base64.
+def test_user_data_is_gzipped_and_fits_a_launch_template(scripts: dict[str, str], synth: Synthesized) -> None:
+    # EC2 takes at most 16 KB of user data, base64-encoded; cloud-init gunzips it.
     for env, script in scripts.items():
-        assert len(encode(script)) <= 16 * 1024, (env, len(encode(script)))
+        encoded = synth.resources(f"mlflow-{env}", "aws_launch_template")["mlflow"]["user_data"]
+        assert len(encoded) <= user_data.USER_DATA_LIMIT, (env, len(encoded))
+        raw = base64.b64decode(encoded)
+        assert raw[:2] == b"\x1f\x8b" and gzip.decompress(raw).decode() == script
+        assert encode(script) == encoded  # the same text, the same bytes
+    with pytest.raises(ValueError, match="EC2 takes 16384"):
+        encode(os.urandom(13000).hex())
 
 
 def test_served_behind_nginx(scripts: dict[str, str]) -> None:
@@ -138,91 +184,113 @@ def test_served_behind_nginx(scripts: dict[str, str]) -> None:
         assert "amazon-cloudwatch-agent-ctl -a fetch-config" in script
         # No timer watching the master secret: MLflow never holds it (rotation needs no restart).
         assert "systemctl enable --now mlflow.service nginx.service" in script
+        unit = heredoc(script, "UNIT")
+        # A schema of another release: launch.py exits 3, and systemd does not start it again.
+        assert "Restart=always" in unit and "RestartPreventExitStatus=3" in unit
 
 
 @dataclass
 class Launched:
     argv: list[str]
     env: dict[str, str]
-    sql: list[tuple[str, tuple[object, ...]]]
-    store_uris: list[str]
+    boots: list[tuple[str, str, str, str]] = field(
+        default_factory=list
+    )  # mlflow_schemas.boot's URIs, command, admin
     clients: list[str] = field(default_factory=list)  # boto3 services, in order
     secret_ids: list[str] = field(default_factory=list)  # what was read from Secrets Manager
-    connections: list[dict[str, Any]] = field(default_factory=list)  # pymysql.connect's arguments
-    tokens: list[tuple[object, ...]] = field(default_factory=list)  # mlflow_rds_iam.token's arguments
+    health: list[dict[str, Any]] = field(default_factory=list)  # autoscaling.set_instance_health's arguments
+    files: dict[str, str] = field(default_factory=dict)
+    exit: int | None = None
 
     def option(self, name: str) -> str:
         return self.argv[self.argv.index(name) + 1]
 
 
-def launch(script: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, params: dict[str, str]) -> Launched:
+class MismatchError(Exception):
+    pass
+
+
+SECRETS = {"redis-secret": "tok", "admin-secret": "admin-pw-0123456789", "flask-secret": "flask-key"}
+
+
+def launch(
+    script: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    params: dict[str, str],
+    *,
+    admin_exists: bool = False,
+    mismatch: str = "",
+) -> Launched:
     """Run the rendered launcher with fake AWS, database and MLflow modules; what it would exec."""
-    done = Launched([], {}, [], [])
-    secrets = {"redis-secret": "tok"}
+    done = Launched([], {})
 
     class Client:
         # boto3's keyword names.
-        def get_parameter(self, Name: str, WithDecryption: bool) -> dict[str, Any]:  # noqa: N803
+        def get_parameter(self, Name: str) -> dict[str, Any]:  # noqa: N803
             return {"Parameter": {"Value": params[Name.rsplit("/", 1)[1]]}}
 
-        def get_secret_value(self, SecretId: str) -> dict[str, Any]:  # noqa: N803
+        def get_secret_value(self, SecretId: str, VersionStage: str) -> dict[str, Any]:  # noqa: N803
+            assert VersionStage == "AWSCURRENT"
             done.secret_ids.append(SecretId)
-            return {"SecretString": secrets[SecretId], "VersionId": "v1"}
+            return {"SecretString": SECRETS[SecretId], "VersionId": "v1"}
 
-    class Cursor:
-        def __enter__(self) -> Cursor:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            pass
-
-        def execute(self, sql: str, args: tuple[object, ...]) -> None:
-            done.sql.append((sql, args))
-
-        def fetchone(self) -> tuple[int]:
-            return (1,)
-
-    class Connection:
-        def cursor(self) -> Cursor:
-            return Cursor()
-
-        def close(self) -> None:
-            done.sql.append(("close", ()))
-
-    def store(uri: str, artifacts: str) -> None:
-        # Created while the lock is held: the last statement so far is GET_LOCK.
-        assert done.sql[-1][0].startswith("SELECT GET_LOCK")
-        done.store_uris.append(uri)
-
-    def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
-        done.argv[:], done.env = argv, env
+        def set_instance_health(self, **kwargs: Any) -> None:
+            done.health.append(kwargs)
 
     def client(service: str, region_name: str) -> Client:
         done.clients.append(service)
         return Client()
 
-    def connect(**kwargs: Any) -> Connection:
-        done.connections.append(kwargs)
-        return Connection()
+    def boot(tracking: str, auth: str, command: str, admin: str) -> tuple[str, bool]:
+        done.boots.append((tracking, auth, command, admin))
+        if mismatch:
+            raise MismatchError(mismatch)
+        return "schemas verified", admin_exists
 
-    def token(*args: object) -> str:
-        done.tokens.append(args)
-        return f"token-{len(done.tokens)}"
+    class Response:
+        def __init__(self, body: str) -> None:
+            self.body = body
 
+        def __enter__(self) -> Response:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def read(self) -> bytes:
+            return self.body.encode()
+
+    def urlopen(request: Any, timeout: float) -> Response:
+        return Response("imds-token" if request.get_method() == "PUT" else "i-0123456789abcdef0")
+
+    def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+        done.argv[:], done.env = argv, env
+
+    schemas = SimpleNamespace(boot=boot, SchemaMismatchError=MismatchError, MISMATCH_EXIT=3)
     for name, module in {
         "boto3": SimpleNamespace(client=client),
-        "pymysql": SimpleNamespace(connect=connect),
-        "mlflow_rds_iam": SimpleNamespace(token=token),
-        "mlflow.store.tracking.sqlalchemy_store": SimpleNamespace(SqlAlchemyStore=store),
+        "mlflow_schemas": schemas,
+        "sqlalchemy": SimpleNamespace(
+            create_engine=lambda uri, poolclass: uri, pool=SimpleNamespace(NullPool=None)
+        ),
     }.items():
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.setattr(os, "execve", execve)
+    monkeypatch.setattr("urllib.request.urlopen", urlopen)
     real_open = open
-    namespace = {
-        "__name__": "__main__",
-        "open": lambda path, *a: real_open(tmp_path / Path(path).name, *a),
-    }
-    exec(compile(heredoc(script, "PY"), "launch.py", "exec"), namespace)
+
+    def fake_open(path: str, *args: Any) -> Any:
+        done.files[str(path)] = ""
+        return real_open(tmp_path / Path(path).name, *args)
+
+    namespace = {"__name__": "__main__", "open": fake_open}
+    try:
+        exec(compile(heredoc(script, "EOF_LAUNCH_PY"), "launch.py", "exec"), namespace)
+    except SystemExit as exc:
+        done.exit = int(exc.code or 0)
+    for path in done.files:
+        done.files[path] = (tmp_path / Path(path).name).read_text()
     return done
 
 
@@ -230,42 +298,78 @@ PARAMS = {
     "db_host": "db.internal",
     "db_port": "3306",
     "db_name": "mlflow",
+    "db_auth_name": "mlflow_auth",
     "db_user": "mlflow",
     "artifacts_destination": "s3://bucket/artifacts",
     "alb_dns_name": "mlopspltf-dev-mlflow-1.eu-west-1.elb.amazonaws.com",
+    "admin_password_secret_arn": "admin-secret",
+    "flask_secret_key_secret_arn": "flask-secret",
     "redis_host": "redis.internal",
     "redis_port": "6379",
     "redis_auth_secret_arn": "redis-secret",
 }
 
 
-def test_launcher_allows_the_public_hosts_as_hosts_and_origins(
+def test_launcher_allows_the_public_hosts_as_hosts_and_https_origins(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     done = launch(render(VALUES), monkeypatch, tmp_path, PARAMS)
     alb = PARAMS["alb_dns_name"]
-    assert done.option("--allowed-hosts").split(",") == [alb, "mlflow.example.com", "localhost", "127.0.0.1"]
-    # The same list, as browser origins (fix 1): POSTs from the UI carry Origin.
+    assert done.option("--allowed-hosts").split(",") == ["mlflow.example.com", alb, "localhost", "127.0.0.1"]
+    # The same list, as browser origins (fix 1): POSTs from the UI carry Origin; HTTPS only.
     assert done.option("--cors-allowed-origins").split(",") == [
-        f"https://{alb}",
-        f"http://{alb}",
         "https://mlflow.example.com",
-        "http://mlflow.example.com",
+        f"https://{alb}",
     ]
     assert (done.option("--host"), done.option("--workers")) == ("127.0.0.1", "2")
     assert done.env["MLFLOW_DISABLE_TELEMETRY"] == "true"
 
 
-def test_launcher_creates_the_schema_once_under_a_database_lock(
+def test_launcher_starts_mlflow_with_sign_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    done = launch(render(VALUES), monkeypatch, tmp_path, PARAMS)
+    assert done.argv[:2] == ["/opt/mlflow/venv/bin/mlflow", "server"]
+    assert done.option("--app-name") == "basic-auth"
+    assert done.env["MLFLOW_AUTH_CONFIG_PATH"] == "/opt/mlflow/basic_auth.ini"
+    ini = done.files["/opt/mlflow/basic_auth.ini"]
+    settings = dict(line.split(" = ", 1) for line in ini.splitlines()[1:])
+    assert ini.startswith("[mlflow]\n")
+    assert settings["default_permission"] == "NO_PERMISSIONS"
+    assert settings["admin_username"] == "mlops-root"
+    assert settings["authorization_function"] == "mlflow.server.auth:authenticate_request_basic_auth"
+    # A verified sign-in is cached (scrypt costs ~0.2 s a check, 2-6 checks a request).
+    assert int(settings["auth_cache_ttl_seconds"]) > 0
+    # No secret in the file; MLflow reads it with interpolation: % doubled.
+    assert settings["database_uri"] == done.boots[0][1].replace("%", "%%")
+    assert not any(value in ini for value in SECRETS.values())
+    assert done.env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == "flask-key"
+
+
+def test_the_admin_password_is_read_only_while_there_is_no_admin(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    done = launch(render(VALUES), monkeypatch, tmp_path, PARAMS)
-    statements = [sql for sql, _ in done.sql]
-    # GET_LOCK, the store (schema and migrations), RELEASE_LOCK, then exec (fix 3).
-    assert statements == ["SELECT GET_LOCK(%s, %s)", "SELECT RELEASE_LOCK(%s)", "close"]
-    assert done.sql[0][1] == ("mlflow-schema-init", 600)
-    assert done.store_uris == [done.env["MLFLOW_BACKEND_STORE_URI"]]
-    assert done.argv[:2] == ["/opt/mlflow/venv/bin/mlflow", "server"]
+    first = launch(render(VALUES), monkeypatch, tmp_path, PARAMS, admin_exists=False)
+    assert first.env["MLFLOW_AUTH_ADMIN_PASSWORD"] == "admin-pw-0123456789"
+    later = launch(render(VALUES), monkeypatch, tmp_path, PARAMS, admin_exists=True)
+    assert "MLFLOW_AUTH_ADMIN_PASSWORD" not in later.env
+    assert "admin-secret" not in later.secret_ids
+    assert first.boots[0][3] == "mlops-root"
+
+
+def test_a_schema_of_another_release_stops_the_start_and_reports_unhealthy(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    done = launch(
+        render(VALUES), monkeypatch, tmp_path, PARAMS, mismatch="the tracking schema is MLflow 3.10.1's"
+    )
+    assert done.exit == 3 and done.argv == []
+    assert done.health == [
+        {"InstanceId": "i-0123456789abcdef0", "HealthStatus": "Unhealthy", "ShouldRespectGracePeriod": False}
+    ]
+    err = capsys.readouterr().err
+    assert "error: the tracking schema is MLflow 3.10.1's" in err
+    # The command that upgrades is named to the schema step.
+    assert done.boots[0][2] == "python -m ops mlflow upgrade --env dev"
+    assert done.secret_ids == []  # nothing read that the start did not need
 
 
 def test_cache_switch_reaches_the_launcher(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -283,6 +387,8 @@ def test_cache_switch_reaches_the_launcher(monkeypatch: pytest.MonkeyPatch, tmp_
 def test_constraints_must_pin_what_the_script_installs() -> None:
     with pytest.raises(ValueError, match="no version of redis"):
         render(replace(VALUES, constraints=tuple(p for p in CONSTRAINTS if not p.startswith("redis=="))))
+    with pytest.raises(ValueError, match="no version of flask-wtf"):
+        render(replace(VALUES, constraints=tuple(p for p in CONSTRAINTS if not p.startswith("Flask-WTF=="))))
     with pytest.raises(ValueError, match=r"not mlflow==3\.5\.0"):
         render(replace(VALUES, mlflow_version="3.5.0"))
     with pytest.raises(ValueError, match=r"not name==version"):
@@ -299,35 +405,30 @@ def test_launcher_reads_no_database_secret(
         monkeypatch,
         tmp_path,
         PARAMS,
+        admin_exists=True,
     )
-    # Secrets Manager only for Redis's AUTH token, with the cache; never for the database (fix 10).
-    assert done.clients == ["ssm", "secretsmanager"] if cache_enabled else ["ssm"]
-    assert done.secret_ids == (["redis-secret"] if cache_enabled else [])
-    # The schema lock's connection logs in as the db_user setting with a token signed for it.
-    (conn,) = done.connections
-    assert done.tokens == [("db.internal", 3306, "mlflow", "eu-west-1")]
-    assert (conn["host"], conn["port"], conn["user"], conn["password"]) == (
-        "db.internal",
-        3306,
-        "mlflow",
-        "token-1",
-    )
-    assert conn["ssl"] == {"ca": "/opt/mlflow/rds-ca.pem"}
+    # Secrets Manager for the sign-in's Flask key and, with the cache, Redis's AUTH token; never
+    # for the database (fix 10): it takes IAM tokens.
+    assert done.clients == ["ssm", "secretsmanager"]
+    assert done.secret_ids == ["flask-secret", *(["redis-secret"] if cache_enabled else [])]
 
 
-def test_database_uri_names_the_token_plugin_and_no_password(
+def test_database_uris_name_the_token_plugin_and_no_password(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    uri = launch(render(VALUES), monkeypatch, tmp_path, PARAMS).env["MLFLOW_BACKEND_STORE_URI"]
-    parts = urllib.parse.urlsplit(uri)
-    assert (parts.scheme, parts.username, parts.password) == ("mysql+pymysql", "mlflow", None)
-    # Host and port from their own settings, once each (RDS's endpoint already holds the port).
-    assert (parts.hostname, parts.port, parts.path) == ("db.internal", 3306, "/mlflow")
-    assert urllib.parse.parse_qs(parts.query) == {
-        "ssl_ca": ["/opt/mlflow/rds-ca.pem"],
-        "plugin": ["rds_iam"],
-        "rds_iam_region": ["eu-west-1"],
-    }
+    done = launch(render(VALUES), monkeypatch, tmp_path, PARAMS)
+    tracking, auth, _, _ = done.boots[0]
+    assert done.env["MLFLOW_BACKEND_STORE_URI"] == tracking
+    for uri, database in ((tracking, "/mlflow"), (auth, "/mlflow_auth")):
+        parts = urllib.parse.urlsplit(uri)
+        assert (parts.scheme, parts.username, parts.password) == ("mysql+pymysql", "mlflow", None)
+        # Host and port from their own settings, once each (RDS's endpoint already holds the port).
+        assert (parts.hostname, parts.port, parts.path) == ("db.internal", 3306, database)
+        assert urllib.parse.parse_qs(parts.query) == {
+            "ssl_ca": ["/opt/mlflow/rds-ca.pem"],
+            "plugin": ["rds_iam"],
+            "rds_iam_region": ["eu-west-1"],
+        }
 
 
 def install_token_plugin(script: str, site: Path) -> None:

@@ -3,11 +3,11 @@ and a boot script it does not cover fails loudly."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import pytest
 
+from constructs_lib import user_data
 from constructs_lib.db_users_lambda import handler
 from platform_config.mlflow_constraints import CONSTRAINTS
 from rehearsal import install, substitutions
@@ -19,8 +19,7 @@ CTX = substitutions.Context(Path("/r/root"), Path("/r/venv"), Path("/r/ca.pem"),
 
 
 def script(synth: Synthesized, env: str) -> str:
-    data = synth.resources(f"mlflow-{env}", "aws_launch_template")["mlflow"]["user_data"]
-    return base64.b64decode(data).decode()
+    return user_data.decode(synth.resources(f"mlflow-{env}", "aws_launch_template")["mlflow"]["user_data"])
 
 
 @pytest.mark.parametrize("env", shipped_env_names())
@@ -37,7 +36,7 @@ def test_every_rule_matches_the_synthesized_script(synth: Synthesized, env: str)
 def test_the_venv_gets_the_boot_scripts_packages_and_constraints(synth: Synthesized, env: str) -> None:
     wanted = install.Requirements.of(script(synth, env))
     version = synth.env(env).settings.mlflow.mlflow_version
-    assert wanted.packages == (f"mlflow=={version}", "pymysql", "boto3", "redis")
+    assert wanted.packages == (f"mlflow[auth]=={version}", "pymysql", "boto3", "redis")
     assert wanted.constraints == CONSTRAINTS
 
 
@@ -54,8 +53,10 @@ def test_a_rule_that_no_longer_matches_is_named(synth: Synthesized) -> None:
 
 
 def test_the_lambda_runs_with_only_its_authentication_clause_replaced() -> None:
-    shipped = handler.statements("mlflow", "mlflow", handler.IAM_AUTHENTICATION)
-    rehearsed = handler.statements("mlflow", "mlflow", substitutions.db_user_authentication("svc"))
+    shipped = handler.statements("mlflow", ("mlflow", "mlflow_auth"), handler.IAM_AUTHENTICATION)
+    rehearsed = handler.statements(
+        "mlflow", ("mlflow", "mlflow_auth"), substitutions.db_user_authentication("svc")
+    )
     changed = [(a, b) for a, b in zip(shipped, rehearsed, strict=True) if a != b]
     assert len(changed) == 2  # CREATE USER and ALTER USER; the GRANT is the same
     for a, b in changed:

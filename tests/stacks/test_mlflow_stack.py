@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import tempfile
@@ -15,6 +14,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
+from constructs_lib import user_data as boot_script
 from platform_config.loader import Environment
 from platform_config.secrets import find_secrets
 from tests.conftest import Check, Synthesized, shipped_env_names
@@ -243,10 +243,10 @@ def rules_of(synth: Synthesized, env: str, direction: str, group: str) -> list[d
 def check_security_group_rules(synth: Synthesized, e: Environment) -> None:
     env = e.name
     lb = e.settings.mlflow.load_balancer
-    https = lb.certificate_arn is not None
     alb_in = rules_of(synth, env, "ingress", "alb")
+    # HTTPS, and 80 only for the redirect, in every environment.
     assert {(r["from_port"], r["cidr_ipv4"]) for r in alb_in} == {
-        (port, cidr) for cidr in lb.ingress_cidrs for port in ((443, 80) if https else (80,))
+        (port, cidr) for cidr in lb.ingress_cidrs for port in (443, 80)
     }
     assert [
         (r["from_port"], r["referenced_security_group_id"]) for r in rules_of(synth, env, "egress", "alb")
@@ -313,8 +313,15 @@ def check_one_customer_key_encrypts_everything(synth: Synthesized, e: Environmen
     assert sse["bucket_key_enabled"] is True
     ebs = res(synth, env, "aws_launch_template", "mlflow")["block_device_mappings"][0]["ebs"]
     assert ebs["kms_key_id"] == KEY and ebs["encrypted"] == "true" and ebs["volume_type"] == "gp3"
+    # The settings are no secrets (hosts, names, ARNs): plain parameters, readable by a plan
+    # without the key. The secrets are in Secrets Manager, under the key.
+    # Under settings/: Parameter Store refuses to change the type of a parameter in a hierarchy, so
+    # the SecureString ones of earlier versions (one level up) are replaced, not changed.
     for name, param in synth.resources(f"mlflow-{env}", "aws_ssm_parameter").items():
-        assert param["type"] == "SecureString" and param["key_id"] == KEY, name
+        assert param["type"] == "String" and "key_id" not in param, name
+        assert param["name"] == f"/mlopspltf-{env}/mlflow/settings/{name}"
+    for name, secret in synth.resources(f"mlflow-{env}", "aws_secretsmanager_secret").items():
+        assert secret["kms_key_id"] == KEY, name
     assert res(synth, env, "aws_sns_topic", "alerts")["kms_master_key_id"] == KEY
     for name, group in synth.resources(f"mlflow-{env}", "aws_cloudwatch_log_group").items():
         assert group["kms_key_id"] == KEY, name
@@ -397,14 +404,18 @@ def check_instances_never_read_the_master_secret(synth: Synthesized, e: Environm
     env = e.name
     for statement in instance_statements(synth, env):
         assert MASTER_SECRET not in json.dumps(statement), statement
-    # The only secret the instances may read is the Redis token, and only with the cache.
+    # The secrets the instances may read: the sign-in's two and, with the cache, the Redis token.
     readable = [
         statement["Resource"]
         for statement in instance_statements(synth, env)
         if any(a.startswith("secretsmanager:") for a in actions_of(statement))
     ]
     cache = e.settings.mlflow.cache.enabled
-    assert readable == ([["${aws_secretsmanager_secret.redis_auth_token.arn}"]] if cache else [])
+    signin = [
+        f"${{aws_secretsmanager_secret.{n}.arn}}"
+        for n in ("mlflow_admin_password", "mlflow_flask_secret_key")
+    ]
+    assert readable == [[*signin, *(["${aws_secretsmanager_secret.redis_auth_token.arn}"] if cache else [])]]
     # Their settings name the user they log in as, not the secret.
     params = synth.resources(f"mlflow-{env}", "aws_ssm_parameter")
     assert params["db_user"]["value"] == "mlflow"
@@ -449,30 +460,51 @@ def check_database_user_function(synth: Synthesized, e: Environment) -> None:
     assert function["reserved_concurrent_executions"] == 1
     logs = res(synth, env, "aws_cloudwatch_log_group", "db_users")
     assert logs["name"] == f"/aws/lambda/{function['function_name']}" and logs["kms_key_id"] == KEY
-    # Its role reads the master secret and nothing else of Secrets Manager; the key only through it.
+    # Its role reads the master secret, and fills the stack's generated secrets (only those); the
+    # key only through Secrets Manager.
     statements = json.loads(res(synth, env, "aws_iam_role_policy", "db_users")["policy"])["Statement"]
-    secrets = [s for s in statements if any(a.startswith("secretsmanager:") for a in actions_of(s))]
-    assert [(s["Action"], s["Resource"]) for s in secrets] == [
-        ("secretsmanager:GetSecretValue", MASTER_SECRET)
+    generated = [
+        f"${{aws_secretsmanager_secret.{n}.arn}}"
+        for n in (
+            "mlflow_admin_password",
+            "mlflow_flask_secret_key",
+            *(["redis_auth_token"] if e.settings.mlflow.cache.enabled else []),
+        )
     ]
+    secrets = {s["Sid"]: s for s in statements if any(a.startswith("secretsmanager:") for a in actions_of(s))}
+    assert (secrets["ReadMasterSecret"]["Action"], secrets["ReadMasterSecret"]["Resource"]) == (
+        "secretsmanager:GetSecretValue",
+        MASTER_SECRET,
+    )
+    assert secrets["GenerateSecretValues"]["Resource"] == generated
+    assert secrets["RandomValues"]["Action"] == "secretsmanager:GetRandomPassword"
+    assert set(secrets) == {"ReadMasterSecret", "GenerateSecretValues", "RandomValues"}
+    via = {"StringEquals": {"kms:ViaService": f"secretsmanager.{e.settings.aws_region}.amazonaws.com"}}
     kms = [s for s in statements if any(a.startswith("kms:") for a in actions_of(s))]
     assert [(s["Action"], s["Resource"], s["Condition"]) for s in kms] == [
-        (
-            "kms:Decrypt",
-            KEY,
-            {"StringEquals": {"kms:ViaService": f"secretsmanager.{e.settings.aws_region}.amazonaws.com"}},
-        )
+        ("kms:Decrypt", KEY, via),
+        ("kms:GenerateDataKey", KEY, via),
     ]
     invocation = res(synth, env, "aws_lambda_invocation", "db_users")
     assert invocation["function_name"] == "${aws_lambda_function.db_users.function_name}"
-    # The event: where the database is and which secret to read; the secret's value never.
-    assert jsonencode_members(invocation["input"]) == {
+    # The event: where the database is, which secrets to read and fill; a secret's value never.
+    members = jsonencode_members(invocation["input"])
+    assert members == {
         "secret_arn": MASTER_SECRET.removeprefix("${").removesuffix("}"),
         "host": "aws_db_instance.mlflow.address",
         "port": "aws_db_instance.mlflow.port",
-        "database": '"mlflow"',
+        "databases": '["mlflow", "mlflow_auth"]',
         "user": '"mlflow"',
         "region": f'"{e.settings.aws_region}"',
+        "secrets": "[" + ", ".join(g.removeprefix("${").removesuffix("}") for g in generated[:2]) + "]",
+        **(
+            {
+                "redis": '{"replication_group_id" = aws_elasticache_replication_group.mlflow.id, '
+                '"secret_arn" = aws_secretsmanager_secret.redis_auth_token.arn}'
+            }
+            if e.settings.mlflow.cache.enabled
+            else {}
+        ),
     }
     # A re-created database (new resource id) or new handler code runs it again.
     assert invocation["triggers"] == {
@@ -497,7 +529,7 @@ def check_database_user_function(synth: Synthesized, e: Environment) -> None:
     # The archive Terraform uploads: the handler and the driver it imports.
     with zipfile.ZipFile(synth.stack_dir(f"mlflow-{env}") / function["filename"]) as archive:
         names = set(archive.namelist())
-    assert {"handler.py", "pymysql/__init__.py"} <= names
+    assert {"handler.py", "generated_secrets.py", "pymysql/__init__.py"} <= names
 
 
 # --- cache ---------------------------------------------------------------------------------
@@ -512,14 +544,15 @@ def check_redis(synth: Synthesized, e: Environment) -> None:
     assert group["engine"] == "redis" and group["engine_version"].startswith("7")
     assert group["at_rest_encryption_enabled"] == "true" and group["transit_encryption_enabled"] is True
     assert group["transit_encryption_mode"] == "required"
-    assert group["auth_token"] == "${random_password.redis_auth_token.result}"
+    # Its AUTH token is the provisioning Lambda's: nothing of it in Terraform (or its state).
+    assert "auth_token" not in group
+    assert group["lifecycle"]["ignore_changes"] == ["auth_token", "auth_token_update_strategy"]
     assert group["num_cache_clusters"] == cfg.num_nodes
     failover = cfg.num_nodes >= 2
     assert group["automatic_failover_enabled"] is failover and group["multi_az_enabled"] is failover
     assert group["node_type"] == cfg.node_type
     assert group["security_group_ids"] == ["${aws_security_group.elasticache.id}"]
-    version = res(synth, env, "aws_secretsmanager_secret_version", "redis_auth_token")
-    assert version["secret_string"] == "${random_password.redis_auth_token.result}"
+    assert "aws_secretsmanager_secret_version" not in stack(synth, env)["resource"]
     # Its endpoint and token reach MLflow: parameters the launcher reads, the secret it may read.
     assert res(synth, env, "aws_ssm_parameter", "redis_host")["value"] == (
         "${aws_elasticache_replication_group.mlflow.primary_endpoint_address}"
@@ -550,7 +583,7 @@ def check_launch_template_and_group(synth: Synthesized, e: Environment) -> None:
     assert lt["network_interfaces"][0]["security_groups"] == ["${aws_security_group.mlflow_app.id}"]
     assert lt["iam_instance_profile"] == {"arn": "${aws_iam_instance_profile.mlflow_instance_profile.arn}"}
     assert lt["instance_type"] == cfg.instance_type
-    assert base64.b64decode(lt["user_data"]).startswith(b"#!/bin/bash\n")
+    assert user_data(synth, env).startswith("#!/bin/bash\n")
     asg = res(synth, env, "aws_autoscaling_group", "mlflow")
     assert asg["health_check_type"] == "ELB"
     assert (asg["min_size"], asg["max_size"], asg["desired_capacity"]) == (
@@ -601,7 +634,9 @@ def check_instance_policies_are_scoped(synth: Synthesized, e: Environment) -> No
     ]
     params = policy_statements(synth, env, "mlflow_ssm_policy")[0]["Resource"]
     assert all(
-        p.endswith((f":parameter/mlopspltf-{env}/mlflow", f":parameter/mlopspltf-{env}/mlflow/*"))
+        p.endswith(
+            (f":parameter/mlopspltf-{env}/mlflow/settings", f":parameter/mlopspltf-{env}/mlflow/settings/*")
+        )
         for p in params
     )
     session = res(synth, env, "aws_iam_role_policy_attachment", "mlflow_ssm_session_manager")
@@ -625,25 +660,38 @@ def check_load_balancer(synth: Synthesized, e: Environment) -> None:
     assert lb["subnets"] == "${aws_subnet.public[*].id}"
     tg = res(synth, env, "aws_lb_target_group", "mlflow")
     assert tg["health_check"]["path"] == "/health" and tg["health_check"]["matcher"] == "200"
+    # HTTPS in every environment; port 80 only redirects.
     listeners = synth.resources(f"mlflow-{env}", "aws_lb_listener")
-    if cfg.certificate_arn:
-        https = listeners["https"]
-        assert https["protocol"] == "HTTPS" and https["ssl_policy"].startswith("ELBSecurityPolicy-TLS13-")
-        assert https["certificate_arn"] == cfg.certificate_arn
-        redirect = listeners["http"]["default_action"][0]
-        assert redirect["type"] == "redirect"
-        assert redirect["redirect"] == {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}
-    else:
-        assert set(listeners) == {"http"} and listeners["http"]["default_action"][0]["type"] == "forward"
+    assert set(listeners) == {"http", "https"}
+    https = listeners["https"]
+    assert https["protocol"] == "HTTPS" and https["ssl_policy"].startswith("ELBSecurityPolicy-TLS13-")
+    assert https["certificate_arn"] == (
+        cfg.certificate_arn or "${aws_acm_certificate_validation.mlflow.certificate_arn}"
+    )
+    redirect = listeners["http"]["default_action"]
+    assert redirect == [
+        {"type": "redirect", "redirect": {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}
+    ]
 
 
-def check_url_scheme_follows_the_certificate(synth: Synthesized, e: Environment) -> None:
-    https = e.settings.mlflow.load_balancer.certificate_arn is not None
-    assert ("https" in synth.resources(f"mlflow-{e.name}", "aws_lb_listener")) is https
+def check_custom_host_and_certificate(synth: Synthesized, e: Environment) -> None:
+    """With a hosted zone, the stack's own DNS-validated certificate and the host's alias record;
+    with a certificate ARN, neither. The URL is the host users type, over HTTPS."""
+    cfg = e.settings.mlflow.load_balancer
+    resources = stack(synth, e.name)["resource"]
     url = stack(synth, e.name)["output"]["mlflow_url"]["value"]
-    assert url.startswith("https://" if https else "http://")
+    if cfg.hosted_zone_id is not None:
+        assert res(synth, e.name, "aws_acm_certificate", "mlflow")["domain_name"] == cfg.host_name
+        assert stack(synth, e.name)["data"]["aws_route53_zone"]["mlflow"]["zone_id"] == cfg.hosted_zone_id
+        alias = res(synth, e.name, "aws_route53_record", "mlflow")
+        assert (alias["name"], alias["type"]) == (cfg.host_name, "A")
+        assert alias["alias"]["name"] == "${aws_lb.mlflow.dns_name}"
+        assert url == f"https://{cfg.host_name}"
+    else:
+        assert "aws_acm_certificate" not in resources and "aws_route53_record" not in resources
+        assert url == f"https://{e.settings.mlflow.server.allowed_hosts[0]}"
     if e.settings.is_production:
-        assert https and res(synth, e.name, "aws_lb", "mlflow")["enable_deletion_protection"] is True
+        assert res(synth, e.name, "aws_lb", "mlflow")["enable_deletion_protection"] is True
 
 
 # --- storage -------------------------------------------------------------------------------
@@ -757,7 +805,8 @@ def check_no_secret_in_synthesized_json(synth: Synthesized, e: Environment) -> N
 
 
 def user_data(synth: Synthesized, env: str) -> str:
-    return base64.b64decode(res(synth, env, "aws_launch_template", "mlflow")["user_data"]).decode()
+    """The boot script the launch template carries (gzipped, base64)."""
+    return boot_script.decode(res(synth, env, "aws_launch_template", "mlflow")["user_data"])
 
 
 def check_boot_script_hosts_origins_and_queue(synth: Synthesized, e: Environment) -> None:
@@ -767,13 +816,21 @@ def check_boot_script_hosts_origins_and_queue(synth: Synthesized, e: Environment
     params = {k: v for k, v in PARAMS.items() if cache or not k.startswith("redis")}
     with pytest.MonkeyPatch.context() as mp, tempfile.TemporaryDirectory() as tmp:
         done = launch(script, mp, Path(tmp), params)
-    public = [params["alb_dns_name"], *e.settings.mlflow.server.allowed_hosts]
+    lb = e.settings.mlflow.load_balancer
+    own = [lb.host_name] if lb.host_name else []
+    public = [*own, *e.settings.mlflow.server.allowed_hosts, params["alb_dns_name"]]
     assert done.option("--allowed-hosts").split(",") == [*public, "localhost", "127.0.0.1"]
-    assert done.option("--cors-allowed-origins").split(",") == [
-        f"{scheme}://{host}" for host in public for scheme in ("https", "http")
-    ]
+    assert done.option("--cors-allowed-origins").split(",") == [f"https://{host}" for host in public]
     assert done.option("--workers") == str(e.settings.mlflow.server.workers)
-    assert done.sql[0] == ("SELECT GET_LOCK(%s, %s)", ("mlflow-schema-init", 600))
+    # Sign-in, with this environment's administrator and default permission.
+    assert done.option("--app-name") == "basic-auth"
+    ini = done.files["/opt/mlflow/basic_auth.ini"]
+    assert f"default_permission = {e.settings.mlflow.auth.default_permission}\n" in ini
+    assert f"admin_username = {e.settings.mlflow.auth.admin_username}\n" in ini
+    # The schemas are created or verified (never migrated) before MLflow starts.
+    assert [(b[2], b[3]) for b in done.boots] == [
+        (f"python -m ops mlflow upgrade --env {e.name}", e.settings.mlflow.auth.admin_username)
+    ]
     assert done.env["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert ("MLFLOW_SERVER_JOB_HUEY_REDIS_URL" in done.env) is cache
     assert done.env.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION") == (None if cache else "false")
@@ -886,7 +943,7 @@ CHECKS: tuple[Check, ...] = (
     check_launch_template_and_group,
     check_instance_policies_are_scoped,
     check_load_balancer,
-    check_url_scheme_follows_the_certificate,
+    check_custom_host_and_certificate,
     check_buckets,
     check_alerts,
     check_outputs,
