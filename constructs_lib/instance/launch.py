@@ -8,8 +8,9 @@ another release's schema stops this start with one line, tells the auto scaling 
 that the instance is unhealthy, and exits 3, which systemd does not restart.
 
 Secrets come from Secrets Manager, each only where it is needed: the admin's password only while
-the sign-in database has no admin yet (MLflow creates it from MLFLOW_AUTH_ADMIN_PASSWORD), the
-Flask secret key (the same on every instance) and, with the cache, the Redis token.
+the sign-in database has no admin yet (this launcher creates it with MLflow's own
+create_admin_user, so the server never holds it), the Flask secret key (the same on every
+instance) and, with the cache, the Redis token.
 """
 
 import json
@@ -121,10 +122,16 @@ auth_settings = {
 }
 with open(AUTH_CONFIG, "w") as f:
     f.write("[mlflow]\n" + "".join(f"{k} = {v.replace('%', '%%')}\n" for k, v in auth_settings.items()))
-env["MLFLOW_AUTH_CONFIG_PATH"] = AUTH_CONFIG
-env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secret("flask_secret_key_secret_arn")
+env["MLFLOW_AUTH_CONFIG_PATH"] = os.environ["MLFLOW_AUTH_CONFIG_PATH"] = AUTH_CONFIG
 if not admin_exists:
-    env["MLFLOW_AUTH_ADMIN_PASSWORD"] = secret("admin_password_secret_arn")
+    # MLflow's own bootstrap (validation, races between instances), run here: the server's
+    # processes then never hold the admin's password (mlflow/server/auth/__init__.py).
+    from mlflow.server.auth import create_admin_user, store
+
+    store.init_db(auth_uri)
+    create_admin_user(ADMIN_USERNAME, secret("admin_password_secret_arn"))
+    print(f"created the MLflow administrator {ADMIN_USERNAME}", flush=True)
+env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secret("flask_secret_key_secret_arn")
 if CACHE_ENABLED:
     redis_token = secret("redis_auth_secret_arn")
     # What MLflow 3.x reads: the job queue's Huey storage (mlflow/server/jobs/utils.py), one queue
@@ -140,7 +147,7 @@ public_hosts = [*EXTRA_ALLOWED_HOSTS, param("alb_dns_name")]
 allowed_hosts = [*public_hosts, "localhost", "127.0.0.1"]
 # Browsers send Origin on every POST; MLflow refuses origins it does not list (but localhost).
 cors_origins = [f"https://{host}" for host in public_hosts]
-print(json.dumps({"allowed_hosts": allowed_hosts, "admin_created_now": not admin_exists}), flush=True)
+print(json.dumps({"allowed_hosts": allowed_hosts}), flush=True)
 os.execve(
     MLFLOW,
     [

@@ -200,6 +200,7 @@ class Launched:
     secret_ids: list[str] = field(default_factory=list)  # what was read from Secrets Manager
     health: list[dict[str, Any]] = field(default_factory=list)  # autoscaling.set_instance_health's arguments
     files: dict[str, str] = field(default_factory=dict)
+    admins: list[tuple[str, ...]] = field(default_factory=list)  # the auth store's calls
     exit: int | None = None
 
     def option(self, name: str) -> str:
@@ -268,9 +269,14 @@ def launch(
         done.argv[:], done.env = argv, env
 
     schemas = SimpleNamespace(boot=boot, SchemaMismatchError=MismatchError, MISMATCH_EXIT=3)
+    auth = SimpleNamespace(
+        store=SimpleNamespace(init_db=lambda uri: done.admins.append(("init_db", uri))),
+        create_admin_user=lambda name, password: done.admins.append(("create_admin_user", name, password)),
+    )
     for name, module in {
         "boto3": SimpleNamespace(client=client),
         "mlflow_schemas": schemas,
+        "mlflow.server.auth": auth,
         "sqlalchemy": SimpleNamespace(
             create_engine=lambda uri, poolclass: uri, pool=SimpleNamespace(NullPool=None)
         ),
@@ -348,9 +354,12 @@ def test_the_admin_password_is_read_only_while_there_is_no_admin(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     first = launch(render(VALUES), monkeypatch, tmp_path, PARAMS, admin_exists=False)
-    assert first.env["MLFLOW_AUTH_ADMIN_PASSWORD"] == "admin-pw-0123456789"
+    # Created by the launcher with MLflow's own function: the server never gets the password.
+    assert first.admins == [("init_db", first.boots[0][1]), ("create_admin_user", "mlops-root", "admin-pw-0123456789")]
+    assert "MLFLOW_AUTH_ADMIN_PASSWORD" not in first.env
+    assert "admin-pw-0123456789" not in json.dumps(first.env)
     later = launch(render(VALUES), monkeypatch, tmp_path, PARAMS, admin_exists=True)
-    assert "MLFLOW_AUTH_ADMIN_PASSWORD" not in later.env
+    assert later.admins == []
     assert "admin-secret" not in later.secret_ids
     assert first.boots[0][3] == "mlops-root"
 
