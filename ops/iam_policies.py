@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,8 +170,8 @@ def _resolve(reference: str, doc: dict[str, Any]) -> str:
     if attribute == "arn":
         if rtype == "aws_s3_bucket":
             return f"arn:aws:s3:::{literal('bucket')}"
-        if rtype == "aws_kms_key":
-            return f"arn:aws:kms:{region}:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        if rtype == "aws_kms_key":  # one id per key: two keys never share an ARN
+            return f"arn:aws:kms:{region}:{account}:key/{uuid.uuid5(uuid.NAMESPACE_URL, reference)}"
         if rtype == "aws_dynamodb_table":
             return f"arn:aws:dynamodb:{region}:{account}:table/{literal('name')}"
         if rtype == "aws_cloudwatch_log_group":
