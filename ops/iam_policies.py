@@ -145,7 +145,7 @@ def _substitute(text: str, doc: dict[str, Any]) -> str:
     return _REFERENCE.sub(lambda m: _resolve(m.group(1), doc), text)
 
 
-def _resolve(reference: str, doc: dict[str, Any]) -> str:
+def _resolve(reference: str, doc: dict[str, Any]) -> str:  # noqa: PLR0911 (one return per shape)
     """An example value of the shape ``reference`` has at apply time."""
     region = _region(doc)
     parts = reference.split(".")

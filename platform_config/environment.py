@@ -90,7 +90,9 @@ def _github_repository(value: str) -> str:
         or not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", repo)
         or repo in {".", ".."}
     ):
-        raise ValueError(f"{value!r} is not a GitHub repository; write it as owner/name, e.g. acme/mlops-infra")
+        raise ValueError(
+            f"{value!r} is not a GitHub repository; write it as owner/name, e.g. acme/mlops-infra"
+        )
     return value
 
 

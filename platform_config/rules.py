@@ -437,7 +437,7 @@ def ci_oidc_provider_once_per_account(envs: Sequence[Validated]) -> Iterator[Pro
             first = creator[account]
             yield env.tfvars(
                 "ci.oidc_provider",
-                f'environment {first.name!r} ({first.tfvars_file}) already creates the GitHub OIDC '
+                f"environment {first.name!r} ({first.tfvars_file}) already creates the GitHub OIDC "
                 f'provider of account {account}: use "existing" here',
             )
         else:
