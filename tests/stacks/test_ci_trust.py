@@ -41,6 +41,7 @@ class Case:
     principal: str = PROVIDER
     identityPolicies: list[dict[str, Any]] = field(default_factory=list)  # noqa: N815 (the JSON key)
     resourcePolicy: dict[str, Any] | None = None  # noqa: N815
+    boundaries: list[dict[str, Any]] = field(default_factory=list)
     accountId: str = EXAMPLE_ACCOUNT  # noqa: N815
 
 
@@ -334,3 +335,64 @@ def test_deploy_role_creates_only_bounded_roles_and_leaves_bootstrap_alone(
     want = {k: v[3] for k, v in checks.items()}
     got = {k: (v if v in (ALLOWED, "ExplicitlyDenied") else "denied") for k, v in results.items()}
     assert got == want
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_boundary_leaves_every_mlflow_role_its_own_grants(synth: Synthesized, env: str) -> None:
+    """Every action on every resource an mlflow role's own policies allow is still allowed under the
+    workload boundary (a grant the boundary cuts would fail at run time, not at apply)."""
+    stack = f"mlflow-{env}"
+    region = synth.env(env).settings.aws_region
+    [boundary] = identity_policies(synth, env, ("workload_boundary",))
+    tags = {"aws:ResourceTag/Project": naming.PROJECT, "aws:ResourceTag/Environment": env}
+    key_policy = resolved(synth, stack, synth.resources(stack, "aws_kms_key")["mlflow"]["policy"])
+    cases = []
+    for rtype in ("aws_iam_policy", "aws_iam_role_policy"):
+        for name, body in synth.resources(stack, rtype).items():
+            document = resolved(synth, stack, body["policy"])
+            for index, statement in enumerate(document["Statement"]):
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
+                resources = (
+                    statement["Resource"]
+                    if isinstance(statement["Resource"], list)
+                    else [statement["Resource"]]
+                )
+                # The request the statement is written for: its own StringEquals values hold.
+                own = statement.get("Condition", {}).get("StringEquals", {})
+                for action in actions:
+                    for resource in resources:
+                        target = _example_resource(resource)
+                        cases.append(
+                            Case(
+                                f"{rtype}.{name}#{index} {action} {target}",
+                                action,
+                                target,
+                                context={**tags, "aws:RequestedRegion": region, **own},
+                                principal=f"arn:aws:sts::{EXAMPLE_ACCOUNT}:assumed-role/{name}/x",
+                                # The grant itself, on the concrete resource (the simulator does not
+                                # match EC2's "*/*" against a typed ARN): the boundary is under test.
+                                identityPolicies=[
+                                    {
+                                        "Version": "2012-10-17",
+                                        "Statement": [{**statement, "Resource": target}],
+                                    }
+                                ],
+                                resourcePolicy=key_policy if action.startswith("kms:") else None,
+                                boundaries=[boundary],
+                            )
+                        )
+    assert len(cases) > 20
+    results = simulate(cases)
+    cut = sorted(k for k, v in results.items() if v != ALLOWED)
+    assert not cut, f"the workload boundary cuts these grants (extend boundary_statements): {cut}"
+
+
+def _example_resource(pattern: str) -> str:
+    """A concrete resource a pattern admits (``*/*`` of EC2: a network interface)."""
+    if pattern == "*":
+        return "*"
+    if pattern.endswith(":*/*"):
+        return pattern[: -len("*/*")] + "network-interface/eni-0123456789abcdef0"
+    return pattern.replace("*", "x")

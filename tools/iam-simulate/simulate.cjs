@@ -2,7 +2,8 @@
 // AWS's policy evaluation logic does (explicit deny, identity and resource policies, conditions).
 //
 // stdin:  [{"id", "principal", "action", "resource", "accountId", "context": {key: value},
-//           "identityPolicies": [policy, ...], "resourcePolicy": policy | null}, ...]
+//           "identityPolicies": [policy, ...], "resourcePolicy": policy | null,
+//           "boundaries": [policy, ...] (permissions boundaries; optional)}, ...]
 // stdout: [{"id", "result": "Allowed" | "ImplicitlyDenied" | "ExplicitlyDenied"}, ...]
 //
 // Why the core engine and not runSimulation(): runSimulation first drops every context key that the
@@ -39,7 +40,9 @@ function evaluate(c) {
     serviceControlPolicies: [],
     resourceControlPolicies: [],
     resourcePolicy: c.resourcePolicy ? loadPolicy(c.resourcePolicy, { name: "resource" }) : undefined,
-    permissionBoundaries: undefined,
+    permissionBoundaries: c.boundaries && c.boundaries.length
+      ? c.boundaries.map((p, i) => loadPolicy(p, { name: `boundary-${i}` }))
+      : undefined,
     vpcEndpointPolicies: undefined,
     simulationParameters: {
       simulationMode: "Strict",
