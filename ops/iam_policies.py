@@ -165,7 +165,10 @@ def _resolve(reference: str, doc: dict[str, Any]) -> str:  # noqa: PLR0911 (one 
         raise ValueError(f"no example value for ${{{reference}}}: add it to ops.iam_policies._resolve")
     rtype, name, attribute = parts[0], parts[1], ".".join(parts[2:])
     body = doc.get("resource", {}).get(rtype, {}).get(name, {})
-    literal = lambda key: _REFERENCE.sub("0123abcd", str(body.get(key, name)))  # noqa: E731
+
+    def literal(key: str) -> str:
+        return _REFERENCE.sub("0123abcd", str(body.get(key, name)))
+
     account = EXAMPLE_ACCOUNT
     if attribute == "arn":
         if rtype == "aws_s3_bucket":

@@ -48,7 +48,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 def _triggers(workflow: dict[str, Any]) -> dict[str, Any]:
     # YAML 1.1 reads the key `on` as True.
-    on = workflow.get("on", workflow.get(True, {}))
+    on = workflow.get("on", workflow.get(True, {}))  # type: ignore[call-overload]
     return on if isinstance(on, dict) else {}
 
 
@@ -69,7 +69,7 @@ def deploy_branches(root: Path) -> dict[str, tuple[str, ...]]:
 def job_variables(root: Path) -> dict[str, set[str]]:
     """ "plan" / "deploy" -> the variables jobs of such an Environment read without a default."""
     out: dict[str, set[str]] = {"plan": set(), "deploy": set()}
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     for path in sorted((root / WORKFLOWS).glob("*.yml")):
         workflow = _load(path)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from constructs_lib.account import Account
 from constructs_lib.ci_read_actions import ANTICIPATED, DECRYPTS, READS, plan_actions
 from constructs_lib.encryption import CustomerKeyProps
 from ops import iam_policies
@@ -19,6 +20,7 @@ from tests.conftest import Synthesized, shipped_env_names
 from tests.fixtures.envs import ConfigFiles
 
 ENVS = shipped_env_names()
+ACCOUNT = Account(account_id="210987654321", partition="aws")
 
 
 def synthesized_types(synth: Synthesized) -> dict[str, set[str]]:
@@ -254,14 +256,14 @@ def test_every_customer_key_is_protected_or_says_why(synth: Synthesized) -> None
         for name, key in synth.resources(stack, "aws_kms_key").items():
             assert key.get("lifecycle") == {"prevent_destroy": True}, f"{stack}: aws_kms_key.{name}"
     with pytest.raises(ValueError, match="unprotected_because"):
-        CustomerKeyProps(address="scratch", alias="alias/x", description="x", account=None, protect=False)  # type: ignore[arg-type]
+        CustomerKeyProps(address="scratch", alias="alias/x", description="x", account=ACCOUNT, protect=False)
     CustomerKeyProps(
         address="scratch",
         alias="alias/x",
         description="x",
-        account=None,
+        account=ACCOUNT,
         protect=False,
-        unprotected_because="test data",  # type: ignore[arg-type]
+        unprotected_because="test",
     )
 
 

@@ -161,7 +161,7 @@ def test_plan_role_takes_the_lock_and_writes_nothing_else(synth: Synthesized, en
     lock_item = f"{naming.state_bucket(env)}/{naming.state_key('mlflow')}"
     other = "zz9"  # an environment name no shipped environment has
     tags = {"aws:ResourceTag/Project": naming.PROJECT, "aws:ResourceTag/Environment": env}
-    checks = {
+    checks: dict[str, tuple[str, str, dict[str, Any], str]] = {
         "state read": ("s3:GetObject", f"{bucket}/{naming.state_key('mlflow')}", {}, ALLOWED),
         "lockfile write": ("s3:PutObject", f"{bucket}/{naming.state_key('mlflow')}.tflock", {}, ALLOWED),
         "state write": ("s3:PutObject", f"{bucket}/{naming.state_key('mlflow')}", {}, "denied"),
@@ -259,7 +259,7 @@ def test_deploy_role_creates_only_bounded_roles_and_leaves_bootstrap_alone(
     prefix = naming.resource_prefix(env)
     boundary = f"arn:aws:iam::{a}:policy/{naming.workload_boundary(env)}"
     role = f"arn:aws:iam::{a}:role/{prefix}-mlflow-instance"
-    checks = {
+    checks: dict[str, tuple[str, str, dict[str, Any], str]] = {
         "role with the boundary": ("iam:CreateRole", role, {"iam:PermissionsBoundary": boundary}, ALLOWED),
         "role without a boundary": ("iam:CreateRole", role, {}, "denied"),
         "role with another boundary": (

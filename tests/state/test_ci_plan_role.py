@@ -145,7 +145,7 @@ def test_plan_role_plans_under_the_lock_and_writes_nothing(
         s3.get_bucket_acl(Bucket=bucket)
         kms.list_aliases()  # Resource "*" by nature
         # ... and every write of them is refused.
-        writes = {
+        writes: dict[str, tuple[Any, dict[str, Any]]] = {
             "s3:PutBucketPolicy": (s3.put_bucket_policy, {"Bucket": bucket, "Policy": "{}"}),
             "s3:PutObject (state)": (
                 s3.put_object,
