@@ -1,4 +1,4 @@
-"""``python -m ops ci <subcommand>``: the GitHub side of CI (``ops/ci/``)."""
+"""The ``ci`` command group (today ``python -m ops ci check``): the GitHub side of CI (``ops/ci/``)."""
 
 from __future__ import annotations
 
