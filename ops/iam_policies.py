@@ -25,6 +25,7 @@ from ops.runner import ROOT, CommandError, execute
 
 TOOLS_PYTHON = ROOT / ".venv-tools" / "bin" / "python"
 PARLIAMENT = ROOT / "tools" / "parliament_json.py"
+CLOUDSPLAINING = ROOT / "tools" / "cloudsplaining_json.py"
 EXAMPLE_ACCOUNT = "210987654321"
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
 
@@ -258,3 +259,25 @@ def judge(findings: Sequence[Finding]) -> tuple[list[Finding], list[tuple[str, s
     unexplained = [f for f in findings if exception_for(f) is None]
     stale = sorted(set(EXCEPTIONS) - used)
     return unexplained, stale
+
+
+def least_privilege_report(
+    docs: Sequence[PolicyDocument], python: Path = TOOLS_PYTHON
+) -> dict[str, dict[str, list[str]]]:
+    """cloudsplaining's view of every identity policy: document -> risk -> the actions it grants
+    with no resource constraint (``Resource: "*"``). A report, not a gate: each such "*" is also a
+    parliament finding, which needs its recorded reason."""
+    if not python.exists():
+        raise CommandError(
+            f"cloudsplaining is missing ({python}): run `make test`, which installs .venv-tools"
+        )
+    items = [{"id": d.id, "policy": json.dumps(d.document)} for d in docs if d.kind == "identity"]
+    try:
+        result = execute(
+            [str(python), str(CLOUDSPLAINING)], cwd=ROOT, timeout=600, input_text=json.dumps(items)
+        )
+    except subprocess.TimeoutExpired:
+        raise CommandError("cloudsplaining did not finish within 600 s") from None
+    if result.returncode != 0:
+        raise CommandError(f"cloudsplaining failed (exit {result.returncode}): {result.stderr[-2000:]}")
+    return {r["id"]: r["risks"] for r in json.loads(result.stdout) if r["risks"]}

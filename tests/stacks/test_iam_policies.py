@@ -10,7 +10,7 @@ import pytest
 
 from ops import iam_policies
 from ops.iam_policies import PolicyDocument
-from tests.conftest import Synthesized
+from tests.conftest import Synthesized, shipped_env_names
 
 
 def all_documents(synth: Synthesized) -> list[PolicyDocument]:
@@ -82,3 +82,28 @@ def test_references_resolve_to_arns_of_the_right_shape(synth: Synthesized) -> No
         assert "${" not in text, doc.id
     with pytest.raises(ValueError, match="no example value"):
         iam_policies._resolve("aws_unknown_thing.x.arn", {})
+
+
+@pytest.mark.policy
+def test_least_privilege_report_flags_nothing_of_the_plan_role(synth: Synthesized) -> None:
+    """cloudsplaining: no action of the plan role's policies is a risk without a resource
+    constraint; of the deploy role's, only EC2 tagging (random ids; region-scoped)."""
+    docs = all_documents(synth)
+    report = iam_policies.least_privilege_report(docs)
+    ci = {k: v for k, v in report.items() if ".aws_iam_policy.ci_" in k}
+    for document, risks in ci.items():
+        assert "ci_deploy_network" in document, (document, risks)
+        assert risks == {"tagging_actions_without_constraints": ["ec2:CreateTags", "ec2:DeleteTags"]}
+    assert {k.split(":")[0] for k in ci} == {f"bootstrap-{e}" for e in shipped_env_names()}
+    scratch = PolicyDocument(
+        "scratch",
+        "output.x",
+        "identity",
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}],
+        },
+    )
+    assert iam_policies.least_privilege_report([scratch]) == {
+        "scratch: output.x": {"permissions_management_without_constraints": ["iam:PassRole"]}
+    }
