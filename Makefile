@@ -77,6 +77,14 @@ $(TOOLS_VENV)/.installed: requirements-tools.txt constraints-tools.txt
 	@$(TOOLS_VENV)/bin/python -m pip install --quiet -r requirements-tools.txt -c constraints-tools.txt 2> >(grep -v "^WARNING: Location" >&2)
 	@touch $@
 
+# Test-only IAM policy simulator (tests/stacks/test_ci_trust.py): its own package.json, never the app's.
+IAM_SIMULATE := tools/iam-simulate/node_modules/.installed
+$(IAM_SIMULATE): tools/iam-simulate/package.json tools/iam-simulate/package-lock.json
+	@command -v node >/dev/null || { echo "Node.js 20+ is required (22+ recommended)"; exit 1; }
+	@echo "installing the IAM policy simulator into tools/iam-simulate ..."
+	@npm ci --prefix tools/iam-simulate --no-audit --no-fund --loglevel=error
+	@touch $@
+
 node_modules/.installed: package.json package-lock.json
 	@command -v node >/dev/null || { echo "Node.js 20+ is required (22+ recommended)"; exit 1; }
 	@echo "installing cdktf-cli into node_modules ..."
@@ -105,7 +113,7 @@ synth: setup ## [ENV= STACK=] Synthesize the stacks to cdktf.out/ (default: ever
 	@$(OPS) synth $(env-args) $(stack-args) $(call flag,WARNINGS,--warnings)
 
 .PHONY: test
-test: setup $(TOOLS_VENV)/.installed ## [TEST_WORKERS=] The full check (CI runs exactly this): the set-up, then `make check`
+test: setup $(TOOLS_VENV)/.installed $(IAM_SIMULATE) ## [TEST_WORKERS=] The full check (CI runs exactly this): the set-up, then `make check`
 	@$(MAKE) --no-print-directory check
 
 # pytest on TEST_WORKERS workers, the `state` tests (real Terraform against moto) among the rest.

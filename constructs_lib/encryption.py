@@ -63,12 +63,15 @@ def _logs(users: KeyUsers) -> list[Statement]:
             "Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups",
             "Effect": "Allow",
             "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            # The calls CloudWatch Logs makes with a log group's encryption context; the wildcards
+            # of AWS's example (kms:Encrypt*, kms:Describe*, ...) reach actions that never carry it.
             "Action": [
-                "kms:Encrypt*",
-                "kms:Decrypt*",
-                "kms:ReEncrypt*",
-                "kms:GenerateDataKey*",
-                "kms:Describe*",
+                "kms:Decrypt",
+                "kms:Encrypt",
+                "kms:GenerateDataKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
             ],
             "Resource": "*",
             "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
@@ -146,8 +149,14 @@ class CustomerKeyProps:
     account: Account
     deletion_window_days: int = 30
     extra_statements: tuple[Statement, ...] = field(default_factory=tuple)
-    # prevent_destroy: everything the key encrypted is lost with it.
-    protect: bool = False
+    # prevent_destroy: everything the key encrypted is lost with it. A key left unprotected says
+    # why in ``unprotected_because`` (written next to the key's construction).
+    protect: bool = True
+    unprotected_because: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.protect and not self.unprotected_because.strip():
+            raise ValueError(f"aws_kms_key.{self.address}: an unprotected key needs unprotected_because")
 
 
 class CustomerKey(Construct):

@@ -16,6 +16,7 @@ from pathlib import Path
 from ops import (
     adopt,
     bench,
+    ci_command,
     deploy,
     diagram,
     docs,
@@ -38,6 +39,7 @@ COMMANDS = (
     plan,
     deploy,
     state,
+    ci_command,
     adopt,
     env,
     policy,

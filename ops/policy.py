@@ -1,4 +1,6 @@
-"""``ops policy``: checkov over the synthesized stacks; every finding needs a recorded reason.
+"""``ops policy``: checkov over the synthesized stacks; every finding needs a recorded reason. Then
+parliament over every IAM policy document (same rule, ``ops/iam_policies.py``) and cloudsplaining's
+least-privilege report (actions granted on ``Resource: "*"``, by risk).
 
 checkov 3.3.30's terraform_json runner reads no skip annotations (it passes an empty skip list to
 every check), so the skips recorded on each resource (``"//": {"checkov": {"skip": [{"id",
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ops import synth
+from ops import iam_policies, synth
 from ops.runner import ROOT, CommandError, Console, execute
 from platform_config.loader import load
 
@@ -158,7 +160,28 @@ def run(args: argparse.Namespace) -> int:
     envs = load(args.root, args.env, "--env")
     kinds = synth.kinds(args.stack)
     out = synth.synthesize(envs, kinds, synth.outdir(args.root), console)
-    report = findings(out, [synth.Target(k, e.name, out).name for k in kinds for e in envs])
+    names = [synth.Target(k, e.name, out).name for k in kinds for e in envs]
+    report = findings(out, names)
     for line in report.lines():
         console.line(line, console.out if report.ok else console.err)
-    return 0 if report.ok else 1
+    iam_ok = _iam(out, names, console)
+    return 0 if report.ok and iam_ok else 1
+
+
+def _iam(out: Path, names: Sequence[str], console: Console) -> bool:
+    """parliament on every IAM policy document (the gate), cloudsplaining's report beside it."""
+    docs = [
+        d
+        for name in names
+        for d in iam_policies.documents(name, json.loads((out / "stacks" / name / "cdk.tf.json").read_text()))
+    ]
+    unexplained, stale = iam_policies.judge(iam_policies.lint(docs))
+    console.line(f"parliament: {len(docs)} IAM policy documents")
+    for finding in unexplained:
+        console.line(f"  without a recorded reason: {finding}", console.err)
+    for sid, issue in stale:
+        console.line(f"  recorded exception that matches nothing (remove it): {sid} {issue}", console.err)
+    for document, risks in sorted(iam_policies.least_privilege_report(docs).items()):
+        for risk, actions in sorted(risks.items()):
+            console.line(f"cloudsplaining: {document}: {risk}: {', '.join(actions)}")
+    return not unexplained and not stale

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, StrictStr
 
 from platform_config.databricks import DatabricksSettings
 from platform_config.mlflow import MlflowSettings
-from platform_config.types import Bool, Cidr, Frozen, Int, Region, Str
+from platform_config.types import Bool, Cidr, Frozen, Int, Kind, Region, Str
 
 RESERVED_TAGS = ("Project", "Environment", "Stack", "ManagedBy")
 
@@ -86,6 +87,42 @@ class NetworkSettings(Frozen):
     )
 
 
+def _github_repository(value: str) -> str:
+    # GitHub's own rules: an owner is 1-39 letters, digits or single inner hyphens; a repository
+    # name is 1-100 letters, digits, '.', '_' or '-', and not "." or "..".
+    owner, sep, repo = value.partition("/")
+    if (
+        not sep
+        or not re.fullmatch(r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}", owner)
+        or not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", repo)
+        or repo in {".", ".."}
+    ):
+        raise ValueError(
+            f"{value!r} is not a GitHub repository; write it as owner/name, e.g. acme/mlops-infra"
+        )
+    return value
+
+
+GithubRepository = Annotated[StrictStr, AfterValidator(_github_repository), Kind("owner/name")]
+
+
+class CiSettings(Frozen):
+    """Who may run Terraform for this environment from GitHub Actions: the OIDC provider and the two
+    roles `bootstrap-<env>` creates (docs/decisions/ci-identities.md)."""
+
+    github_repository: GithubRepository = Field(
+        description="The GitHub repository (`owner/name`, exactly as GitHub spells it: the trust "
+        "compares case-sensitively) whose workflow jobs may assume the roles: jobs in its GitHub "
+        "Environment `<env>-plan` the plan role, jobs in `<env>` the deploy role."
+    )
+    oidc_provider: Literal["create", "existing"] = Field(
+        description="`create`: this environment's bootstrap stack creates the account's GitHub OIDC "
+        "provider (one per account, `prevent_destroy`); `existing`: it looks the provider up, and "
+        "planning fails until the environment that creates it has been bootstrapped. Exactly one "
+        "environment per account says `create`."
+    )
+
+
 class EnvironmentSettings(Frozen):
     """Every per-environment value; file name and ``environment`` must agree."""
 
@@ -116,6 +153,11 @@ class EnvironmentSettings(Frozen):
     )
     state_bucket: StateBucketSettings = Field(
         default=StateBucketSettings(), description="The Terraform state bucket (bootstrap stack)."
+    )
+    ci: CiSettings | None = Field(
+        default=None,
+        description="The GitHub Actions identities of the environment (plan and deploy roles); "
+        "without it `bootstrap-<env>` creates none and CI cannot sign in.",
     )
     network: NetworkSettings = Field(description="The MLflow platform's VPC and subnets.")
     mlflow: MlflowSettings = Field(default=MlflowSettings(), description="The MLflow platform stack.")

@@ -68,6 +68,34 @@ def state_replication_role(env: str) -> str:
     return f"{PROJECT}-{env}-tf-backend-replication"
 
 
+# --- CI identities (bootstrap-<env>) ------------------------------------------------------------
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+# The audience aws-actions/configure-aws-credentials requests, and the provider's client id.
+GITHUB_OIDC_AUDIENCE = "sts.amazonaws.com"
+
+
+def ci_role(env: str, purpose: str) -> str:
+    """``mlopspltf-<env>-ci-plan`` or ``mlopspltf-<env>-ci-deploy``."""
+    if purpose not in ("plan", "deploy"):
+        raise ValueError(f"unknown CI role purpose {purpose!r}")
+    return f"{PROJECT}-{env}-ci-{purpose}"
+
+
+def ci_github_environment(env: str, purpose: str) -> str:
+    """The GitHub Environment whose jobs may assume the role: ``<env>-plan`` or ``<env>``."""
+    return f"{env}-plan" if purpose == "plan" else env
+
+
+def github_subject(repository: str, github_environment: str) -> str:
+    """The ``sub`` claim of a GitHub Actions OIDC token of a job in ``github_environment``."""
+    return f"repo:{repository}:environment:{github_environment}"
+
+
+def workload_boundary(env: str) -> str:
+    """The permissions boundary every role the deploy role creates must carry."""
+    return f"{PROJECT}-{env}-workload-boundary"
+
+
 def local_state_path(kind: str, env: str) -> str:
     """Local state file of a stack that is not (yet) on S3, relative to the repository root.
 

@@ -72,6 +72,8 @@ PLACEHOLDERS: tuple[Placeholder, ...] = (
     Placeholder("example AMI id", _search(r"^ami-0abcdef1234567890$")),
     Placeholder("repeated-digit UUID", _search(r"\b([0-9a-f])\1{7}-\1{4}-\1{4}-\1{4}-\1{12}\b")),
     Placeholder("documentation IP range (RFC 5737/3849)", _in_documentation_network),
+    # The shipped files' repository owner: a role trusting it would trust whoever owns that name.
+    Placeholder("example GitHub owner", _search(r"^example-org/")),
     Placeholder("example domain (RFC 2606)", _search(r"(@|^|\.|//)example\.(com|org|net)\b")),
     # AWS's documentation writes hosted zone ids ending in EXAMPLE (Z3M3LMPEXAMPLE).
     Placeholder("example Route 53 hosted zone id", _search(r"^Z[A-Z0-9]*EXAMPLE$")),

@@ -27,6 +27,9 @@ class BootstrapNames:
     replica_bucket: str
     replica_kms_alias: str
     replication_role: str
+    plan_role: str  # CI: jobs of GitHub Environment <env>-plan
+    deploy_role: str  # CI: jobs of GitHub Environment <env>
+    workload_boundary: str  # permissions boundary of every role the deploy role creates
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ def bootstrap_names(env: str) -> BootstrapNames:
         naming.state_replica_bucket(env),
         naming.state_replica_kms_alias(env),
         naming.state_replication_role(env),
+        naming.ci_role(env, "plan"),
+        naming.ci_role(env, "deploy"),
+        naming.workload_boundary(env),
     )
 
 

@@ -481,6 +481,29 @@ def vpc_ranges_apart(envs: Sequence[Validated]) -> Iterator[Problem]:
                 )
 
 
+@_across_rule
+def ci_oidc_provider_once_per_account(envs: Sequence[Validated]) -> Iterator[Problem]:
+    """At most one environment per AWS account has `ci.oidc_provider = "create"`: an account has one
+    GitHub OIDC provider, and a second stack creating it fails (EntityAlreadyExists) or, worse,
+    deletes it for every environment when torn down. Environments are in the same account when
+    they set the same `aws_account_id`; without it this cannot be checked here, and the second
+    bootstrap fails at apply."""
+    creator: dict[str, Validated] = {}
+    for env in sorted(envs, key=lambda e: e.tfvars_file):
+        ci, account = env.settings.ci, env.settings.aws_account_id
+        if ci is None or ci.oidc_provider != "create" or account is None:
+            continue
+        if account in creator:
+            first = creator[account]
+            yield env.tfvars(
+                "ci.oidc_provider",
+                f"environment {first.name!r} ({first.tfvars_file}) already creates the GitHub OIDC "
+                f'provider of account {account}: use "existing" here',
+            )
+        else:
+            creator[account] = env
+
+
 # --- production requirements ---------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from constructs_lib.account import Account, account_data
 from constructs_lib.aws_provider import aws_provider
+from constructs_lib.ci_identity import CiIdentities, CiIdentitiesProps
 from constructs_lib.encryption import CustomerKey, CustomerKeyProps
 from constructs_lib.state_access import state_apply_policy, state_plan_policy
 from constructs_lib.state_audit import StateAccessLogs, StateAccessLogsProps
@@ -44,6 +45,8 @@ class BootstrapStack(PlatformStack):
                 description=f"Encrypts Terraform state and locks of environment {env.name}",
                 account=account,
                 deletion_window_days=bucket_settings.kms_deletion_window_days,
+                # Every state version, lock and replica source is encrypted with it.
+                protect=True,
             ),
         )
         bucket = StateBucket(
@@ -91,6 +94,50 @@ class BootstrapStack(PlatformStack):
             "state_apply_policy_json",
             state_apply_policy(bucket.arn, table.arn, key.arn),
             "IAM policy for applies: read and write every state, its lock and its digest",
+        )
+        if self.settings.ci is not None:
+            self._ci_identities(account, bucket, table.arn, key.arn)
+
+    def _ci_identities(self, account: Account, bucket: StateBucket, table_arn: str, key_arn: str) -> None:
+        """The GitHub OIDC provider and the plan and deploy roles (docs/decisions/ci-identities.md)."""
+        ci, names = self.settings.ci, self.env.names.bootstrap
+        assert ci is not None
+        replication = self.settings.state_bucket.replication
+        regions = (self.settings.aws_region,) + (
+            (replication.region,) if replication.enabled and replication.region else ()
+        )
+        identities = CiIdentities(
+            self,
+            "ci",
+            CiIdentitiesProps(
+                env=self.env.name,
+                repository=ci.github_repository,
+                create_oidc_provider=ci.oidc_provider == "create",
+                account=account,
+                region=self.settings.aws_region,
+                regions=regions,
+                plan_role_name=names.plan_role,
+                deploy_role_name=names.deploy_role,
+                boundary_name=names.workload_boundary,
+                state_plan_policy=state_plan_policy(bucket.arn, names.state_bucket, table_arn, key_arn),
+                state_apply_policy=state_apply_policy(bucket.arn, table_arn, key_arn),
+            ),
+        )
+        self.output(
+            "ci_plan_role_arn",
+            identities.plan_role_arn,
+            f"GitHub Environment {self.env.name}-plan's variable AWS_PLAN_ROLE_ARN: plans, read only",
+        )
+        self.output(
+            "ci_deploy_role_arn",
+            identities.deploy_role_arn,
+            f"GitHub Environment {self.env.name}'s variable AWS_DEPLOY_ROLE_ARN: applies mlflow-{self.env.name}",
+        )
+        self.output("ci_oidc_provider_arn", identities.provider_arn, "The account's GitHub OIDC provider")
+        self.output(
+            "workload_boundary_arn",
+            identities.boundary_arn,
+            "Permissions boundary every role the deploy role creates carries",
         )
 
     def _replicate(self, region: str, account: Account, bucket: StateBucket, key: CustomerKey) -> None:

@@ -18,6 +18,7 @@ from constructs_lib.alarms import CacheMembers, MlflowAlarmsProps, mlflow_alarms
 from constructs_lib.aws_provider import aws_provider
 from constructs_lib.cache import Cache, CacheProps
 from constructs_lib.certificate import DnsCertificate, DnsCertificateProps, alias_record
+from constructs_lib.ci_boundary import bound_roles, workload_boundary_arn
 from constructs_lib.compute import MlflowServers, MlflowServersProps
 from constructs_lib.database import APP_USER, AUTH_DB_NAME, DB_NAME, Database, DatabaseProps
 from constructs_lib.db_users import DatabaseUsers, DatabaseUsersProps
@@ -138,6 +139,8 @@ class MlflowStack(PlatformStack):
             servers=servers,
             key=key,
         )
+        if self.settings.ci is not None:
+            bound_roles(self, workload_boundary_arn(account, self.env.name))
 
     def _key(self, account: Account) -> CustomerKey:
         users = KeyUsers(

@@ -355,7 +355,10 @@ def test_the_admin_password_is_read_only_while_there_is_no_admin(
 ) -> None:
     first = launch(render(VALUES), monkeypatch, tmp_path, PARAMS, admin_exists=False)
     # Created by the launcher with MLflow's own function: the server never gets the password.
-    assert first.admins == [("init_db", first.boots[0][1]), ("create_admin_user", "mlops-root", "admin-pw-0123456789")]
+    assert first.admins == [
+        ("init_db", first.boots[0][1]),
+        ("create_admin_user", "mlops-root", "admin-pw-0123456789"),
+    ]
     assert "MLFLOW_AUTH_ADMIN_PASSWORD" not in first.env
     assert "admin-pw-0123456789" not in json.dumps(first.env)
     later = launch(render(VALUES), monkeypatch, tmp_path, PARAMS, admin_exists=True)

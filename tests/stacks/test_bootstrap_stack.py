@@ -63,6 +63,18 @@ def check_resource_addresses(synth: Synthesized, e: Environment) -> None:
         "aws_s3_bucket_logging.state",
         *(f"{rtype}.{name}" for rtype in BUCKET_PARTS for name in ("state", "state_logs")),
     ]
+    if e.settings.ci is not None:
+        expected += [f"aws_iam_policy.{p}" for p in CI_POLICIES]
+        expected += ["aws_iam_role.ci_plan", "aws_iam_role.ci_deploy"]
+        expected += [
+            f"aws_iam_role_policy_attachment.ci_plan_{p}" for p in ("ci_describe", "ci_read", "ci_plan_state")
+        ]
+        expected += [
+            f"aws_iam_role_policy_attachment.ci_deploy_{p}"
+            for p in ("ci_describe", "ci_read", "ci_deploy_state", "ci_deploy_write", "ci_deploy_network")
+        ]
+        if e.settings.ci.oidc_provider == "create":
+            expected.append("aws_iam_openid_connect_provider.github")
     if replicated(e):
         expected += [
             "aws_iam_role.state_replication",
@@ -144,9 +156,21 @@ def check_lock_table(synth: Synthesized, e: Environment) -> None:
     assert table["lifecycle"] == {"prevent_destroy": True}
 
 
+CI_POLICIES = (
+    "workload_boundary",
+    "ci_describe",
+    "ci_read",
+    "ci_plan_state",
+    "ci_deploy_state",
+    "ci_deploy_write",
+    "ci_deploy_network",
+)
+
+
 def check_kms_key_rotates(synth: Synthesized, e: Environment) -> None:
     env = e.name
     key = synth.resources(f"bootstrap-{env}", "aws_kms_key")["state"]
+    assert key["lifecycle"] == {"prevent_destroy": True}, "the key of every state is never destroyed"
     assert key["enable_key_rotation"] is True
     assert key["deletion_window_in_days"] == 30
     alias = synth.resources(f"bootstrap-{env}", "aws_kms_alias")["state"]
@@ -170,6 +194,13 @@ def check_outputs(synth: Synthesized, e: Environment) -> None:
     }
     if replicated(e):
         expected |= {"state_replica_bucket_arn", "state_replica_kms_key_arn"}
+    if e.settings.ci is not None:
+        expected |= {
+            "ci_plan_role_arn",
+            "ci_deploy_role_arn",
+            "ci_oidc_provider_arn",
+            "workload_boundary_arn",
+        }
     assert set(outputs) == expected
     assert all(o["description"] for o in outputs.values())
     assert outputs["region"]["value"] == e.settings.aws_region
@@ -378,7 +409,7 @@ def check_replication(synth: Synthesized, e: Environment) -> None:
 def check_replication_role_is_least_privilege(synth: Synthesized, e: Environment) -> None:
     stack = f"bootstrap-{e.name}"
     if not e.settings.state_bucket.replication.enabled:
-        assert "aws_iam_role" not in synth.stack(stack)["resource"]
+        assert "state_replication" not in synth.stack(stack)["resource"].get("aws_iam_role", {})
         return
     role = one(synth, stack, "aws_iam_role", "state_replication")
     assert role["name"] == e.names.bootstrap.replication_role
@@ -428,10 +459,10 @@ def check_default_tags_on_provider(synth: Synthesized, e: Environment) -> None:
 
 def check_no_duplicate_data_sources(synth: Synthesized, e: Environment) -> None:
     data = synth.stack(f"bootstrap-{e.name}")["data"]
-    assert {rtype: list(items) for rtype, items in data.items()} == {
-        "aws_caller_identity": ["state_key_account"],
-        "aws_partition": ["state_key_partition"],
-    }
+    expected = {"aws_caller_identity": ["state_key_account"], "aws_partition": ["state_key_partition"]}
+    if e.settings.ci is not None and e.settings.ci.oidc_provider == "existing":
+        expected["aws_iam_openid_connect_provider"] = ["github"]
+    assert {rtype: list(items) for rtype, items in data.items()} == expected
 
 
 def test_aes256_option(synth_with: Any) -> None:
