@@ -485,6 +485,11 @@ def read_state(source: Path) -> dict[str, Any]:
         raise CommandError(f"--from {source}: not a readable state file ({exc})") from None
     if not isinstance(doc, dict):
         raise CommandError(f"--from {source}: not a state file")
+    if "state_version" in doc:
+        raise CommandError(
+            f"--from {source} is a bundle's resources.json (direct engine), not a Terraform state: adopt "
+            "the terraform.tfstate exported before the bundle's migration (runbook step 3)"
+        )
     return doc
 
 
@@ -612,10 +617,14 @@ def unbind_or_refuse(
             return True
         steps = "\n  ".join(" ".join(c) for c in commands)
         notes = "".join(f"\n  note: {p}" for p in too_old)
+        how = (
+            "--unbind ran nothing: install a newer Databricks CLI, then run"
+            if do_unbind and too_old
+            else "with the resources still in databricks.yml, run in the bundle's checkout (or pass --unbind)"
+        )
         raise CommandError(
             f"the bundle still manages {', '.join(objects)}: its next deploy would destroy them, or keep them "
-            f"from us. With the resources still in databricks.yml, run in the bundle's checkout (or pass "
-            f"--unbind):\n  {steps}{notes}\nthen run this command again; nothing was changed"
+            f"from us. {how[0].upper()}{how[1:]}:\n  {steps}{notes}\nthen run this command again; nothing was changed"
         )
     if leftovers:
         path = f"{state_dir}/{now.state_file}"
@@ -831,6 +840,7 @@ def run(args: argparse.Namespace) -> int:
         do_unbind=args.unbind,
         confirm=confirm,
         run=runner,
+        plan=terraform_plan,
         console=console,
     )
     verb = "already adopted" if already else "adopted"

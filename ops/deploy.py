@@ -14,6 +14,11 @@ nothing is applied. Terraform checks the second point once more itself ("Saved p
 ``--direct`` (implied by ``--migrate-state``) runs ``cdktf deploy <stack>`` instead, which plans
 and applies in one go: for a backend change, which a saved plan cannot carry.
 
+A first apply of ``databricks-<env>`` (its state missing or empty), on either path, is refused
+while the old bundle's target still manages its resources or objects of its names exist
+(``first_apply_problems``, asking the workspace with ``ops.databricks_api`` credentials): adopt
+first (``ops adopt``).
+
 diff and destroy run ``cdktf <command> <stack> --skip-synth``;
 ``--ignore-missing-stack-dependencies`` lets such a call name one stack of a chain.
 

@@ -560,6 +560,18 @@ def test_make_targets_pass_the_variables_through() -> None:
     assert _last_line("state-migrate", "ENV=dev")[3:] == ["state", "migrate", "--env", "dev"]
     assert _last_line("synth", "ENV=dev,tst")[3:] == ["synth", "--env", "dev", "tst"]
     assert _last_line("bench", "SELECTION=1")[3:] == ["bench", "--runs", "3", "--selection"]
+    words = _last_line(
+        "adopt",
+        "ENV=prd",
+        "FROM=b.tfstate",
+        "BUNDLE_DIR=../p",
+        "BRANCHES=origin/main,origin/release",
+        "UNBIND=1",
+    )
+    assert words[3:] == [
+        "adopt", "--env", "prd", "--from", "b.tfstate", "--bundle-dir", "../p",
+        "--branch", "origin/main", "--branch", "origin/release", "--unbind",
+    ]  # fmt: skip
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="GNU make not installed")

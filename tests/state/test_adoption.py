@@ -4,6 +4,7 @@ the stack's key is picked up unchanged by ``init`` with our backend config."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import re
@@ -14,12 +15,14 @@ from typing import Any
 
 import pytest
 
-from ops import adopt, bundle
+from ops import adopt, bundle, cli
 from ops.runner import CommandError, UsageError
 from ops.state import adopt as adopt_state
 from platform_config import naming
+from platform_config.loader import BACKEND_DIR, load
 from tests.cli.support import write_tool
 from tests.conftest import ROOT, Synthesized
+from tests.fixtures.real_values import supply_real_values
 from tests.state.support import (
     COMMITTED,
     ENVS,
@@ -483,6 +486,10 @@ RESOURCES_YML = """resources:
 
 @pytest.fixture
 def bundle_repo(tmp_path: Path) -> Path:
+    return make_bundle_repo(tmp_path)
+
+
+def make_bundle_repo(tmp_path: Path) -> Path:
     """The project's repository: the bundle under my_mlops_project_luv_v6/, declaring the six
     resources on `main` and `release`, as the template generated it."""
     repo = tmp_path / "project"
@@ -728,3 +735,110 @@ def test_an_old_cli_is_refused_before_it_is_used(
         prd.adopt(do_unbind=True, **through_the_cli(bundle_repo))
     assert not [c for c in old.calls() if "unbind" in c], "an unbind ran on a CLI that cannot do it"
     assert old.held() == SIX
+
+
+def test_a_direct_engine_resources_json_is_no_from(tmp_path: Path) -> None:
+    direct = tmp_path / "resources.json"
+    direct.write_text(json.dumps({"state_version": 2, "lineage": "x", "serial": 1, "state": {}}))
+    with pytest.raises(
+        CommandError, match=re.escape("resources.json (direct engine), not a Terraform state")
+    ):
+        adopt.read_state(direct)
+
+
+def test_ops_adopt_prd_from_the_command_line(
+    backend: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m ops adopt` as the operator types it, every refusal of the runbook on the way:
+    the fake databricks CLI (v0.245.0), a real git checkout, the state server on 127.0.0.1. The one
+    stand-in is the plan (the recorded one: no provider binary here). MLOPS_ADOPT_TRANSCRIPT=FILE
+    keeps what the operator saw."""
+    repo = supply_real_values(tmp_path / "repo")
+    with (repo / BACKEND_DIR / "prd.config").open("a") as config:
+        config.write(
+            f'endpoints = {{ s3 = "{backend.url}", dynamodb = "{backend.url}", sts = "{backend.url}" }}\n'
+            "use_path_style = true\nskip_credentials_validation = true\nskip_requesting_account_id = true\n"
+            "skip_metadata_api_check = true\nskip_region_validation = true\n"
+        )
+    [prd_env] = load(repo, ["prd"])
+    fake = FakeCli(tmp_path, monkeypatch)
+    project_dir = tmp_path / "checkout"
+    project_dir.mkdir()
+    project = make_bundle_repo(project_dir)
+    for key, value in terraform_env(tmp_path, stub_providers=("databricks/databricks@1.99.0",)).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(adopt, "terraform_plan", lambda _stack, _state: recorded_plan())
+    from_file = tmp_path / "bundle-prod.tfstate"
+    from_file.write_bytes(SEED_STATE.read_bytes())
+    transcript: list[str] = []
+
+    def ops_adopt(*extra: str, answer: str = "", source: Path = from_file, root: Path = repo) -> int:
+        argv = ["adopt", "--env", "prd", "--from", str(source), "--bundle-dir", str(project),
+                "--branch", "main", "--branch", "release", *extra]  # fmt: skip
+        monkeypatch.setattr("sys.stdin", io.StringIO(answer))
+        code = cli.main(["--root", str(root), *argv])
+        out = capsys.readouterr()
+        shown = (
+            " ".join(argv)
+            .replace(str(tmp_path) + "/", "")
+            .replace(str(project), "../project/my_mlops_project_luv_v6")
+        )
+        text = (out.out + out.err).replace(str(tmp_path), "<tmp>")
+        transcript.append(f"$ python -m ops {shown}\n{text}(exit {code})\n")
+        return code
+
+    # The shipped prd.tfvars still holds documentation placeholders: exit 2, nothing synthesized.
+    assert ops_adopt(root=ROOT) == 2
+    # A --from exported after a partial unbind, another bundle's state, a job that does what the
+    # file does not say: refused before anything is asked of the bundle.
+    partial = state_without(
+        tmp_path, "databricks_job.batch_inference_job", "databricks_registered_model.model"
+    )
+    assert ops_adopt(source=partial) == 1
+    llmops = tmp_path / "llmops.tfstate"
+    llmops.write_text(SEED_STATE.read_text().replace("my_mlops_project_luv_v6", "LLMOps"))
+    assert ops_adopt(source=llmops) == 1
+    elsewhere = tmp_path / "bundle-prod-other-output.tfstate"
+    elsewhere.write_text(
+        SEED_STATE.read_text().replace("prod.my_mlops_project_luv_v6.predictions", "prod.scores.daily")
+    )
+    assert ops_adopt(source=elsewhere) == 1
+    # A CLI too old to unbind the experiment and the model: --unbind runs nothing.
+    fake.config["version"] = "0.212.2"
+    fake.save()
+    assert ops_adopt("--unbind") == 1
+    assert fake.held() == SIX
+    fake.config["version"] = "0.245.0"
+    fake.save()
+    assert ops_adopt() == 1  # the bundle still manages everything
+    assert ops_adopt("--unbind") == 1  # unbound; the leftovers are named
+    fake.remove_from_state(*SIX)  # the operator ran the printed state rm
+    assert ops_adopt() == 1  # the checkout's configuration still declares them
+    fake.remove_from_configuration()
+    retire(project, "main")
+    assert ops_adopt() == 1  # release still declares them
+    retire(project, "release")
+    assert ops_adopt(answer="no\n") == 1  # the intended changes are shown; not confirmed
+    assert backend.state_object("prd", "databricks") is None
+    assert ops_adopt(answer="prd\n") == 0
+    stored = json.loads(backend.state_object("prd", "databricks") or b"{}")
+    assert (stored["lineage"], stored["serial"]) == (SEED_LINEAGE, 8)
+    text = "\n".join(transcript)
+    for line in (
+        "databricks.deploy_principal: placeholder value",
+        "the state lacks databricks_job.batch_inference_job, databricks_registered_model.model",
+        "the state is bundle 'LLMOps'",
+        "env_specific_vars/prd.tfvars: databricks.batch_inference.output_table: not written",
+        "note: unbinding databricks_registered_model.model needs Databricks CLI v0.245.0 or later; this is v0.212.2",
+        "databricks bundle deployment unbind model -t prod",
+        "unbound: databricks bundle deployment unbind experiment -t prod",
+        "terraform state rm -state=bundle-prod-after-unbind.tfstate databricks_grants.registered_model_model",
+        "its next deploy would create a new copy",
+        "release:my_mlops_project_luv_v6/resources/ml-artifacts-resource.yml: declares resources.jobs.model_training_job",
+        "(written: databricks.run_as_service_principal)",
+        "adopted: databricks-prd holds lineage 8ac9ae2e-dc90-fc6f-07e9-e0a885d24582, serial 8",
+    ):
+        assert line in text, line
+    assert prd_env.names.databricks.run_as in text
+    if target := os.environ.get("MLOPS_ADOPT_TRANSCRIPT"):
+        Path(target).write_text(text)
