@@ -33,6 +33,7 @@ BRANCHES ?=## adopt: the bundle's deploying branches, comma-separated (e.g. orig
 UNBIND ?=## adopt: 1: run the unbind commands once every other check passed
 NAME ?=## env-add: the new environment's name
 ARGS ?=## rehearse: extra arguments, e.g. --skip-install --keep DIR
+WARNINGS ?=## 1: synth names every placeholder (default: one line per file)
 
 # Quiet, reproducible runs of jsii (Node 20 is end-of-life for it) and Terraform.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -45,15 +46,25 @@ stack-args = $(if $(strip $(STACK)),--stack $(subst $(comma), ,$(strip $(STACK))
 flag = $(if $(filter 1,$(strip $($(1)))),$(2))
 
 .PHONY: help
-help: ## [] List the targets, their variables, and what the variables mean
+help: ## [] List the targets, their variables, and what the variables mean (fits 100 columns)
 	@echo "usage: make <target> [VARIABLE=value ...]"
 	@echo
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## \[([^]]*)\] (.*)$$/\1|\2|\3/' \
-		| awk -F'|' '{printf "  %-14s %-66s %s\n", $$1, $$2, $$3}'
+		| awk -F'|' -v width=100 -v indent=6 "$$WRAP"'{ head = sprintf("  %-14s %s", $$1, $$2); sub(/ +$$/, "", head); print head; wrap($$3) }'
 	@echo
 	@echo "variables:"
 	@grep -hE '^[A-Z_]+ \?=.*## ' $(MAKEFILE_LIST) | sed -E 's/^([A-Z_]+) \?= ?([^#]*)## (.*)$$/\1|\2|\3/' \
-		| awk -F'|' '{d = ($$2 == "") ? "" : " (default " $$2 ")"; printf "  %-14s %s%s\n", $$1, $$3, d}'
+		| awk -F'|' -v width=100 -v indent=17 "$$WRAP"'{ d = ($$2 == "") ? "" : " (default " $$2 ")"; printf "  %-14s ", $$1; wrap($$3 d, 1) }'
+
+# awk: print text word by word within `width` columns, each line indented by `indent` spaces
+# (the first line not indented when `inline`, as it follows a label).
+export WRAP := function wrap(text, inline,   n, words, i, line, pad) { \
+	pad = sprintf("%*s", indent, ""); n = split(text, words, " "); line = inline ? "" : pad; \
+	for (i = 1; i <= n; i++) { \
+		if (length(line) + length(words[i]) + 1 > width - (inline ? indent : 0) && line != "" && line != pad) { \
+			print line; line = pad; inline = 0 } \
+		line = (line == "" || line == pad) ? line words[i] : line " " words[i] } \
+	print line }
 
 # --- set-up -------------------------------------------------------------------------------
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
@@ -94,7 +105,7 @@ endif
 # --- synthesis and checks -----------------------------------------------------------------
 .PHONY: synth
 synth: setup ## [ENV= STACK=] Synthesize the stacks to cdktf.out/ (default: every kind of every environment)
-	@$(OPS) synth $(env-args) $(stack-args)
+	@$(OPS) synth $(env-args) $(stack-args) $(call flag,WARNINGS,--warnings)
 
 .PHONY: test
 test: setup $(TOOLS_VENV)/.installed ## [TEST_WORKERS=] The full check (CI runs exactly this): the set-up, then `make check`
@@ -151,7 +162,7 @@ adopt: setup ## [ENV= FROM= BUNDLE_DIR= BRANCHES= BUNDLE_STATE= UNBIND=] Adopt a
 	$(OPS) adopt --env $(strip $(ENV)) --from $(strip $(FROM)) --bundle-dir $(strip $(BUNDLE_DIR)) $(foreach b,$(subst $(comma), ,$(strip $(BRANCHES))),--branch $(b)) $(if $(strip $(BUNDLE_STATE)),--bundle-state $(strip $(BUNDLE_STATE))) $(call flag,UNBIND,--unbind)
 
 .PHONY: env-add
-env-add: setup ## [NAME= FROM=] Write a new environment's two files from an existing one (own names, target, CIDRs)
+env-add: setup ## [NAME= FROM=] A new environment from an existing one: its two files (own names, target, CIDRs), its CI entries, snapshots and diagrams
 	$(OPS) env add $(strip $(NAME)) --from $(strip $(FROM))
 
 .PHONY: state-unlock
@@ -186,6 +197,10 @@ bench: setup ## [RUNS= SELECTION=1 SUITE=1] Synthesis time and python/node peak 
 .PHONY: soak
 soak: setup ## [] Soak tests: the repeated state-lock contention rounds (pytest -m soak; CI runs it)
 	$(PY) -m pytest -m soak
+
+.PHONY: runbooks
+runbooks: setup $(TOOLS_VENV)/.installed ## [] The runbooks that are commands, run as written on a scratch copy, each ending with its `make check` (pytest -m runbook; CI runs it)
+	$(PY) -m pytest -m runbook
 
 .PHONY: rehearse
 rehearse: setup ## [ENV= ARGS=] Boot rehearsal: the synthesized MLflow boot script against real servers on 127.0.0.1

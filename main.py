@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from platform_config import naming
+from platform_config import naming, placeholders
 from platform_config.errors import ConfigError, Problem
 from platform_config.loader import load
 
@@ -45,6 +45,8 @@ def main() -> int:
             print(f"error: {problem}", file=sys.stderr)
         print(f"{len(exc.problems)} configuration problem(s); nothing was synthesized.", file=sys.stderr)
         return 2
+    for line in placeholders.summary([f for env in envs for f in placeholders.find(env)]):
+        print(f"warning: {line}", file=sys.stderr)
     from stacks.app import summary, synthesize  # late: configuration errors never pay for jsii
 
     outdir = synthesize(

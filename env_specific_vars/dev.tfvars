@@ -1,10 +1,11 @@
-# Environment "dev": every per-environment value of every stack. Keys are documented in the README
-# ("Configuration reference"); unknown keys are errors. No secrets here, ever.
+# Environment "dev": every per-environment value of every stack. Every key, its type, default
+# and rules: docs/configuration.md; unknown keys are errors. No secrets here, ever.
 environment   = "dev"
 aws_region    = "us-east-1"
 is_production = false
 
-# "local" until the state bucket exists (first bootstrap), then "s3" and `make migrate-bootstrap`.
+# "local" until the state bucket exists (first bootstrap), then "s3" and `make state-migrate`
+# (docs/runbooks/bootstrap.md).
 bootstrap_state = "s3"
 
 tags = {
@@ -59,7 +60,7 @@ mlflow = {
     log_exports              = ["error", "slowquery"]
   }
 
-  # Off in dev: stock MLflow does not use Redis (see the README).
+  # Off in dev: MLflow queues its jobs in Redis only when it is on (docs/decisions/redis.md).
   cache = {
     enabled = false
   }

@@ -1,10 +1,11 @@
-# Environment "prd": every per-environment value of every stack. Keys are documented in the README
-# ("Configuration reference"); unknown keys are errors. No secrets here, ever.
+# Environment "prd": every per-environment value of every stack. Every key, its type, default
+# and rules: docs/configuration.md; unknown keys are errors. No secrets here, ever.
 environment   = "prd"
 aws_region    = "us-east-1"
 is_production = true
 
-# "local" until the state bucket exists (first bootstrap), then "s3" and `make migrate-bootstrap`.
+# "local" until the state bucket exists (first bootstrap), then "s3" and `make state-migrate`
+# (docs/runbooks/bootstrap.md).
 bootstrap_state = "s3"
 
 tags = {

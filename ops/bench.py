@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.env import add as add_environment
+from ops.env.files import add as add_environment
 from ops.runner import ROOT, CommandError, automation_env, execute, outside_make
 from platform_config import naming
 from platform_config.loader import BACKEND_DIR, TFVARS_DIR

@@ -25,6 +25,7 @@ import itertools
 import json
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -1004,27 +1005,50 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(func=run)
 
 
+def render(dot_binary: str, source: Path) -> str:
+    done = subprocess.run([dot_binary, "-Tsvg", str(source)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise CommandError(f"{dot_binary} could not render {source}:\n{done.stderr.strip()}")
+    return done.stdout
+
+
+def stale_pictures(files: Mapping[Path, str], root: Path, dot_binary: str, scratch: Path) -> list[Path]:
+    """The committed ``.svg`` files that differ from what ``dot`` draws of the current ``.dot``."""
+    outdated = []
+    for path, text in files.items():
+        if path.suffix != ".dot":
+            continue
+        source = scratch / path.name
+        source.write_text(text, encoding="utf-8")
+        svg = root / path.with_suffix(".svg")
+        if not svg.exists() or svg.read_text(encoding="utf-8") != render(dot_binary, source):
+            outdated.append(path.with_suffix(".svg"))
+    return outdated
+
+
 def run(args: argparse.Namespace) -> int:
     root: Path = args.root
     dot_binary = shutil.which("dot")
-    if not args.check and dot_binary is None:
+    if dot_binary is None:
+        what = "could not check the pictures (docs/architecture/*.svg)" if args.check else "renders the SVGs"
         print(
-            "error: Graphviz `dot` renders the SVGs and is not installed (apt-get install graphviz)",
+            f"error: Graphviz `dot` is not installed, so this {what}: apt-get install graphviz",
             file=sys.stderr,
         )
         return 1
     try:
         with tempfile.TemporaryDirectory(prefix="ops-diagram-") as scratch:
             files = generate(synthesized(args.outdir, root, Path(scratch)), root)
+            outdated = stale(files, root)
+            if args.check:
+                outdated += stale_pictures(files, root, dot_binary, Path(scratch))
     except (DiagramError, OSError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.check:
-        outdated = stale(files, root)
         for path in outdated:
             print(f"error: {path} is stale: run `python -m ops diagram` and commit it", file=sys.stderr)
         return 1 if outdated else 0
-    assert dot_binary is not None
     for path in write(files, root, dot_binary):
         print(f"wrote {path}")
     return 0

@@ -95,10 +95,18 @@ def placeholder_findings(envs: Sequence[Environment]) -> list[placeholders.Findi
     return [finding for env in envs for finding in placeholders.find(env)]
 
 
-def warn_placeholders(envs: Sequence[Environment]) -> None:
-    """Synthesis goes on (the shipped files hold placeholders); each one is named."""
-    for finding in placeholder_findings(envs):
-        print(f"warning: {finding}", file=sys.stderr)
+def warn_placeholders(envs: Sequence[Environment], every: bool = False) -> None:
+    """Synthesis goes on (the shipped files hold placeholders): one line per file with a count, or
+    (``every``) each placeholder."""
+    findings = placeholder_findings(envs)
+    lines = [str(f) for f in findings] if every else placeholders.summary(findings)
+    for line in lines:
+        print(f"warning: {line}", file=sys.stderr)
+    if findings and not every:
+        print(
+            "warning: list them with `python -m ops synth --warnings` (make synth WARNINGS=1)",
+            file=sys.stderr,
+        )
 
 
 def refuse_placeholders(envs: Sequence[Environment]) -> int | None:
@@ -112,9 +120,10 @@ def refuse_placeholders(envs: Sequence[Environment]) -> int | None:
         print(f"error: {finding}", file=sys.stderr)
     if not findings:
         return None
+    docs = ", ".join(sorted({placeholders.doc_for(f.key) for f in findings}))
     print(
         f"{len(findings)} documentation placeholder(s) left; replace them with real values "
-        "(docs/stacks/databricks.md lists what to supply); nothing was done.",
+        f"(what to supply: {docs}); nothing was done.",
         file=sys.stderr,
     )
     return 2
@@ -131,6 +140,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--outdir", type=Path, help="output directory (default: cdktf.out)")
     parser.add_argument("--quiet", action="store_true", help="no summary table")
     parser.add_argument(
+        "--warnings", action="store_true", help="name every placeholder (default: one line per file)"
+    )
+    parser.add_argument(
         "--gc-running",
         action="store_true",
         help="import provider packages with the garbage collector running (`ops bench` measures what pausing it saves)",
@@ -140,7 +152,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     envs = load(args.root, args.env, "--env")
-    warn_placeholders(envs)
+    warn_placeholders(envs, every=args.warnings)
     out = synthesize(envs, kinds(args.stack), args.outdir or outdir(args.root), pause_gc=not args.gc_running)
     if not args.quiet:
         from stacks.app import summary

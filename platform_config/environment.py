@@ -77,6 +77,13 @@ class NetworkSettings(Frozen):
         default=False,
         description="One shared NAT gateway instead of one per zone (cheaper, not zone-redundant).",
     )
+    overlap_allowed_with: tuple[Str, ...] = Field(
+        default=(),
+        description="Environments whose `vpc_cidr` may overlap this one's, because the two networks "
+        "are never connected (no peering, transit gateway or VPN): each must exist, and both "
+        "environments must set `aws_account_id`, to different accounts. Otherwise overlapping VPC "
+        "ranges are an error.",
+    )
 
 
 class EnvironmentSettings(Frozen):

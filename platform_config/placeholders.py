@@ -109,3 +109,30 @@ def find(env: Environment) -> list[Finding]:
         for key, value in _strings(settings, "")
         if (what := placeholder_kind(value)) is not None
     ]
+
+
+# Where to read what a real value looks like, by the key's first part (docs/configuration.md for
+# the rest): each stack's page says what to supply.
+_DOCS = {
+    "mlflow": "docs/stacks/mlflow.md",
+    "network": "docs/stacks/mlflow.md",
+    "databricks": "docs/stacks/databricks.md",
+    "state_bucket": "docs/stacks/bootstrap.md",
+}
+
+
+def doc_for(key: str) -> str:
+    """The page that says what to supply for tfvars ``key``."""
+    return _DOCS.get(key.split(".", 1)[0].split("[", 1)[0], "docs/configuration.md")
+
+
+def summary(findings: list[Finding]) -> list[str]:
+    """One line per file: how many placeholders, in which keys' documentation to look."""
+    by_file: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_file.setdefault(finding.file, []).append(finding)
+    return [
+        f"{file}: {len(found)} documentation placeholder(s) (plan and deploy refuse them; what to "
+        f"supply: {', '.join(sorted({doc_for(f.key) for f in found}))})"
+        for file, found in by_file.items()
+    ]

@@ -431,6 +431,42 @@ def databricks_targets_unique(envs: Sequence[Validated]) -> Iterator[Problem]:
             first[target] = env
 
 
+@_across_rule
+def vpc_ranges_apart(envs: Sequence[Validated]) -> Iterator[Problem]:
+    """No two environments' `network.vpc_cidr` overlap (`env add` picks a free range), unless one
+    of them lists the other in `network.overlap_allowed_with`: then both set `aws_account_id`, to
+    different accounts, and the two networks are never connected."""
+    by_name = {env.name: env for env in envs}
+    for env in envs:
+        for i, other in enumerate(env.settings.network.overlap_allowed_with):
+            key = f"network.overlap_allowed_with[{i}]"
+            if other == env.name or other not in by_name:
+                known = ", ".join(sorted(set(by_name) - {env.name}))
+                yield env.tfvars(key, f"{other!r} is not another environment (known: {known})")
+                continue
+            accounts = (env.settings.aws_account_id, by_name[other].settings.aws_account_id)
+            if None in accounts or accounts[0] == accounts[1]:
+                yield env.tfvars(
+                    key,
+                    f"{other!r} may overlap only when both environments set aws_account_id, to "
+                    f"different accounts (here: {accounts[0]} and {accounts[1]})",
+                )
+    ordered = sorted(envs, key=lambda e: e.name)
+    for i, first in enumerate(ordered):
+        for second in ordered[i + 1 :]:
+            a, b = (ipaddress.ip_network(e.settings.network.vpc_cidr) for e in (first, second))
+            allowed = second.name in first.settings.network.overlap_allowed_with or (
+                first.name in second.settings.network.overlap_allowed_with
+            )
+            if a.overlaps(b) and not allowed:
+                yield second.tfvars(
+                    "network.vpc_cidr",
+                    f"{b} overlaps {a} of environment {first.name!r} ({first.tfvars_file}); pick "
+                    f"another range (`python -m ops env add` picks a free one), or list {first.name!r} "
+                    "in network.overlap_allowed_with if the two networks are never connected",
+                )
+
+
 # --- production requirements ---------------------------------------------------------------------
 
 

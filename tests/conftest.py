@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,18 @@ def shipped_env_names(root: Path = ROOT) -> list[str]:
     """The environments that exist in the repository (one per tfvars file): tests over shipped
     environments parametrize over this, so a new environment is tested with no test edit."""
     return sorted(p.stem for p in (root / TFVARS_DIR).glob("*.tfvars"))
+
+
+def scratch_env_name(root: Path = ROOT, prefix: str = "t") -> str:
+    """A name for an environment a test adds: generated, so that it never equals a name a user
+    might give (or has given) an environment; valid (2-8 lowercase letters or digits) and not a
+    Databricks target name either."""
+    taken = set(shipped_env_names(root)) | {"test", "staging", "prod"}
+    for _ in range(100):
+        name = prefix + secrets.token_hex(4)[: 8 - len(prefix)]
+        if name not in taken and naming.ENV_NAME_RE.match(name):
+            return name
+    raise RuntimeError("no free scratch environment name")
 
 
 def load_repo_environments(root: Path = ROOT) -> list[Environment]:

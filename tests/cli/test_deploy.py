@@ -22,6 +22,7 @@ import pytest
 
 from ops import cli
 from ops.deploy import stack_order
+from ops.env import files
 from ops.runner import CommandError, outside_make
 from platform_config.loader import load
 from platform_config.resolved import DatabricksNames
@@ -35,7 +36,7 @@ from tests.cli.support import (
     use_fake_terraform,
     write_tool,
 )
-from tests.conftest import ROOT
+from tests.conftest import ROOT, scratch_env_name
 from tests.fixtures.databricks_env import SEED_STATE
 
 ORDER = ["bootstrap-dev", "mlflow-dev", "databricks-dev"]
@@ -485,14 +486,13 @@ def test_production_comes_from_the_loaded_environment(
     root: Path, fake_cdktf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Whatever the name: ``is_production = true`` in the environment's file is what counts."""
-    for directory, suffix in (("env_specific_vars", "tfvars"), ("backend_configs", "config")):
-        text = (root / directory / f"prd.{suffix}").read_text()
-        # "prod": the Databricks target is the environment's own (two cannot share one).
-        (root / directory / f"qa.{suffix}").write_text(text.replace("prd", "qa").replace('"prod"', '"qa"'))
-    fake_outdir(root, env="qa")
-    rc, _, err = ops(root, monkeypatch, capsys, "destroy", "--env", "qa", "--auto-approve")
+    source = next(e.name for e in load(root) if e.settings.is_production)
+    new = scratch_env_name()
+    files.add(root, new, source)  # `ops env add`'s files: a generated name, the same settings
+    fake_outdir(root, env=new)
+    rc, _, err = ops(root, monkeypatch, capsys, "destroy", "--env", new, "--auto-approve")
     assert rc == 2, err
-    assert "refusing to destroy production environment 'qa' (env_specific_vars/qa.tfvars" in err
+    assert f"refusing to destroy production environment {new!r} (env_specific_vars/{new}.tfvars" in err
     assert read_log(fake_cdktf) == []
 
 
@@ -586,7 +586,12 @@ def test_make_targets_need_an_environment(target: str) -> None:
 def test_make_help_lists_each_target_with_its_variables() -> None:
     proc = _make("help")
     assert proc.returncode == 0, proc.stderr
-    rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ")}
+    # Each target's (or variable's) own line; descriptions continue on indented lines below it.
+    rows = {
+        line.split()[0]: line
+        for line in proc.stdout.splitlines()
+        if line.startswith("  ") and not line.startswith("   ")
+    }
     expected = {
         "synth": ["ENV=", "STACK="],
         "plan": ["ENV=", "STACK=", "LOCK_TIMEOUT=", "RECONFIGURE=1"],

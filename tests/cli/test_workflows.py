@@ -24,11 +24,12 @@ import yaml  # type: ignore[import-untyped]
 from ops import lint as lint_workflows
 from ops.lint import GITHUB_DIR, TOOLS_BIN, action_files, workflow_files
 from platform_config import naming
-from tests.conftest import ROOT, Synthesized
+from tests.conftest import ROOT, Synthesized, shipped_env_names
 
 FILES = [*workflow_files(), *action_files()]
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
-DEPLOYED = ("dev", "tst", "prd")
+# Every environment is planned on pull requests, checked for drift and deployed by some workflow.
+DEPLOYED = tuple(shipped_env_names())
 
 
 def load(path: Path) -> dict[Any, Any]:

@@ -29,6 +29,7 @@ from tests.fixtures.envs import FIXTURES
 
 DEV_VARS = f"{TFVARS_DIR}/dev.tfvars"
 DEV_BACKEND = f"{BACKEND_DIR}/dev.config"
+PRD_VARS = f"{TFVARS_DIR}/prd.tfvars"
 
 
 def replace(path: str, old: str, new: str) -> Callable[[Path], None]:
@@ -67,6 +68,10 @@ CASES = [
     Case("bad-cidr", replace(DEV_VARS, '"10.10.0.0/16"', '"10.10.0.0/33"'), DEV_VARS, r"network\.vpc_cidr", "not a valid CIDR"),
     Case("unknown-environment", unchanged, "$MLOPS_ENVS", None, "unknown environment 'stg' (known: dev, prd)", {"MLOPS_ENVS": "stg"}),
     Case("missing-backend-config", delete(DEV_BACKEND), DEV_VARS, None, f"no matching backend config {DEV_BACKEND}"),
+    Case("key-set-twice", replace(DEV_VARS, "  single_nat_gateway    = true", "  single_nat_gateway    = true\n  single_nat_gateway = false"), DEV_VARS, r"network\.single_nat_gateway", "set twice (lines 23 and 24)"),
+    Case("top-level-key-set-twice", replace(DEV_VARS, "is_production = false", "is_production = false\nis_production = true"), DEV_VARS, "is_production", "set twice (lines 5 and 6)"),
+    Case("brace-never-closed", replace(DEV_VARS, "network = {", "network = { {"), DEV_VARS, "line 17", "'{' at column 11 is never closed"),
+    Case("overlapping-vpc", replace(DEV_VARS, '"10.10.0.0/16"', '"10.0.0.0/8"'), PRD_VARS, r"network\.vpc_cidr", "10.30.0.0/16 overlaps 10.0.0.0/8 of environment 'dev'"),
 ]  # fmt: skip
 
 

@@ -14,7 +14,7 @@ import pytest
 from platform_config.environment import EnvironmentSettings
 from platform_config.errors import ConfigError
 from platform_config.loader import BACKEND_DIR, TFVARS_DIR, Environment, load, select
-from tests.conftest import shipped_env_names
+from tests.conftest import scratch_env_name, shipped_env_names
 from tests.fixtures.envs import FIXTURES, ConfigFiles, add_environment
 
 DEV = f"{TFVARS_DIR}/dev.tfvars"
@@ -223,8 +223,9 @@ def test_aes256_bucket_needs_no_kms_key_id() -> None:
 
 
 def test_new_environment_is_two_files() -> None:
-    envs = add_environment(files(), "qa", 40).load()
-    assert [e.name for e in envs] == ["dev", "prd", "qa"]
-    qa = envs[-1]
-    assert qa.settings.network.vpc_cidr == "10.40.0.0/16"
-    assert qa.backend.bucket == "mlopspltf-qa-s3-tf-backend"
+    new = scratch_env_name(FIXTURES)
+    envs = add_environment(files(), new, 40).load()
+    assert sorted(e.name for e in envs) == sorted(["dev", "prd", new])
+    added = next(e for e in envs if e.name == new)
+    assert added.settings.network.vpc_cidr == "10.40.0.0/16"
+    assert added.backend.bucket == f"mlopspltf-{new}-s3-tf-backend"

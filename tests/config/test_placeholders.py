@@ -73,11 +73,37 @@ def test_the_shipped_files_still_hold_placeholders_and_still_load(
     assert "databricks.host" in {f.key for f in placeholders.find(env)}
 
 
-def test_synth_warns_about_each(repo_envs: list[Environment], capsys: pytest.CaptureFixture[str]) -> None:
+def test_synth_warns_once_per_file_with_a_count(
+    repo_envs: list[Environment], capsys: pytest.CaptureFixture[str]
+) -> None:
     synth.warn_placeholders(repo_envs)
+    lines = capsys.readouterr().err.splitlines()
+    counted = {e.tfvars_file: len(placeholders.find(e)) for e in repo_envs if placeholders.find(e)}
+    assert len(lines) == len(counted) + 1
+    for line, (file, count) in zip(lines, counted.items(), strict=False):
+        assert line.startswith(
+            f"warning: {file}: {count} documentation placeholder(s) (plan and deploy refuse them"
+        )
+    assert lines[-1] == "warning: list them with `python -m ops synth --warnings` (make synth WARNINGS=1)"
+
+
+def test_synth_names_each_on_request(
+    repo_envs: list[Environment], capsys: pytest.CaptureFixture[str]
+) -> None:
+    synth.warn_placeholders(repo_envs, every=True)
     lines = capsys.readouterr().err.splitlines()
     expected = [f"warning: {f}" for e in repo_envs for f in placeholders.find(e)]
     assert lines == expected and lines
+
+
+def test_each_placeholder_points_at_the_page_of_its_stack() -> None:
+    assert placeholders.doc_for("mlflow.server.ami_id") == "docs/stacks/mlflow.md"
+    assert placeholders.doc_for("network.vpc_cidr") == "docs/stacks/mlflow.md"
+    assert placeholders.doc_for("databricks.training.tasks[0].notebook") == "docs/stacks/databricks.md"
+    assert placeholders.doc_for("state_bucket.replication.region") == "docs/stacks/bootstrap.md"
+    assert placeholders.doc_for("aws_account_id") == "docs/configuration.md"
+    for page in {placeholders.doc_for(k) for k in ("mlflow.x", "databricks.x", "state_bucket.x", "x")}:
+        assert (ROOT / page).is_file(), page
 
 
 @pytest.fixture
@@ -109,6 +135,9 @@ def test_plan_and_deploy_refuse_before_terraform(
     assert rc == 2
     assert err.splitlines()[:-1] == [f"error: {f}" for f in placeholders.find(loaded)]
     assert "nothing was done" in err.splitlines()[-1]
+    pages = sorted({placeholders.doc_for(f.key) for f in placeholders.find(loaded)})
+    assert {"docs/stacks/mlflow.md", "docs/stacks/databricks.md"} <= set(pages)
+    assert f"(what to supply: {', '.join(pages)})" in err.splitlines()[-1]
     assert not (untouched_repo.parent / "ran").exists()
 
 

@@ -25,8 +25,11 @@ def test_summary_has_one_line_per_stack(synth: Synthesized) -> None:
         doc = synth.stack(name)
         assert env == naming.parse_stack_id(name)[1]
         assert int(count) == sum(len(v) for v in doc.get("resource", {}).values())
-        assert backend == "s3"
-        assert key == naming.state_key(naming.parse_stack_id(name)[0])
+        kind = naming.parse_stack_id(name)[0]
+        if kind == "bootstrap" and synth.env(env).settings.bootstrap_state == "local":
+            assert (backend, key) == ("local", f"../../../{naming.local_state_path(kind, env)}")
+        else:
+            assert (backend, key) == ("s3", naming.state_key(kind))
     assert lines[-1] == f"{len(rows)} stacks synthesized to {synth.outdir}"
 
 

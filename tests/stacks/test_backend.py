@@ -27,9 +27,18 @@ def backend_file(env: str) -> dict[str, Any]:
 @pytest.mark.parametrize("env", shipped_env_names())
 @pytest.mark.parametrize("kind", naming.STACK_KINDS)
 def test_backend_block_is_config_file_plus_stack_key(synth: Synthesized, kind: str, env: str) -> None:
+    """Or, for a bootstrap stack still in phase 1 (a new environment), its explicit local file."""
     backend = synth.stack(naming.stack_id(kind, env))["terraform"]["backend"]
+    if on_local_state(synth.env(env), kind):
+        assert backend == {"local": {"path": f"../../../{naming.local_state_path(kind, env)}"}}
+        return
     assert list(backend) == ["s3"]
     assert backend["s3"] == {**backend_file(env), "key": naming.state_key(kind)}
+
+
+def on_local_state(env: Environment, kind: str) -> bool:
+    """Only a bootstrap stack before its state bucket exists (``bootstrap_state = "local"``)."""
+    return kind == "bootstrap" and env.settings.bootstrap_state == "local"
 
 
 def test_every_shipped_environment_is_synthesized(synth: Synthesized) -> None:
@@ -50,8 +59,11 @@ def test_state_keys_are_distinct_per_stack_kind() -> None:
 
 @pytest.mark.parametrize("env", shipped_env_names())
 def test_every_stack_state_is_locked(synth: Synthesized, env: str) -> None:
-    """S3-native locking, a DynamoDB table, or both (during a migration window): never neither."""
+    """S3-native locking, a DynamoDB table, or both (during a migration window): never neither.
+    (A local state file is locked by Terraform's own file lock.)"""
     for kind in naming.STACK_KINDS:
+        if on_local_state(synth.env(env), kind):
+            continue
         s3 = synth.stack(naming.stack_id(kind, env))["terraform"]["backend"]["s3"]
         assert "dynamodb_table" in s3 or s3.get("use_lockfile") is True, kind
 

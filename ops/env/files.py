@@ -1,19 +1,18 @@
-"""``ops env add NEW --from OLD``: a new environment's two files, derived from an existing one.
+"""A new environment's two files, derived from an existing one's.
 
 Copying ``dev.tfvars`` by hand keeps dev's Databricks target (the new stack would manage dev's
-model, experiment and jobs) and its CIDRs. This command writes ``env_specific_vars/NEW.tfvars``
-and ``backend_configs/NEW.config`` with every name of the new environment: ``environment``, the
+model, experiment and jobs) and its CIDRs. ``add`` writes ``env_specific_vars/NEW.tfvars`` and
+``backend_configs/NEW.config`` with every name of the new environment: ``environment``, the
 backend's bucket, lock table and KMS alias, tag values naming the old environment,
 ``bootstrap_state = "local"`` (its bucket does not exist yet), the Databricks target ``NEW``
 (catalog, job prefix, experiment and files paths then follow from it), and the next free VPC
-range with every subnet moved into it. Comments and layout stay as in the source. The result is
-loaded with every other environment before the command succeeds; on any problem both files are
-removed again.
+range with every subnet moved into it. Comments and layout stay as in the source; comments
+naming the old environment name the new one. The result is loaded with every other environment
+before ``add`` returns; on any problem both files are removed again.
 """
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
@@ -154,45 +153,3 @@ def add(root: Path, new: str, source: str) -> tuple[Path, Path]:
         backend.unlink()
         raise
     return tfvars, backend
-
-
-def workflow_entries(new: str) -> list[str]:
-    """What CI needs for the new environment (the workflows are edited by hand)."""
-    return [
-        f"- the plan matrices of .github/workflows/pr.yml and drift.yml: add {new} "
-        f"(env: [..., {new}]; drift.yml also `include: - env: {new}` with the branch it deploys from)",
-        f"- a deploy workflow for {new} (copy deploy-tst.yml: it calls deploy.yml with env: {new})",
-        f"- GitHub Environments {new + '-plan'!r} (variables AWS_PLAN_ROLE_ARN, DATABRICKS_PLAN_CLIENT_ID) "
-        f"and {new!r} (AWS_DEPLOY_ROLE_ARN, DATABRICKS_DEPLOY_CLIENT_ID), see docs/runbooks/ci-cd.md",
-    ]
-
-
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("env", help="environments: add", description=__doc__)
-    commands = parser.add_subparsers(dest="env_command", required=True, metavar="<env command>")
-    new = commands.add_parser("add", help="write a new environment's two files, derived from an existing one")
-    new.add_argument("name", help="the new environment, e.g. qa")
-    new.add_argument(
-        "--from", dest="source", required=True, metavar="ENV", help="environment to copy, e.g. dev"
-    )
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    tfvars, backend = add(args.root, args.name, args.source)
-    [env] = load(args.root, [args.name])
-    names = env.names
-    print(f"wrote {tfvars.relative_to(args.root)} and {backend.relative_to(args.root)}")
-    print(
-        f"  state bucket {names.bootstrap.state_bucket}, lock table {names.bootstrap.lock_table}, key {names.bootstrap.kms_alias}"
-    )
-    print(
-        f"  VPC {env.settings.network.vpc_cidr}; Databricks target {names.databricks.target}, catalog {names.databricks.catalog}, job prefix {names.databricks.job_prefix!r}"
-    )
-    print("Add to CI:")
-    for line in workflow_entries(args.name):
-        print(f"  {line}")
-    print(
-        f"Next: review the two files, then the first-time bootstrap (docs/runbooks/bootstrap.md, ENV={args.name})."
-    )
-    return 0
