@@ -64,9 +64,17 @@ def one(synth: Synthesized, env: str, rtype: str, name: str) -> dict[str, Any]:
 
 
 def files_root(e: Environment) -> str:
-    """Where the jobs look for the notebooks: the bundle root of the deploy principal, whose
-    files-only bundle deploy uploads them (`/Workspace/Users/...`, CLI 0.230 on); prd says so
-    explicitly, its state still pointing at the person's copy."""
+    """Where the jobs look for the notebooks: `files_root` when written, else the bundle root of the
+    deployer (default: the deploy principal), whose bundle deploy uploads them (`/Workspace/Users/...`,
+    CLI 0.230 on)."""
+    names = e.names.databricks
+    settings = e.settings.databricks
+    deployer = settings.deployer or settings.deploy_principal
+    default = f"/Workspace/Users/{deployer}/.bundle/{names.project}/{names.target}/files"
+    return settings.files_root or default
+
+
+def deploy_principal_files(e: Environment) -> str:
     names = e.names.databricks
     principal = e.settings.databricks.deploy_principal
     return f"/Workspace/Users/{principal}/.bundle/{names.project}/{names.target}/files"
@@ -282,8 +290,9 @@ def test_default_runtime_is_an_lts_ml_release(variants: Synthesized) -> None:
 
 @pytest.mark.parametrize("env", shipped_env_names())
 def test_shipped_notebooks_are_where_the_deploy_principal_uploads_them(synth: Synthesized, env: str) -> None:
+    """dev and tst: the deployer is the deploy principal; prd writes files_root to move there."""
     e = synth.env(env)
-    assert e.names.databricks.files_root == files_root(e)
+    assert e.names.databricks.files_root == files_root(e) == deploy_principal_files(e)
 
 
 def check_jobs_run_on_their_cluster(synth: Synthesized, e: Environment) -> None:
@@ -453,7 +462,7 @@ def test_prd_identities_match_the_seed_state(synth: Synthesized, seed_state: dic
         # principal's bundle root (prd.tfvars writes files_root; ops adopt lists it as intended).
         person = "/Users/maaheshwarispandan97@outlook.com/.bundle/my_mlops_project_luv_v6/prod/files"
         state_paths = [
-            t["notebook_task"][0]["notebook_path"].replace(person, files_root(synth.env("prd")))
+            t["notebook_task"][0]["notebook_path"].replace(person, deploy_principal_files(synth.env("prd")))
             for t in attrs[f"databricks_job.{name}"]["task"]
         ]
         assert [
