@@ -762,9 +762,11 @@ def first_apply_problems(names: DatabricksNames, workspace: Workspace) -> list[s
 
 
 def _job_exists(workspace: Workspace, name: str) -> bool:
-    """``GET /api/2.1/jobs/list?name=`` (an exact-name filter) holds a job of that name."""
+    """``GET /api/2.1/jobs/list?name=`` (exact, case-insensitive: SDK ``JobsAPI.list``) holds a job
+    of that name."""
     jobs = workspace.call("GET", "/api/2.1/jobs/list", query={"name": name, "limit": 25}).get("jobs") or []
-    return any(isinstance(j, dict) and (j.get("settings") or {}).get("name") == name for j in jobs)
+    return any(isinstance(j, dict) and str((j.get("settings") or {}).get("name", "")).lower() == name.lower()
+               for j in jobs)  # fmt: skip
 
 
 def _exists(workspace: Workspace, path: str, query: Mapping[str, str] | None) -> bool:

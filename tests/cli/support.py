@@ -189,10 +189,8 @@ def fake_workspace() -> Iterator[FakeWorkspace]:
             doc: Any
             key = url.path + (f"?path={query['path']}" if "path" in query else "")
             if url.path == "/api/2.1/jobs/list":
-                status, doc = (
-                    200,
-                    {"jobs": [j for j in fake.jobs if j["settings"]["name"] == query.get("name")]},
-                )
+                name = query.get("name", "").lower()  # exact, case-insensitive (SDK JobsAPI.list)
+                status, doc = 200, {"jobs": [j for j in fake.jobs if j["settings"]["name"].lower() == name]}
             elif key in fake.objects:
                 status, doc = fake.objects[key]
             else:

@@ -227,7 +227,7 @@ def test_a_first_apply_into_a_target_the_bundle_still_manages_is_refused(
         expected = f"the bundle's state in {state_dir} still holds databricks_grants.registered_model_model"
     elif case == "job":
         name = first_apply.names.training_job_name
-        workspace.jobs.append({"job_id": 1, "settings": {"name": name}})
+        workspace.jobs.append({"job_id": 1, "settings": {"name": name.upper()}})
         expected = f"job {name!r} already exists"
     else:
         workspace.objects[f"/api/2.0/workspace/list?path={state_dir}"] = (
