@@ -27,7 +27,10 @@ RUNS ?= 3## bench: runs per case
 TEST_WORKERS ?= auto## test: pytest-xdist workers (auto: one per core, plus one for the time the state tests wait on Terraform)
 TO ?=## state-migrate: "local" moves the state back out of the bucket (tearing an environment down)
 FROM ?=## state-adopt: the old state file; env-add: the environment to copy
-BUNDLE_STATE ?=## adopt: the bundle's current state file (after unbind), to prove it no longer manages the resources
+BUNDLE_STATE ?=## adopt: the bundle's current state file (after unbind), instead of asking the databricks CLI
+BUNDLE_DIR ?=## adopt: the bundle's git checkout (the directory of its databricks.yml)
+BRANCHES ?=## adopt: the bundle's deploying branches, comma-separated (e.g. origin/main,origin/release)
+UNBIND ?=## adopt: 1: run the unbind commands once every other check passed
 NAME ?=## env-add: the new environment's name
 ARGS ?=## rehearse: extra arguments, e.g. --skip-install --keep DIR
 WARNINGS ?=## 1: synth names every placeholder (default: one line per file)
@@ -163,8 +166,8 @@ state-adopt: setup ## [ENV= STACK= FROM=] Put an existing state (old HCL repo) u
 	$(OPS) state adopt --env $(strip $(ENV)) --stack $(strip $(STACK)) --from $(strip $(FROM))
 
 .PHONY: adopt
-adopt: setup ## [ENV= FROM= BUNDLE_STATE=] Adopt a Databricks bundle's state into databricks-ENV (refuses while the bundle manages it)
-	$(OPS) adopt --env $(strip $(ENV)) --from $(strip $(FROM)) $(if $(strip $(BUNDLE_STATE)),--bundle-state $(strip $(BUNDLE_STATE)))
+adopt: setup ## [ENV= FROM= BUNDLE_DIR= BRANCHES= BUNDLE_STATE= UNBIND=] Adopt a Databricks bundle's state into databricks-ENV (runbook adopt-state.md)
+	$(OPS) adopt --env $(strip $(ENV)) --from $(strip $(FROM)) --bundle-dir $(strip $(BUNDLE_DIR)) $(foreach b,$(subst $(comma), ,$(strip $(BRANCHES))),--branch $(b)) $(if $(strip $(BUNDLE_STATE)),--bundle-state $(strip $(BUNDLE_STATE))) $(call flag,UNBIND,--unbind)
 
 .PHONY: env-add
 env-add: setup ## [NAME= FROM=] A new environment from an existing one: its two files (own names, target, CIDRs), its CI entries, snapshots and diagrams

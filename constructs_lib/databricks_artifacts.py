@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 
 from cdktf_cdktf_provider_databricks.grants import Grants, GrantsGrant
 from cdktf_cdktf_provider_databricks.mlflow_experiment import MlflowExperiment
-from cdktf_cdktf_provider_databricks.permissions import Permissions, PermissionsAccessControl
+from cdktf_cdktf_provider_databricks.permissions import Permissions
 from cdktf_cdktf_provider_databricks.registered_model import RegisteredModel
 from constructs import Construct
+
+from constructs_lib.databricks_access import AccessEntry, access_control
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,12 @@ class UnityCatalogModel(Construct):
 @dataclass(frozen=True)
 class TrackedExperimentProps:
     path: str  # workspace path, the experiment's name
-    read_groups: tuple[str, ...] = field(default_factory=tuple)
+    access: tuple[AccessEntry, ...] = field(default_factory=tuple)  # its whole direct ACL
 
 
 class TrackedExperiment(Construct):
-    """``databricks_mlflow_experiment.experiment`` readable by the given groups."""
+    """``databricks_mlflow_experiment.experiment`` and its ACL
+    (``databricks_permissions.mlflow_experiment_experiment``, a bundle's address)."""
 
     def __init__(self, scope: Construct, id_: str, props: TrackedExperimentProps) -> None:
         super().__init__(scope, id_)
@@ -77,9 +80,7 @@ class TrackedExperiment(Construct):
             self,
             "permissions",
             experiment_id=self._experiment.id,
-            access_control=[
-                PermissionsAccessControl(group_name=g, permission_level="CAN_READ") for g in props.read_groups
-            ],
+            access_control=access_control(props.access),
         )
         permissions.override_logical_id("mlflow_experiment_experiment")
 

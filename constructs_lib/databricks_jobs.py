@@ -22,8 +22,10 @@ from cdktf_cdktf_provider_databricks.job import (
     JobTaskDependsOn,
     JobTaskNotebookTask,
 )
-from cdktf_cdktf_provider_databricks.permissions import Permissions, PermissionsAccessControl
+from cdktf_cdktf_provider_databricks.permissions import Permissions
 from constructs import Construct
+
+from constructs_lib.databricks_access import AccessEntry, access_control
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ class ScheduleSpec:
 @dataclass(frozen=True)
 class NotebookJobProps:
     """Give ``cluster`` (a job cluster shared by all tasks, created per run) or ``existing_cluster_id``.
-    With ``view_groups``, the job gets ``databricks_permissions.job_<address>`` (CAN_VIEW)."""
+    ``access`` is the job's whole direct ACL (``databricks_permissions.job_<address>``), with exactly
+    one ``IS_OWNER``: without one the provider makes the applier the owner."""
 
     address: str  # databricks_job.<address>
     name: str
@@ -77,7 +80,7 @@ class NotebookJobProps:
     max_retries: int = 0
     timeout_seconds: int = 0
     max_concurrent_runs: int = 1
-    view_groups: tuple[str, ...] = ()
+    access: tuple[AccessEntry, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.cluster is None) == (self.existing_cluster_id is None):
@@ -91,12 +94,17 @@ class NotebookJobProps:
             unknown = sorted(set(t.depends_on) - set(keys) | ({t.key} & set(t.depends_on)))
             if unknown:
                 raise ValueError(f"job {self.address}: task {t.key} depends on unknown or itself: {unknown}")
+        owners = [e for e in self.access if e.level == "IS_OWNER"]
+        if self.access and len(owners) != 1:
+            raise ValueError(
+                f"job {self.address}: the ACL needs exactly one IS_OWNER entry, not {len(owners)}"
+            )
 
 
 class NotebookJob(Construct):
     """``databricks_job.<address>`` with queueing on (a bundle's default since CLI 0.218; unset,
-    the provider sends ``enabled=false``); with view groups,
-    ``databricks_permissions.job_<address>`` (CAN_VIEW), as bundles do."""
+    the provider sends ``enabled=false``); with ``access``, ``databricks_permissions.job_<address>``
+    (the address a bundle gives a job's permissions)."""
 
     def __init__(self, scope: Construct, id_: str, props: NotebookJobProps) -> None:
         super().__init__(scope, id_)
@@ -131,14 +139,9 @@ class NotebookJob(Construct):
         self._job.override_logical_id(address)
 
         self.permissions: Permissions | None = None
-        if p.view_groups:
+        if p.access:
             self.permissions = Permissions(
-                self,
-                "permissions",
-                job_id=self._job.id,
-                access_control=[
-                    PermissionsAccessControl(group_name=g, permission_level="CAN_VIEW") for g in p.view_groups
-                ],
+                self, "permissions", job_id=self._job.id, access_control=access_control(p.access)
             )
             self.permissions.override_logical_id(f"job_{address}")
 

@@ -108,27 +108,42 @@ mlflow = {
 databricks = {
   # Adopts the bundle's prod state (seed 000; tests/fixtures/databricks_seed_state.md says which of
   # its values are assumptions). `python -m ops adopt --env prd` compares every name below with the
-  # pulled state and refuses on a mismatch. The host is a documentation placeholder: plan and
+  # pulled state, refuses on a mismatch, and refuses any change of what the jobs do that is not
+  # written here (docs/runbooks/adopt-state.md). The host is a documentation placeholder: plan and
   # deploy refuse until it is the real workspace URL.
-  host     = "https://adb-1234567890123456.7.azuredatabricks.net"
-  cloud    = "azure"
-  project  = "my_mlops_project_luv_v6"
-  target   = "prod"
-  catalog  = "prod"
-  deployer = "maaheshwarispandan97@outlook.com"
-  # The bundle of that era uploaded notebooks without the /Workspace prefix (CLI PR #1724 added it).
-  files_root = "/Users/maaheshwarispandan97@outlook.com/.bundle/my_mlops_project_luv_v6/prod/files"
+  host    = "https://adb-1234567890123456.7.azuredatabricks.net"
+  cloud   = "azure"
+  project = "my_mlops_project_luv_v6"
+  target  = "prod"
+  catalog = "prod"
+
+  # Who plans, applies and runs (docs/stacks/databricks.md, "Identities"); documentation
+  # placeholders until the real application ids are written here (plan and deploy refuse them).
+  # The prod service principal applies; the jobs run as their own service principal.
+  deploy_principal         = "88888888-8888-8888-8888-888888888888"
+  plan_principal           = "77777777-7777-7777-7777-777777777777"
+  run_as_service_principal = "99999999-9999-9999-9999-999999999999"
+  # The federation policies' `audiences` (the Databricks account id): runbook ci-cd.md.
+  oidc_audience = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
+  # A person deployed prod: the bundle's state and the experiment are under their folder, and
+  # they own the jobs (only a workspace admin can transfer them; until then they stay the owner).
+  deployer  = "maaheshwarispandan97@outlook.com"
+  job_owner = "maaheshwarispandan97@outlook.com"
+  # Intended change on adoption: the jobs stop reading the person's stale copy and read what the
+  # project's files-only bundle deploy uploads as the prod service principal (runbook step 2).
+  files_root = "/Workspace/Users/88888888-8888-8888-8888-888888888888/.bundle/my_mlops_project_luv_v6/prod/files"
 
   # storage_location stays unset: Unity Catalog chose the seed's abfss:// location, and setting a
   # different one would replace the model.
-  # The template's comment, as the state holds it (assumed): no change on adoption.
+  # The template's comment, as the state holds it (assumed): no change on adoption. The owner is the
+  # run-as principal (only the owner adds versions and sets aliases); the person transfers it before
+  # adoption (runbook), so the first plan reads it back unchanged.
   model = {
     comment = "Registered model in Unity Catalog for the \"my_mlops_project_luv_v6\" ML Project for prod deployment target."
+    owner   = "99999999-9999-9999-9999-999999999999"
   }
   model_execute_principals = ["account users"]
   experiment_read_groups   = ["users"]
-  # The seed's state holds no databricks_permissions.job_*: adopting creates nothing.
-  job_permissions = false
 
   training = {
     layout = "notebooks"
@@ -139,6 +154,8 @@ databricks = {
       { key = "04-Deploy-Model-As-Endpoint", notebook = "rag_code_files/04_Deploy_model_as_endpoint" },
     ]
     # ASSUMED (the project's docs, not seed 000): the shared single-node cluster both jobs ran on.
+    # The run-as principal must be allowed on it (CAN_ATTACH_TO, and not a single-user cluster of
+    # somebody else): check before adopting, or unset both ids to use a job cluster (runbook).
     existing_cluster_id = "0415-213012-yi87kqjn"
     schedule = {
       cron     = "0 0 9 * * ?"
@@ -147,6 +164,11 @@ databricks = {
   }
 
   batch_inference = {
+    # The adopted job's table (the template's, without feature store): unchanged on adoption.
+    input_table = "taxi_scoring_sample"
+    # Written, so the bundle's git_source_info (the url, branch and commit of its last deploy)
+    # goes: an intended change `ops adopt` lists.
+    parameters          = {}
     existing_cluster_id = "0415-213012-yi87kqjn"
     schedule = {
       cron     = "0 0 11 * * ?"

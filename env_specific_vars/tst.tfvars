@@ -103,11 +103,23 @@ mlflow = {
 
 # --- Databricks MLOps stack (databricks-<env>) ----------------------------------------------
 databricks = {
+  # deployer: the staging service principal deployed the bundle's staging target (the template
+  # deploys test and staging as it); its bundle root holds the notebooks and the state that
+  # `ops adopt --env tst` takes over.
   host     = "https://adb-1234567890123456.7.azuredatabricks.net"
   cloud    = "azure"
   project  = "my_mlops_project_luv_v6"
   target   = "staging"
-  deployer = "maaheshwarispandan97@outlook.com"
+  deployer = "22222222-2222-2222-2222-222222222222"
+
+  # Who plans, applies and runs (docs/stacks/databricks.md, "Identities"); documentation
+  # placeholders until the real application ids are written here (plan and deploy refuse them).
+  # The deploy principal is the staging service principal, which owns the target's jobs.
+  deploy_principal         = "22222222-2222-2222-2222-222222222222"
+  plan_principal           = "44444444-4444-4444-4444-444444444444"
+  run_as_service_principal = "66666666-6666-6666-6666-666666666666"
+  # The federation policies' `audiences` (the Databricks account id): runbook ci-cd.md.
+  oidc_audience = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
 
   model = {
     comment = "Staging copy of the my_mlops_project_luv_v6 model (tests passed)"

@@ -14,6 +14,11 @@ nothing is applied. Terraform checks the second point once more itself ("Saved p
 ``--direct`` (implied by ``--migrate-state``) runs ``cdktf deploy <stack>`` instead, which plans
 and applies in one go: for a backend change, which a saved plan cannot carry.
 
+A first apply of ``databricks-<env>`` (its state missing or empty), on either path, is refused
+while the old bundle's target still manages its resources or objects of its names exist
+(``first_apply_problems``, asking the workspace with ``ops.databricks_api`` credentials): adopt
+first (``ops adopt``).
+
 diff and destroy run ``cdktf <command> <stack> --skip-synth``;
 ``--ignore-missing-stack-dependencies`` lets such a call name one stack of a chain.
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -35,7 +41,8 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from ops import synth
+from ops import adopt, synth
+from ops.databricks_api import Workspace, token_source
 from ops.plan import (
     SavedPlan,
     init_args,
@@ -49,6 +56,7 @@ from ops.runner import (
     ROOT,
     CommandError,
     Console,
+    StateInfo,
     Terraform,
     UsageError,
     automation_env,
@@ -57,7 +65,7 @@ from ops.runner import (
 )
 from ops.synth import Target
 from platform_config import naming
-from platform_config.loader import load
+from platform_config.loader import Environment, load
 
 # The Terraform command each cdktf command runs: cdktf has no lock-timeout option, but Terraform
 # reads extra arguments per subcommand from TF_CLI_ARGS_<subcommand>.
@@ -161,7 +169,16 @@ def run(args: argparse.Namespace) -> int:
     if command == "destroy":
         selected.reverse()
     if command == "deploy" and not (args.direct or args.migrate_state):
-        return _apply_saved_plans(selected, args, console)
+        return _apply_saved_plans(selected, args, console, env)
+    if command == "deploy":
+        problems = []
+        for target in selected:
+            if target.kind == "databricks":
+                tf = Terraform(target.directory, env=automation_env())
+                tf.run(*init_args(args.root, target))
+                problems += first_apply_problems(env, target, tf.pull(), args)
+        if problems:
+            raise CommandError("nothing applied:\n  " + "\n  ".join(problems))
     if command != "diff" and not args.auto_approve and not _confirmed(command, selected, console):
         return 1
     return _run_stacks(command, selected, args, console)
@@ -180,7 +197,34 @@ def _confirmed(command: str, selected: list[Target], console: Console, notes: Se
 _STALE_PLAN = "Saved plan is stale"
 
 
-def _apply_saved_plans(selected: list[Target], args: argparse.Namespace, console: Console) -> int:
+def first_apply_problems(
+    env: Environment, target: Target, current: StateInfo | None, args: argparse.Namespace
+) -> list[str]:
+    """A first apply of ``databricks-<env>`` (no state, or one holding nothing) is refused while the
+    bundle's target still manages its resources or objects of its names exist (``ops.adopt``): the
+    apply would duplicate the jobs and fail on the model and experiment. Needs Databricks
+    credentials (``ops.databricks_api.token_source``); without them the apply is refused too."""
+    if target.kind != "databricks" or (current is not None and current.resources > 0):
+        return []
+    names = env.names.databricks
+    base = os.environ.get("MLOPS_DATABRICKS_URL") or names.host  # tests: a fake workspace
+    try:
+        tokens = token_source(base, names.oidc_audience)
+    except UsageError as exc:
+        raise UsageError(
+            f"{target.name} has no state yet, and a first apply checks the workspace first: {exc}"
+        ) from None
+    problems = adopt.first_apply_problems(names, Workspace(base, tokens))
+    return [
+        f"{target.name}: first apply refused: {p}; adopt the bundle's {names.target} deployment first "
+        f"(`python -m ops adopt --env {env.name} ...`, docs/runbooks/adopt-state.md) or remove it"
+        for p in problems
+    ]
+
+
+def _apply_saved_plans(
+    selected: list[Target], args: argparse.Namespace, console: Console, env: Environment
+) -> int:
     """Check every saved plan first (code, then state), show them, ask, then apply them in order."""
     plans = plan_dir(args.root)
     problems: list[str] = []
@@ -206,7 +250,9 @@ def _apply_saved_plans(selected: list[Target], args: argparse.Namespace, console
         if not init.ok:
             problems.append(f"{target.name}: terraform init failed (its output is above)")
             continue
-        moved = state_moved(saved[target.name], Terraform(target.directory, env=tf_env).pull())
+        current = Terraform(target.directory, env=tf_env).pull()
+        problems += first_apply_problems(env, target, current, args)
+        moved = state_moved(saved[target.name], current)
         if moved:
             problems.append(
                 f"{target.name}: {moved}: the saved plan is stale; "

@@ -734,14 +734,18 @@ def _schedule(job: Mapping[str, Any]) -> str | None:
 
 
 def _grants(stack: Stack, address: str, block: str, who: str, what: str) -> str | None:
-    """``privilege to principal`` of a grants or permissions resource."""
+    """``privilege to principal`` of a grants or permissions resource; the environment's service
+    principals (application ids, different in every environment) as one count."""
     resource = stack.resources.get(address)
     if resource is None:
         return None
     entries = resource.attrs.get(block) or []
-    return "; ".join(
-        f"{e[what] if isinstance(e[what], str) else ', '.join(e[what])} to {e[who]}" for e in entries
-    )
+    named = [e for e in entries if e.get(who)]
+    principals = sorted(e[what] for e in entries if e.get("service_principal_name"))
+    parts = [f"{e[what] if isinstance(e[what], str) else ', '.join(e[what])} to {e[who]}" for e in named]
+    if principals:
+        parts.append(f"{', '.join(principals)} to {len(principals)} service principals")
+    return "; ".join(parts)
 
 
 def _job(g: Dot, kind: Kind, job: str, readers: dict[str, str]) -> list[str]:

@@ -6,41 +6,43 @@ after ``databricks-<env>`` is applied, the job it manages is run once and must s
 1. The job id is the output ``<job>_id`` of ``databricks-<env>``: ``terraform init`` and
    ``terraform output -json`` in the synthesized stack directory (``ops synth --env E`` first),
    through ``ops.runner.Terraform``.
-2. The workspace is ``databricks.host`` of the environment's tfvars; the token is
-   ``$DATABRICKS_TOKEN`` (in CI the workflow exchanges the job's GitHub OIDC token for one, see
-   docs/runbooks/ci-cd.md). No token: exit 2 before anything runs.
-3. Jobs API 2.1: ``POST /api/2.1/jobs/run-now``, then ``GET /api/2.1/jobs/runs/get?run_id=``
+2. The workspace is ``databricks.host`` of the environment's tfvars; the credentials are those of
+   ``ops.databricks_api.token_source``: in CI the job's GitHub OIDC token, exchanged for a
+   Databricks token for ``databricks.oidc_audience`` and exchanged again before it expires or
+   when refused (a run may outlive one token); else ``$DATABRICKS_TOKEN``. None: exit 2 before
+   anything runs.
+3. Before the run, the deployed job must be the synthesized one where it matters for running
+   (``GET /api/2.1/jobs/get``): each task's notebook path and base parameters, and the identity
+   it runs as (``run_as_user_name`` = ``databricks.run_as_service_principal``); and every notebook
+   must exist (``GET /api/2.0/workspace/get-status``): otherwise exit 1 naming each difference,
+   nothing started.
+4. Jobs API 2.1: ``POST /api/2.1/jobs/run-now``, then ``GET /api/2.1/jobs/runs/get?run_id=``
    every ``--poll-interval`` until the run terminates or ``--timeout`` passes (then the run is
    cancelled with ``POST /api/2.1/jobs/runs/cancel`` and the command fails). Exit 0 only for
    ``result_state`` ``SUCCESS``; any other end is exit 1 with the run's state message.
 
-urllib only: no Databricks SDK or CLI is needed. ``--api-url`` replaces the workspace URL (the
-tests' fake API server).
+urllib only (``ops.databricks_api``): no Databricks SDK or CLI is needed. ``--api-url`` replaces
+the workspace URL (the tests' fake API server; the token exchange goes there too).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ops import plan, synth
+from ops.databricks_api import ApiError, Workspace, token_source
 from ops.runner import CommandError, Console, Terraform, UsageError, automation_env
 from platform_config.loader import Environment, load
 
-TOKEN_VARIABLE = "DATABRICKS_TOKEN"
 # Jobs API 2.1 run life cycle states that are final (RunLifeCycleState).
 FINAL_STATES = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
-HTTP_TIMEOUT = 60.0
 # Answers that mean "try again later" while polling; they count against --timeout.
 RETRIED_STATUS = frozenset({429, 500, 502, 503, 504})
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
@@ -72,56 +74,78 @@ class RunResult:
 
 
 class JobsApi:
-    """The three Jobs 2.1 calls this command makes, with a bearer token."""
+    """The Jobs 2.1 and workspace calls this command makes."""
 
-    def __init__(self, base_url: str, token: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.token = token
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.base_url + path,
-            data=data,
-            method=method,
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "User-Agent": "mlops-infra-ops/run-job",
-            },
-        )
-        # The URL is the workspace host of the environment's tfvars (or the tests' --api-url).
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
-            text = response.read().decode("utf-8", "replace")
-        doc = json.loads(text) if text.strip() else {}
-        if not isinstance(doc, dict):
-            raise CommandError(f"{method} {path}: unexpected answer {text[:200]!r}")
-        return doc
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
 
     def run_now(self, job_id: int) -> int:
-        doc = self.call("POST", "/api/2.1/jobs/run-now", {"job_id": job_id})
+        doc = self.workspace.call("POST", "/api/2.1/jobs/run-now", {"job_id": job_id})
         run_id = doc.get("run_id")
         if not isinstance(run_id, int):
             raise CommandError(f"run-now of job {job_id} returned no run_id: {doc}")
         return run_id
 
+    def get_job(self, job_id: int) -> dict[str, Any]:
+        return self.workspace.call("GET", "/api/2.1/jobs/get", query={"job_id": job_id})
+
     def get_run(self, run_id: int) -> dict[str, Any]:
-        return self.call("GET", "/api/2.1/jobs/runs/get?" + urllib.parse.urlencode({"run_id": run_id}))
+        return self.workspace.call("GET", "/api/2.1/jobs/runs/get", query={"run_id": run_id})
 
     def cancel(self, run_id: int) -> None:
-        self.call("POST", "/api/2.1/jobs/runs/cancel", {"run_id": run_id})
+        self.workspace.call("POST", "/api/2.1/jobs/runs/cancel", {"run_id": run_id})
 
 
-def http_problem(exc: urllib.error.HTTPError) -> str:
-    """``HTTP 403 PERMISSION_DENIED: <message>`` from a Databricks error answer."""
-    try:
-        doc = json.loads(exc.read().decode("utf-8", "replace"))
-    except (ValueError, OSError):
-        doc = {}
-    code = doc.get("error_code", "") if isinstance(doc, dict) else ""
-    message = doc.get("message", exc.reason) if isinstance(doc, dict) else exc.reason
-    return f"HTTP {exc.code}{' ' + code if code else ''}: {message}"
+@dataclass(frozen=True)
+class ExpectedJob:
+    """What the synthesized stack says the job runs: notebook and parameters per task, and as whom."""
+
+    run_as: str
+    tasks: Mapping[str, tuple[str, Mapping[str, str]]]
+
+
+def expected_job(stack_doc: Mapping[str, Any], job: str) -> ExpectedJob:
+    resource = (stack_doc.get("resource", {}).get("databricks_job") or {}).get(job)
+    if not isinstance(resource, dict):
+        raise UsageError(f"the synthesized stack declares no databricks_job.{job}")
+    tasks = {
+        t["task_key"]: (
+            t["notebook_task"]["notebook_path"],
+            dict(t["notebook_task"].get("base_parameters") or {}),
+        )
+        for t in resource.get("task", [])
+    }
+    return ExpectedJob(str((resource.get("run_as") or {}).get("service_principal_name", "")), tasks)
+
+
+def preflight_problems(
+    expected: ExpectedJob, deployed: Mapping[str, Any], notebook_exists: Callable[[str], bool]
+) -> list[str]:
+    """Why the deployed job (``jobs/get``) would not run what the stack says, as whom it says."""
+    problems = []
+    run_as = str(deployed.get("run_as_user_name", ""))
+    if expected.run_as and run_as.lower() != expected.run_as.lower():
+        problems.append(
+            f"runs as {run_as or 'nobody known'}, not {expected.run_as} (databricks.run_as_service_principal)"
+        )
+    tasks = {t.get("task_key"): t for t in (deployed.get("settings") or {}).get("tasks") or []}
+    if set(tasks) != set(expected.tasks):
+        problems.append(f"tasks {sorted(map(str, tasks))}, not {sorted(expected.tasks)}")
+    for key, (path, parameters) in sorted(expected.tasks.items()):
+        notebook = (tasks.get(key) or {}).get("notebook_task") or {}
+        if key in tasks and notebook.get("notebook_path") != path:
+            problems.append(f"task {key} runs {notebook.get('notebook_path')!r}, not {path!r}")
+        if key in tasks and dict(notebook.get("base_parameters") or {}) != dict(parameters):
+            problems.append(
+                f"task {key} gets parameters {notebook.get('base_parameters')}, not {dict(parameters)}"
+            )
+    for path in sorted({path for path, _ in expected.tasks.values()}):
+        if not notebook_exists(path):
+            problems.append(
+                f"notebook {path} is not in the workspace: nothing has uploaded the project's code there "
+                "(the project's files-only bundle deploy, docs/stacks/databricks.md#where-the-notebooks-come-from)"
+            )
+    return problems
 
 
 def run_result(run_id: int, doc: dict[str, Any]) -> RunResult:
@@ -153,10 +177,10 @@ def wait_for_run(
     while True:
         try:
             result = run_result(run_id, api.get_run(run_id))
-        except urllib.error.HTTPError as exc:
-            if exc.code not in RETRIED_STATUS:
-                raise CommandError(f"{label}: reading run {run_id} failed: {http_problem(exc)}") from None
-            console.progress(label, "", f"run {run_id}: {http_problem(exc)}; retrying")
+        except ApiError as exc:
+            if exc.status not in RETRIED_STATUS:
+                raise CommandError(f"{label}: reading run {run_id} failed: {exc}") from None
+            console.progress(label, "", f"run {run_id}: {exc}; retrying")
         else:
             if result.life_cycle_state in FINAL_STATES:
                 return result
@@ -168,7 +192,7 @@ def wait_for_run(
             try:
                 api.cancel(run_id)
                 cancelled = "cancelled it"
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (ApiError, CommandError) as exc:
                 cancelled = f"cancelling it failed too ({exc})"
             raise CommandError(
                 f"{label}: run {run_id} did not finish within {timeout:.0f} s (last state "
@@ -228,7 +252,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--print-host",
         action="store_true",
-        help="print the workspace URL of ENV (databricks.host) and exit: the CI token exchange uses it",
+        help="print the workspace URL of ENV (databricks.host) and exit",
     )
     parser.add_argument("--api-url", help=argparse.SUPPRESS)  # tests only: the fake API server
     parser.set_defaults(func=run)
@@ -239,30 +263,40 @@ def run(args: argparse.Namespace) -> int:
     [env] = load(args.root, [args.env], "--env")
     if (refused := synth.refuse_placeholders([env])) is not None:
         return refused
-    host = env.names.databricks.host
+    names = env.names.databricks
+    host = names.host
     if args.print_host:
         print(host)
         return 0
-    token = os.environ.get(TOKEN_VARIABLE, "").strip()
-    if not token:
-        raise UsageError(
-            f"{TOKEN_VARIABLE} is not set: set it to a Databricks token for {host} (a personal access "
-            "token by hand; in CI the workflow exchanges the GitHub OIDC token for one, see "
-            "docs/runbooks/ci-cd.md)"
-        )
+    base_url = args.api_url or host
+    tokens = token_source(base_url, names.oidc_audience)
     label = f"{args.job}-{env.name}"
     job_id = read_job_id(env, args.job, args.root)
-    api = JobsApi(args.api_url or host, token)
+    stack_file = (
+        synth.Target("databricks", env.name, synth.outdir(args.root).resolve()).directory / "cdk.tf.json"
+    )
+    expected = expected_job(json.loads(stack_file.read_text(encoding="utf-8")), args.job)
+    api = JobsApi(Workspace(base_url, tokens))
     try:
+        problems = preflight_problems(
+            expected, api.get_job(job_id), lambda path: api.workspace.status(path) is not None
+        )
+        if problems:
+            raise CommandError(
+                f"{label}: job {job_id} would not run what databricks-{env.name} declares; nothing started:\n  "
+                + "\n  ".join(problems)
+            )
         run_id = api.run_now(job_id)
-        console.progress(label, env.name, f"started run {run_id} of job {job_id} on {host}")
+        console.progress(
+            label,
+            env.name,
+            f"started run {run_id} of job {job_id} on {host} as {expected.run_as or 'its owner'}",
+        )
         result = wait_for_run(
             api, run_id, timeout=args.timeout, poll_interval=args.poll_interval, console=console, label=label
         )
-    except urllib.error.HTTPError as exc:
-        raise CommandError(f"{label}: Jobs API call failed: {http_problem(exc)}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise CommandError(f"{label}: cannot reach {api.base_url}: {exc}") from None
+    except ApiError as exc:
+        raise CommandError(f"{label}: Jobs API call failed: {exc}") from None
     where = f" ({result.url})" if result.url else ""
     if result.ok:
         console.progress(label, env.name, f"run {run_id} succeeded{where}")

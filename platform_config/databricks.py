@@ -46,6 +46,11 @@ _IDENT = r"[A-Za-z_][A-Za-z0-9_-]*"
 # Base parameters every task gets, so a notebook never guesses where it runs (a test run must not
 # write to prod tables). Task parameters may not redefine them (rules.databricks_training_tasks).
 RUN_CONTEXT_PARAMETERS = ("env", "catalog", "schema", "model_name", "experiment_name")
+# The batch job's input table in the template without feature store (mlops-stacks
+# batch-inference-workflow-resource.yml.tmpl): what a bundle made from it holds.
+TEMPLATE_INPUT_TABLE = "taxi_scoring_sample"
+# The table parameters of the batch task, set from `batch_inference.input_table`/`output_table`.
+BATCH_TABLE_PARAMETERS = ("input_table_name", "output_table_name")
 _EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+\.[^@\s/]+$")
 
 
@@ -77,8 +82,17 @@ def _identifier(value: str) -> str:
 
 
 def _table(value: str) -> str:
-    if not re.fullmatch(rf"{_IDENT}\.{_IDENT}\.{_IDENT}", value):
-        raise ValueError(f"{value!r} must be a three-part table name <catalog>.<schema>.<table>")
+    if not re.fullmatch(rf"{_IDENT}(\.{_IDENT}){{0,2}}", value):
+        raise ValueError(
+            f"{value!r} must be a table name: <catalog>.<schema>.<table>, or a shorter name the "
+            "notebook's default catalog and schema complete (the template's `taxi_scoring_sample`)"
+        )
+    return value
+
+
+def _audience(value: str) -> str:
+    if not re.fullmatch(r"[^\s\"']{1,255}", value):
+        raise ValueError(f"{value!r} must be 1-255 characters without spaces or quotes (a token audience)")
     return value
 
 
@@ -166,7 +180,8 @@ def _is_uuid(value: str) -> bool:
 Host = Annotated[Str, AfterValidator(_host), Kind("workspace URL")]
 Name = Annotated[Str, AfterValidator(_name), Kind("lowercase name")]
 Identifier = Annotated[Str, AfterValidator(_identifier), Kind("Unity Catalog identifier")]
-Table = Annotated[Str, AfterValidator(_table), Kind("three-part table name")]
+Table = Annotated[Str, AfterValidator(_table), Kind("table name")]
+Audience = Annotated[Str, AfterValidator(_audience), Kind("token audience")]
 PrincipalName = Annotated[Str, AfterValidator(_principal_name), Kind("user e-mail or application id")]
 Email = Annotated[Str, AfterValidator(_email), Kind("e-mail address")]
 ApplicationId = Annotated[Str, AfterValidator(_application_id), Kind("application id (UUID)")]
@@ -357,12 +372,20 @@ class BatchInference(Frozen):
         default="deployment/batch_inference/notebooks/BatchInference",
         description="Notebook path relative to `files_root` (or absolute).",
     )
-    input_table: Table | None = Field(
-        default=None,
-        description="Table scored by the job; unset: `<catalog>.<schema>.feature_store_inference_input`.",
+    input_table: Table = Field(
+        default=TEMPLATE_INPUT_TABLE,
+        description="Table scored by the job (`input_table_name`): `<catalog>.<schema>.<table>`, or a shorter "
+        "name the notebook's default catalog and schema complete. The default is the template's (without "
+        "feature store), what a bundle made from it deployed.",
     )
     output_table: Table | None = Field(
         default=None, description="Table the predictions go to; unset: `<catalog>.<schema>.predictions`."
+    )
+    parameters: dict[Str, Str] = Field(
+        default_factory=dict,
+        description="More base parameters of the notebook; the run context's names and the two table "
+        "parameters are refused. Written (even empty), it is the task's whole list of extra parameters: "
+        "`ops adopt` then accepts dropping a parameter the adopted job had.",
     )
     existing_cluster_id: ClusterId | None = Field(
         default=None, description="Run the job on this cluster instead of the job cluster."
@@ -394,7 +417,9 @@ class Model(Frozen):
     comment: Str | None = Field(default=None, description="Comment shown on the registered model.")
     owner: GroupName | None = Field(
         default=None,
-        description="Owner: a user e-mail, a service principal's application id or a group name.",
+        description="Owner: a user e-mail, a service principal's application id or a group name. Unset: "
+        "`run_as_service_principal` (Unity Catalog lets only the owner add model versions and set aliases, "
+        "which training and deployment do).",
     )
     storage_location: Str | None = Field(
         default=None,
@@ -419,11 +444,37 @@ class DatabricksSettings(Frozen):
     project: Name = Field(
         description="Bundle (project) name; schema, model, experiment and job names derive from it."
     )
-    # Optional: the deployer only names the default experiment_path and files_root.
+    deploy_principal: ApplicationId = Field(
+        description="Application id of the service principal that applies `databricks-<env>` (CI: "
+        "`DATABRICKS_DEPLOY_CLIENT_ID` of the GitHub Environment `<env>`). Declared `CAN_MANAGE` on the "
+        "jobs (their owner unless `job_owner`), `CAN_MANAGE` on the experiment and the notebooks' folder."
+    )
+    plan_principal: ApplicationId = Field(
+        description="Application id of the service principal that plans (CI: `DATABRICKS_PLAN_CLIENT_ID` "
+        "of `<env>-plan`, also the drift check); declared `CAN_VIEW`/`CAN_READ` on every object and "
+        "`USE_SCHEMA` on the schema. Not the deploy or run-as principal."
+    )
+    run_as_service_principal: ApplicationId = Field(
+        description="Application id of the service principal both jobs run as (`run_as`): owner of the "
+        "model unless `model.owner`, `CAN_EDIT` on the experiment, `CAN_RUN` on the notebooks' folder, "
+        "`USE_SCHEMA`, `SELECT`, `MODIFY`, `CREATE_TABLE` on the schema."
+    )
+    job_owner: PrincipalName | None = Field(
+        default=None,
+        description="`IS_OWNER` of both jobs; unset: `deploy_principal`. Set it to the current owner of "
+        "adopted jobs until a workspace admin transfers them (only an admin can change a job's owner).",
+    )
+    oidc_audience: Audience = Field(
+        description="Audience of the GitHub OIDC tokens exchanged for Databricks tokens: the "
+        "`oidc_policy.audiences` entry of the federation policies of `deploy_principal` and `plan_principal`. Written into the "
+        "provider block (`audience`) and requested by `ops run-job`/`ops deploy`; e.g. the Databricks "
+        "account id."
+    )
     deployer: PrincipalName | None = Field(
         default=None,
-        description="User e-mail or service principal application id that deployed the bundle; names the "
-        "default `experiment_path` and `files_root`, so it is required unless both are set.",
+        description="User e-mail or application id whose `databricks bundle deploy` uploads the project's "
+        "notebooks (and kept the bundle's state before adoption); names the default `files_root` and "
+        "`experiment_path`. Unset: `deploy_principal`.",
     )
 
     cloud: Cloud = Field(
@@ -472,16 +523,11 @@ class DatabricksSettings(Frozen):
     experiment_read_groups: tuple[GroupName, ...] = Field(
         default=("users",), min_length=1, description="Groups granted `CAN_READ` on the experiment."
     )
-    job_permissions: Bool = Field(
-        default=True,
-        description="Manage job permissions: `CAN_VIEW` for `job_view_groups` on every job, as the template "
-        "does. Set false where the adopted state holds none (`databricks_permissions.job_*` would be "
-        "created, replacing any hand-made job ACL).",
-    )
     job_view_groups: tuple[GroupName, ...] = Field(
         default=("users",),
         min_length=1,
-        description="Groups granted `CAN_VIEW` on the jobs; only with `job_permissions = true`.",
+        description="Groups granted `CAN_VIEW` on the jobs, next to the owner and the principals "
+        "(`databricks_permissions.job_<job>`, authoritative: every direct entry is declared).",
     )
 
     training: Training = Field(default=Training(), description="The model training job.")
@@ -491,9 +537,6 @@ class DatabricksSettings(Frozen):
         description="Cluster of jobs without `existing_cluster_id`; refused when both jobs set one.",
     )
     notifications: Notifications = Field(default=Notifications(), description="Job run notifications.")
-    run_as_service_principal: ApplicationId | None = Field(
-        default=None, description="Application id the jobs run as; unset: the job owner."
-    )
     tags: dict[Str, Str] = Field(
         default_factory=dict,
         description="Added to the platform tags on jobs and job clusters; keys 1-127 of letters, digits and "

@@ -162,9 +162,33 @@ def databricks_experiment_path(deployer: str, target: str, project: str) -> str:
     return f"/Users/{deployer}/{target}-{project}-experiment"
 
 
+def databricks_bundle_root(deployer: str, project: str, target: str) -> str:
+    """A bundle's default ``workspace.root_path`` (``~/.bundle/<name>/<target>``, CLI
+    ``bundle/config/mutator/default_workspace_root.go``), as the workspace API takes it (no
+    ``/Workspace`` prefix, which CLI v0.230.0 added to the files' paths)."""
+    return f"/Users/{deployer}/.bundle/{project}/{target}"
+
+
 def databricks_files_root(deployer: str, project: str, target: str) -> str:
-    """Where ``databricks bundle deploy`` uploads the project's notebooks for a target."""
-    return f"/Workspace/Users/{deployer}/.bundle/{project}/{target}/files"
+    """Where ``databricks bundle deploy`` uploads the project's notebooks for a target
+    (``<root>/files``, ``default_workspace_paths.go``)."""
+    return f"/Workspace{databricks_bundle_root(deployer, project, target)}/files"
+
+
+_BUNDLE_FILES = re.compile(r"^(?:/Workspace)?(?P<root>/Users/[^/]+/\.bundle/[^/]+/[^/]+)/files$")
+
+
+def bundle_root_of_files(files_root: str) -> str | None:
+    """The bundle root a ``files_root`` of the form ``[/Workspace]/Users/<who>/.bundle/<name>/<target>/files``
+    lies in (without ``/Workspace``), else None."""
+    match = _BUNDLE_FILES.match(files_root)
+    return match["root"] if match else None
+
+
+def databricks_state_dir(bundle_root: str) -> str:
+    """Where a bundle keeps its state files (``terraform.tfstate``, or ``resources.json`` for the
+    direct engine) and ``metadata.json``: ``<root>/state``."""
+    return f"{bundle_root}/state"
 
 
 def databricks_job_prefix(target: str) -> str:

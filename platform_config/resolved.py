@@ -81,6 +81,16 @@ class DatabricksNames:
     node_type_id: str
     training_schedule_paused: bool
     batch_inference_schedule_paused: bool
+    # Who plans, applies and runs (application ids), and the owners the stack declares.
+    plan_principal: str
+    deploy_principal: str
+    run_as: str
+    job_owner: str
+    model_owner: str
+    oidc_audience: str
+    # The bundle roots whose state `ops deploy` checks before a first apply (the deployer's, and the
+    # one files_root lies in when it is a bundle's files folder), without the /Workspace prefix.
+    bundle_roots: tuple[str, ...]
 
     def notebook(self, path: str) -> str:
         """Workspace path of a notebook given relative to the bundle's files root (or absolute)."""
@@ -140,8 +150,8 @@ def databricks_names(env: str, settings: EnvironmentSettings) -> DatabricksNames
     catalog = s.catalog or target
     schema = s.schema_name or project
     model = s.model_name or naming.databricks_model_name(project)
-    # Unset only when both paths are set (rules.databricks_deployer), so "" is never used.
-    deployer = s.deployer or ""
+    deployer = s.deployer or s.deploy_principal
+    files_root = s.files_root or naming.databricks_files_root(deployer, project, target)
     prefix = s.job_name_prefix if s.job_name_prefix is not None else naming.databricks_job_prefix(target)
     return DatabricksNames(
         host=s.host,
@@ -152,7 +162,7 @@ def databricks_names(env: str, settings: EnvironmentSettings) -> DatabricksNames
         model=model,
         model_full_name=naming.databricks_model_full_name(catalog, schema, model),
         experiment_path=s.experiment_path or naming.databricks_experiment_path(deployer, target, project),
-        files_root=s.files_root or naming.databricks_files_root(deployer, project, target),
+        files_root=files_root,
         job_prefix=prefix,
         training_job_name=naming.databricks_job_name(prefix, project, naming.DATABRICKS_TRAINING_JOB),
         batch_inference_job_name=naming.databricks_job_name(
@@ -165,7 +175,22 @@ def databricks_names(env: str, settings: EnvironmentSettings) -> DatabricksNames
         node_type_id=s.job_cluster.node_type_id or DEFAULT_NODE_TYPES[s.cloud],
         training_schedule_paused=_paused(s.training.schedule, s.pause_schedules),
         batch_inference_schedule_paused=_paused(s.batch_inference.schedule, s.pause_schedules),
+        plan_principal=s.plan_principal,
+        deploy_principal=s.deploy_principal,
+        run_as=s.run_as_service_principal,
+        job_owner=s.job_owner or s.deploy_principal,
+        model_owner=s.model.owner or s.run_as_service_principal,
+        oidc_audience=s.oidc_audience,
+        bundle_roots=_bundle_roots(deployer, project, target, files_root),
     )
+
+
+def _bundle_roots(deployer: str, project: str, target: str, files_root: str) -> tuple[str, ...]:
+    roots = [naming.databricks_bundle_root(deployer, project, target)]
+    bundle_files = naming.bundle_root_of_files(files_root)
+    if bundle_files is not None and bundle_files not in roots:
+        roots.append(bundle_files)
+    return tuple(roots)
 
 
 def _paused(schedule: Schedule, pause_schedules: bool) -> bool:

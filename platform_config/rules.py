@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from platform_config import naming, sizing
 from platform_config.backend import BackendSettings
 from platform_config.databricks import (
+    BATCH_TABLE_PARAMETERS,
     DEFAULT_NODE_TYPES,
     HOST_SUFFIXES,
     NODE_TYPE_PATTERNS,
@@ -325,15 +326,19 @@ def mlflow_memory_headroom(env: Validated) -> Iterator[Problem]:
 
 
 @_environment_rule
-def databricks_deployer(env: Validated) -> Iterator[Problem]:
-    """`databricks.deployer` is set unless both `experiment_path` and `files_root` are."""
+def databricks_principals(env: Validated) -> Iterator[Problem]:
+    """`databricks.plan_principal` is neither `deploy_principal` nor `run_as_service_principal`: the
+    plan identity is the read-only one (pull requests and the drift check sign in as it)."""
     s = env.settings.databricks
-    if s.deployer is None and (s.experiment_path is None or s.files_root is None):
-        yield env.tfvars(
-            "databricks.deployer",
-            "missing: the user or service principal that deployed the bundle names the default "
-            "experiment_path and files_root; set deployer or both paths",
-        )
+    for key, other in (
+        ("deploy_principal", s.deploy_principal),
+        ("run_as_service_principal", s.run_as_service_principal),
+    ):
+        if s.plan_principal.lower() == other.lower():
+            yield env.tfvars(
+                "databricks.plan_principal",
+                f"is also {key}: the plan identity must be a read-only principal of its own",
+            )
 
 
 @_environment_rule
@@ -361,8 +366,9 @@ def databricks_cloud(env: Validated) -> Iterator[Problem]:
 @_environment_rule
 def databricks_training_tasks(env: Validated) -> Iterator[Problem]:
     """`databricks.training.tasks` is non-empty with `layout = "notebooks"`, empty with the
-    template layout, its task keys are unique, and no task's `parameters` redefines the run
-    context every task gets (`env`, `catalog`, `schema`, `model_name`, `experiment_name`)."""
+    template layout, its task keys are unique, and no task's `parameters` (nor
+    `batch_inference.parameters`) redefines the run context every task gets (`env`, `catalog`,
+    `schema`, `model_name`, `experiment_name`); the batch task's also not its table parameters."""
     training = env.settings.databricks.training
     if training.layout == "notebooks" and not training.tasks:
         yield env.tfvars("databricks.training.tasks", 'layout = "notebooks" needs at least one task')
@@ -385,17 +391,21 @@ def databricks_training_tasks(env: Validated) -> Iterator[Problem]:
                 f"databricks.training.tasks[{i}].parameters.{name}",
                 "is set from the environment for every task (its run context); remove it here",
             )
+    batch = env.settings.databricks.batch_inference
+    for name in sorted(set(batch.parameters) & {*RUN_CONTEXT_PARAMETERS, *BATCH_TABLE_PARAMETERS}):
+        yield env.tfvars(
+            f"databricks.batch_inference.parameters.{name}",
+            "is set from the environment (run context, input_table, output_table); remove it here",
+        )
 
 
 @_environment_rule
 def databricks_keys_without_effect(env: Validated) -> Iterator[Problem]:
     """A key that would be silently ignored is an error, since a setting that does nothing misleads:
-    `job_view_groups` without `job_permissions = true`, `training.training_data_path` or
+    `training.training_data_path` or
     `training.validation` with `layout = "notebooks"`, `job_cluster` when both jobs set
     `existing_cluster_id`."""
     s = env.settings.databricks
-    if "job_view_groups" in s.model_fields_set and not s.job_permissions:
-        yield env.tfvars("databricks.job_view_groups", "has no effect unless job_permissions = true")
     if s.training.layout == "notebooks":
         for key in sorted(s.training.model_fields_set & {"training_data_path", "validation"}):
             yield env.tfvars(f"databricks.training.{key}", 'only used with layout = "template"')

@@ -3,8 +3,11 @@
 The resources a Databricks Asset Bundle from the databricks/mlops-stacks template deploys (seed
 000), at the addresses the bundle's Terraform state holds them, so that state can be adopted:
 a Unity Catalog model with grants, an MLflow experiment with permissions, and the model training
-and batch inference jobs. The provider gets only the workspace host: credentials come from the
-environment of whoever runs Terraform (see the README's Databricks section).
+and batch inference jobs; then what makes them run as the environment's identities
+(``platform_config.databricks_access``): each job's whole ACL with its owner, the notebooks' folder
+ACL and the run-as and plan principals' privileges on the schema. The provider gets the workspace
+host and the token audience: credentials come from the environment of whoever runs Terraform
+(docs/stacks/databricks.md, "Authentication").
 """
 
 from __future__ import annotations
@@ -12,6 +15,13 @@ from __future__ import annotations
 from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
+from constructs_lib.databricks_access import (
+    AccessEntry,
+    NotebooksFolderAccess,
+    NotebooksFolderAccessProps,
+    SchemaGrant,
+    SchemaGrantProps,
+)
 from constructs_lib.databricks_artifacts import (
     TrackedExperiment,
     TrackedExperimentProps,
@@ -26,6 +36,7 @@ from constructs_lib.databricks_jobs import (
     ScheduleSpec,
     chained,
 )
+from platform_config import databricks_access
 from platform_config.databricks import RUN_CONTEXT_PARAMETERS, DatabricksSettings, Schedule
 from platform_config.loader import Environment
 from platform_config.resolved import DatabricksNames
@@ -96,10 +107,15 @@ def batch_inference_task(settings: DatabricksSettings, names: DatabricksNames) -
         names.notebook(settings.batch_inference.notebook),
         {
             **context,
+            **settings.batch_inference.parameters,
             "input_table_name": names.batch_input_table,
             "output_table_name": names.batch_output_table,
         },
     )
+
+
+def entries(items: tuple[databricks_access.Entry, ...]) -> tuple[AccessEntry, ...]:
+    return tuple(AccessEntry(e.kind, e.principal, e.level) for e in items)
 
 
 class DatabricksStack(PlatformStack):
@@ -110,7 +126,10 @@ class DatabricksStack(PlatformStack):
         settings = self.settings.databricks
         names = env.names.databricks
         self.names = names
-        DatabricksProvider(self, "databricks", host=names.host)
+        # The audience of the GitHub OIDC token the provider exchanges (auth_type github-oidc): the
+        # Go SDK's `audience` (DATABRICKS_TOKEN_AUDIENCE), else the workspace's token endpoint
+        # (databricks-sdk-go v0.93.0 config/experimental/auth/oidc determineAudience).
+        DatabricksProvider(self, "databricks", host=names.host, audience=names.oidc_audience)
 
         model_settings = settings.model
         model = UnityCatalogModel(
@@ -122,14 +141,17 @@ class DatabricksStack(PlatformStack):
                 name=names.model,
                 execute_principals=settings.model_execute_principals,
                 comment=model_settings.comment,
-                owner=model_settings.owner,
+                owner=names.model_owner,
                 storage_location=model_settings.storage_location,
             ),
         )
         experiment = TrackedExperiment(
             self,
             "experiment",
-            TrackedExperimentProps(path=names.experiment_path, read_groups=settings.experiment_read_groups),
+            TrackedExperimentProps(
+                path=names.experiment_path,
+                access=entries(databricks_access.experiment_entries(names, settings.experiment_read_groups)),
+            ),
         )
         training = self._job(
             TRAINING_JOB,
@@ -147,6 +169,26 @@ class DatabricksStack(PlatformStack):
             schedule=settings.batch_inference.schedule,
             paused=names.batch_inference_schedule_paused,
         )
+
+        NotebooksFolderAccess(
+            self,
+            "notebooks",
+            NotebooksFolderAccessProps(
+                path=names.files_root.removeprefix("/Workspace"),
+                entries=entries(databricks_access.notebooks_entries(names)),
+            ),
+        )
+        for role, privileges in databricks_access.schema_grants(names).items():
+            SchemaGrant(
+                self,
+                f"schema_{role}",
+                SchemaGrantProps(
+                    schema=f"{names.catalog}.{names.schema}",
+                    principal=databricks_access.grant_principal(names, role),
+                    privileges=privileges,
+                    address=f"schema_{role}",
+                ),
+            )
 
         self.output("databricks_target", names.target, "Bundle target (workspace stage) of this environment")
         self.output("registered_model_full_name", model.full_name, "Unity Catalog name of the model")
@@ -190,11 +232,11 @@ class DatabricksStack(PlatformStack):
                 cluster=None if cluster_id else cluster,
                 existing_cluster_id=cluster_id,
                 on_failure_emails=settings.notifications.on_failure,
-                run_as_service_principal=settings.run_as_service_principal,
+                run_as_service_principal=self.names.run_as,
                 tags=tags,
                 max_retries=settings.max_retries,
                 timeout_seconds=settings.timeout_seconds,
                 max_concurrent_runs=settings.max_concurrent_runs,
-                view_groups=settings.job_view_groups if settings.job_permissions else (),
+                access=entries(databricks_access.job_entries(self.names, settings.job_view_groups)),
             ),
         )

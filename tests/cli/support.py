@@ -7,9 +7,14 @@ import io
 import json
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -155,3 +160,57 @@ class Captured(Console):
     def stderr(self) -> str:
         assert isinstance(self.err, io.StringIO)
         return self.err.getvalue()
+
+
+@dataclass
+class FakeWorkspace:
+    """A Databricks workspace on 127.0.0.1 that holds ``objects`` (API path -> answer) and nothing
+    else: every other GET is 404 RESOURCE_DOES_NOT_EXIST; ``jobs`` answer jobs/list by name.
+    ``calls`` logs each request's path and query."""
+
+    url: str = ""
+    objects: dict[str, Any] = field(default_factory=dict)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+
+@contextmanager
+def fake_workspace() -> Iterator[FakeWorkspace]:
+    fake = FakeWorkspace()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            fake.calls.append((url.path, query))
+            doc: Any
+            key = url.path + (f"?path={query['path']}" if "path" in query else "")
+            if url.path == "/api/2.1/jobs/list":
+                name = query.get("name", "").lower()  # exact, case-insensitive (SDK JobsAPI.list)
+                status, doc = 200, {"jobs": [j for j in fake.jobs if j["settings"]["name"].lower() == name]}
+            elif key in fake.objects:
+                status, doc = fake.objects[key]
+            else:
+                status, doc = (
+                    404,
+                    {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"{key} doesn't exist."},
+                )
+            body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

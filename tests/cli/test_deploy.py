@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,19 @@ from ops.deploy import stack_order
 from ops.env import files
 from ops.runner import CommandError, outside_make
 from platform_config.loader import load
-from tests.cli.support import FAKE_CDKTF, fake_outdir, read_log, repo_copy, use_fake_terraform, write_tool
+from platform_config.resolved import DatabricksNames
+from tests.cli.support import (
+    FAKE_CDKTF,
+    FakeWorkspace,
+    fake_outdir,
+    fake_workspace,
+    read_log,
+    repo_copy,
+    use_fake_terraform,
+    write_tool,
+)
 from tests.conftest import ROOT, scratch_env_name
+from tests.fixtures.databricks_env import SEED_STATE
 
 ORDER = ["bootstrap-dev", "mlflow-dev", "databricks-dev"]
 
@@ -46,6 +59,17 @@ def fake_tf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return repo_copy(tmp_path / "repo")
+
+
+@pytest.fixture(autouse=True)
+def workspace(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWorkspace]:
+    """An empty Databricks workspace: a first apply of databricks-<env> asks it whether the bundle
+    or objects of the same names are there (ops.adopt.first_apply_problems)."""
+    with fake_workspace() as fake:
+        monkeypatch.setenv("MLOPS_DATABRICKS_URL", fake.url)
+        monkeypatch.setenv("DATABRICKS_TOKEN", "test-token")
+        monkeypatch.delenv("DATABRICKS_AUTH_TYPE", raising=False)
+        yield fake
 
 
 def ops(
@@ -132,6 +156,139 @@ def test_deploy_refuses_when_the_state_moved_since_the_plan(
     assert rc == 1
     assert "mlflow-dev: the state moved from serial 4 to 5 since the plan: the saved plan is stale" in err
     assert applied(fake_tf) == []
+
+
+# --- issue 24 (5): no first apply into a target the bundle still manages ---------------------------
+
+
+@dataclass
+class FirstApply:
+    """dev, planned with no state anywhere, and the fake workspace its first apply asks."""
+
+    root: Path
+    log: Path
+    workspace: FakeWorkspace
+    monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str]
+
+    def deploy(self, *extra: str) -> tuple[int, str, str]:
+        return ops(
+            self.root, self.monkeypatch, self.capsys, "deploy", "--env", "dev", "--auto-approve", *extra
+        )
+
+    @property
+    def names(self) -> DatabricksNames:
+        [e] = load(self.root, ["dev"])
+        return e.names.databricks
+
+
+@pytest.fixture
+def first_apply(
+    root: Path,
+    fake_tf: Path,
+    workspace: FakeWorkspace,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> FirstApply:
+    fake_outdir(root)
+    planned(root, monkeypatch, capsys)
+    return FirstApply(root, fake_tf, workspace, monkeypatch, capsys)
+
+
+def test_a_first_apply_asks_the_workspace_and_goes_on_when_nothing_is_there(first_apply: FirstApply) -> None:
+    rc, _, err = first_apply.deploy()
+    assert rc == 0, err
+    names = first_apply.names
+    calls = first_apply.workspace.calls
+    assert [c[0] for c in calls] == [
+        "/api/2.0/workspace/list",
+        "/api/2.1/jobs/list",
+        "/api/2.1/jobs/list",
+        "/api/2.0/mlflow/experiments/get-by-name",
+        f"/api/2.1/unity-catalog/models/{names.model_full_name}",
+    ]
+    assert calls[0][1] == {"path": f"{names.bundle_roots[0]}/state"}
+    assert {c[1].get("name") for c in calls[1:3]} == {names.training_job_name, names.batch_inference_job_name}
+
+
+@pytest.mark.parametrize("case", ["bundle state", "job", "listing denied"])
+def test_a_first_apply_into_a_target_the_bundle_still_manages_is_refused(
+    first_apply: FirstApply, case: str
+) -> None:
+    workspace = first_apply.workspace
+    state_dir = f"{first_apply.names.bundle_roots[0]}/state"
+    if case == "bundle state":
+        workspace.objects[f"/api/2.0/workspace/list?path={state_dir}"] = (
+            200, {"objects": [{"path": f"{state_dir}/terraform.tfstate", "object_type": "FILE"}]})  # fmt: skip
+        workspace.objects[f"/api/2.0/workspace/export?path={state_dir}/terraform.tfstate"] = (
+            200,
+            SEED_STATE.read_bytes(),
+        )
+        expected = f"the bundle's state in {state_dir} still holds databricks_grants.registered_model_model"
+    elif case == "job":
+        name = first_apply.names.training_job_name
+        workspace.jobs.append({"job_id": 1, "settings": {"name": name.upper()}})
+        expected = f"job {name!r} already exists"
+    else:
+        workspace.objects[f"/api/2.0/workspace/list?path={state_dir}"] = (
+            403, {"error_code": "PERMISSION_DENIED", "message": "no access"})  # fmt: skip
+        expected = "HTTP 403 PERMISSION_DENIED: no access"
+    rc, _, err = first_apply.deploy()
+    assert rc == 1
+    assert "nothing applied" in err and "databricks-dev: first apply refused: " in err and expected in err
+    assert "python -m ops adopt --env dev" in err
+    assert applied(first_apply.log) == []
+
+
+def test_a_first_apply_without_databricks_credentials_exits_2(
+    root: Path, fake_tf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_outdir(root)
+    planned(root, monkeypatch, capsys)
+    monkeypatch.delenv("DATABRICKS_TOKEN")
+    rc, _, err = ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve")
+    assert rc == 2
+    assert "databricks-dev has no state yet, and a first apply checks the workspace first" in err
+    assert applied(fake_tf) == []
+
+
+def test_a_later_apply_does_not_ask(
+    root: Path,
+    fake_tf: Path,
+    workspace: FakeWorkspace,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_outdir(root)
+    held = {"mode": "managed", "type": "databricks_job", "name": "model_training_job", "instances": [{}]}
+    monkeypatch.setenv(
+        "FAKE_STATES", json.dumps({"databricks-dev": {"lineage": "D", "serial": 3, "resources": [held]}})
+    )
+    planned(root, monkeypatch, capsys)
+    assert ops(root, monkeypatch, capsys, "deploy", "--env", "dev", "--auto-approve")[0] == 0
+    assert workspace.calls == []
+
+
+def test_a_direct_first_apply_is_checked_too(
+    root: Path, fake_tf: Path, fake_cdktf: Path, workspace: FakeWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [e] = load(root, ["dev"])
+    workspace.jobs.append({"job_id": 1, "settings": {"name": e.names.databricks.batch_inference_job_name}})
+    fake_outdir(root)
+    argv = [
+        "--root",
+        str(root),
+        "deploy",
+        "--env",
+        "dev",
+        "--stack",
+        "databricks",
+        "--auto-approve",
+        "--direct",
+        "--no-synth",
+    ]
+    assert cli.main(argv) == 1
+    assert [c for c in read_log(fake_cdktf) if c.get("tool") == "cdktf"] == []
 
 
 def test_a_plan_terraform_finds_stale_is_reported_and_stops_the_rest(
@@ -403,6 +560,18 @@ def test_make_targets_pass_the_variables_through() -> None:
     assert _last_line("state-migrate", "ENV=dev")[3:] == ["state", "migrate", "--env", "dev"]
     assert _last_line("synth", "ENV=dev,tst")[3:] == ["synth", "--env", "dev", "tst"]
     assert _last_line("bench", "SELECTION=1")[3:] == ["bench", "--runs", "3", "--selection"]
+    words = _last_line(
+        "adopt",
+        "ENV=prd",
+        "FROM=b.tfstate",
+        "BUNDLE_DIR=../p",
+        "BRANCHES=origin/main,origin/release",
+        "UNBIND=1",
+    )
+    assert words[3:] == [
+        "adopt", "--env", "prd", "--from", "b.tfstate", "--bundle-dir", "../p",
+        "--branch", "origin/main", "--branch", "origin/release", "--unbind",
+    ]  # fmt: skip
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="GNU make not installed")

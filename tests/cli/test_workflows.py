@@ -205,11 +205,13 @@ def test_plan_jobs_use_plan_only_identities_and_apply_jobs_the_deploy_ones() -> 
             apply_jobs += 1
             kind, role_var, client_var = "", "vars.AWS_DEPLOY_ROLE_ARN", "vars.DATABRICKS_DEPLOY_CLIENT_ID"
         elif "-m ops run-job" in commands:
-            # The integration run: the deploying identities (the job's owner runs it), and a
-            # Databricks token from the OIDC exchange instead of the provider's github-oidc auth.
+            # The integration run: the deploying identities; ops run-job exchanges the job's
+            # GitHub OIDC token itself (ops/databricks_api.py), as often as the run needs.
             [aws] = uses_step(job, "aws-actions/configure-aws-credentials")
             assert aws["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}", where
             assert job["environment"]["name"] == "${{ inputs.env }}", where
+            assert job["permissions"]["id-token"] == "write", where
+            assert job["env"]["DATABRICKS_AUTH_TYPE"] == "github-oidc", where
             assert job["env"]["DATABRICKS_CLIENT_ID"] == "${{ vars.DATABRICKS_DEPLOY_CLIENT_ID }}", where
             continue
         else:
@@ -414,7 +416,9 @@ def test_push_to_main_deploys_dev_and_runs_the_integration_job_before_tst() -> N
         assert jobs[job_id]["permissions"] == {"contents": "read", "id-token": "write"}, job_id
 
 
-def test_the_integration_job_runs_the_training_job_to_completion_with_an_exchanged_token() -> None:
+def test_the_integration_job_runs_the_training_job_to_completion_with_tokens_that_last() -> None:
+    """Issue 23 (4): no step exchanges a token once and exports it (it died with the GitHub token
+    mid-run); ops run-job signs in itself, with github-oidc."""
     [job] = workflow("integration.yml")["jobs"].values()
     assert job["environment"] == {"name": "${{ inputs.env }}"}
     assert job["timeout-minutes"] >= 120 + 10  # run-job's own --timeout 2h, plus set-up
@@ -422,22 +426,28 @@ def test_the_integration_job_runs_the_training_job_to_completion_with_an_exchang
     run = next(i for i, c in enumerate(commands) if "-m ops run-job" in c and "--print-host" not in c)
     assert shlex.split(commands[run])[-4:] == ["--job", "model_training_job", "--timeout", "2h"]
     assert any("-m ops synth" in c for c in commands[:run])
-    [exchange] = [c for c in commands[:run] if "oidc/v1/token" in c]
-    for part in (
-        "$ACTIONS_ID_TOKEN_REQUEST_URL",
-        "$ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-        "audience=",
-        "grant_type=urn:ietf:params:oauth:grant-type:token-exchange",
-        "subject_token_type=urn:ietf:params:oauth:token-type:jwt",
-        "client_id=$DATABRICKS_CLIENT_ID",
-    ):
-        assert part in exchange, part
-    # The token is masked before it is written for the next step, and never echoed otherwise.
-    assert exchange.index("::add-mask::$token") < exchange.index('DATABRICKS_TOKEN=$token" >> "$GITHUB_ENV"')
-    assert "${{" not in exchange
+    assert not [c for c in commands if "oidc/v1/token" in c or "DATABRICKS_TOKEN" in c or "GITHUB_ENV" in c]
     assert "secrets." not in yaml.safe_dump(job)
     # Not in the Terraform lock group: a two-hour run must not hold up plans.
     assert not job["concurrency"]["group"].startswith("terraform-")
+
+
+def test_every_databricks_sign_in_uses_the_environment_files_audience() -> None:
+    """Issue 23 (3): the audience is databricks.oidc_audience, in the provider block (Terraform)
+    and asked for by ops run-job/ops deploy; no workflow sets another one
+    (DATABRICKS_TOKEN_AUDIENCE, which databricks-sdk-go reads when the provider block has none)
+    nor a token of its own."""
+    signing_in = 0
+    for workflow_name, job_id, job in all_jobs():
+        where = f"{workflow_name}:{job_id}"
+        text = yaml.safe_dump(job)
+        assert "DATABRICKS_TOKEN_AUDIENCE" not in text and "DATABRICKS_TOKEN:" not in text, where
+        if (job.get("env") or {}).get("DATABRICKS_AUTH_TYPE") == "github-oidc":
+            signing_in += 1
+            assert job["permissions"]["id-token"] == "write", where
+            assert job["env"]["DATABRICKS_CLIENT_ID"].startswith("${{ vars.DATABRICKS_"), where
+    # pr, drift and deploy's plan (plan principal), deploy's apply and integration (deploy principal).
+    assert signing_in == 5
 
 
 def test_production_is_deployed_only_for_a_commit_that_passed_staging() -> None:

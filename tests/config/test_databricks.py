@@ -67,7 +67,9 @@ def test_minimal_block_loads_with_the_template_defaults() -> None:
     assert s.job_cluster.num_workers == 3 and s.job_cluster.data_security_mode == "SINGLE_USER"
     assert s.model_execute_principals == ("account users",)
     assert s.experiment_read_groups == ("users",)
-    assert s.job_permissions is True and s.job_view_groups == ("users",)  # the template's CAN_VIEW
+    assert s.job_view_groups == ("users",)  # the template's CAN_VIEW
+    assert s.batch_inference.input_table == "taxi_scoring_sample"  # the template's, without feature store
+    assert s.batch_inference.parameters == {} and s.job_owner is None and s.model.owner is None
     assert s.pause_schedules is False and s.training.schedule.paused is None
     assert (s.max_retries, s.timeout_seconds, s.max_concurrent_runs) == (0, 0, 1)
 
@@ -81,6 +83,15 @@ def test_minimal_block_resolves_the_bundle_names() -> None:
     assert names.files_root == f"/Workspace/Users/deployer@example.com/.bundle/{project}/test/files"
     assert names.training_job_name == f"test-{project}-model-training-job"
     assert names.batch_output_table == f"test.{project}.predictions"
+    assert names.batch_input_table == "taxi_scoring_sample"
+    # Owners: the deploy principal owns the jobs, the run-as principal the model.
+    assert (names.job_owner, names.model_owner) == (
+        BASE["deploy_principal"],
+        BASE["run_as_service_principal"],
+    )
+    assert (names.run_as, names.plan_principal) == (BASE["run_as_service_principal"], BASE["plan_principal"])
+    assert names.oidc_audience == BASE["oidc_audience"]
+    assert names.bundle_roots == (f"/Users/deployer@example.com/.bundle/{project}/test",)
     # Unpaused: only a bundle's development mode pauses schedules.
     assert not names.training_schedule_paused and not names.batch_inference_schedule_paused
 
@@ -123,16 +134,34 @@ def test_settings_object_is_frozen() -> None:
 # --- bad input: one test per rule ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("missing", ["host", "project"])
+@pytest.mark.parametrize(
+    "missing",
+    ["host", "project", "deploy_principal", "plan_principal", "run_as_service_principal", "oidc_audience"],
+)
 def test_required_keys(missing: str) -> None:
     b = {k: v for k, v in block().items() if k != missing}
     assert only_problem(databricks_problems(b)) == (f"databricks.{missing}", "missing required key")
 
 
-def test_deployer_required_for_default_paths() -> None:
+def test_without_deployer_the_deploy_principal_deploys_the_files() -> None:
     b = {k: v for k, v in block().items() if k != "deployer"}
-    key, message = only_problem(databricks_problems(b))
-    assert key == "databricks.deployer" and "experiment_path and files_root" in message
+    assert databricks_problems(b) == []
+    names = fixture_variant(b).names.databricks
+    sp, project = BASE["deploy_principal"], BASE["project"]
+    assert names.files_root == f"/Workspace/Users/{sp}/.bundle/{project}/test/files"
+    assert names.experiment_path == f"/Users/{sp}/test-{project}-experiment"
+    assert names.bundle_roots == (f"/Users/{sp}/.bundle/{project}/test",)
+
+
+def test_a_files_root_in_another_bundle_is_checked_too() -> None:
+    """prd's case: the state is under the person who deployed, the notebooks move to the service
+    principal's bundle: a first apply looks for the bundle's state in both."""
+    other = f"/Workspace/Users/{BASE['deploy_principal']}/.bundle/p/test/files"
+    names = fixture_variant(block(files_root=other)).names.databricks
+    assert names.bundle_roots == (
+        f"/Users/deployer@example.com/.bundle/{BASE['project']}/test",
+        f"/Users/{BASE['deploy_principal']}/.bundle/p/test",
+    )
 
 
 def test_problem_names_the_file_and_full_key() -> None:
@@ -265,7 +294,13 @@ def test_bad_tasks(task: dict[str, str], key: str, expected: str) -> None:
     ({"deployer": "someone"}, "deployer", "user e-mail or a service principal"),
     ({"experiment_path": "Users/x/exp"}, "experiment_path", "absolute workspace path"),
     ({"files_root": "/Workspace/x/"}, "files_root", "absolute workspace path"),
-    ({"batch_inference": {"output_table": "schema.predictions"}}, "batch_inference.output_table", "three-part"),
+    ({"batch_inference": {"output_table": "a.b.c.predictions"}}, "batch_inference.output_table", "a table name"),
+    ({"batch_inference": {"input_table": "raw table"}}, "batch_inference.input_table", "a table name"),
+    ({"deploy_principal": "ci-bot"}, "deploy_principal", "application id"),
+    ({"plan_principal": "planner@example.com"}, "plan_principal", "application id"),
+    ({"job_owner": "someone"}, "job_owner", "user e-mail or a service principal"),
+    ({"oidc_audience": "my audience"}, "oidc_audience", "without spaces"),
+    ({"oidc_audience": ""}, "oidc_audience", "1-255 characters"),
     ({"project": "My Project"}, "project", "lowercase letters"),
     ({"model_name": "my model"}, "model_name", "should match pattern"),
     ({"job_name_prefix": "dev/"}, "job_name_prefix", "should match pattern"),
@@ -276,7 +311,7 @@ def test_bad_tasks(task: dict[str, str], key: str, expected: str) -> None:
     ({"max_retries": -2}, "max_retries", "greater than or equal to -1"),
     ({"max_concurrent_runs": 0}, "max_concurrent_runs", "greater than or equal to 1"),
     ({"timeout_seconds": -5}, "timeout_seconds", "greater than or equal to 0"),
-    ({"job_permissions": "yes"}, "job_permissions", "valid boolean"),
+    ({"job_permissions": False}, "job_permissions", "unknown key"),
     ({"tags": {"bad{key}": "x"}}, "tags.bad{key}", "tag keys"),
     ({"training": {"validation": {"run_mode": "strict"}}}, "training.validation.run_mode", "'dry_run'"),
 ])  # fmt: skip
@@ -287,7 +322,6 @@ def test_bad_values(changes: dict[str, Any], key: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(("changes", "key", "expected"), [
-    ({"job_permissions": False, "job_view_groups": ["users"]}, "job_view_groups", "unless job_permissions = true"),
     (
         {"training": {"layout": "notebooks", "tasks": RAG[:2], "training_data_path": "/x"}},
         "training.training_data_path",
@@ -339,8 +373,28 @@ def test_a_task_cannot_redefine_the_run_context() -> None:
     assert "set from the environment for every task" in message
 
 
-def test_job_view_groups_with_job_permissions() -> None:
-    assert databricks_problems(block(job_permissions=True, job_view_groups=["data-team"])) == []
+def test_the_batch_task_cannot_redefine_its_context_or_tables() -> None:
+    problems = databricks_problems(
+        block(
+            batch_inference={"parameters": {"env": "prod", "input_table_name": "x", "git_source_info": "y"}}
+        )
+    )
+    assert [k for k, _ in problems] == [
+        "databricks.batch_inference.parameters.env",
+        "databricks.batch_inference.parameters.input_table_name",
+    ]
+    assert all("set from the environment" in m for _, m in problems)
+
+
+@pytest.mark.parametrize("other", ["deploy_principal", "run_as_service_principal"])
+def test_the_plan_principal_is_its_own(other: str) -> None:
+    key, message = only_problem(databricks_problems(block(plan_principal=BASE[other].upper())))
+    assert key == "databricks.plan_principal"
+    assert message == f"is also {other}: the plan identity must be a read-only principal of its own"
+
+
+def test_run_as_may_be_the_deploy_principal() -> None:
+    assert databricks_problems(block(run_as_service_principal=BASE["deploy_principal"])) == []
 
 
 def test_prod_target_is_fine_in_production() -> None:
@@ -379,6 +433,11 @@ def test_databricks_names() -> None:
         naming.databricks_files_root("u@x.io", "p", "staging")
         == "/Workspace/Users/u@x.io/.bundle/p/staging/files"
     )
+    assert naming.databricks_bundle_root("u@x.io", "p", "test") == "/Users/u@x.io/.bundle/p/test"
+    assert naming.databricks_state_dir("/Users/u/.bundle/p/test") == "/Users/u/.bundle/p/test/state"
+    assert naming.bundle_root_of_files("/Workspace/Users/u/.bundle/p/test/files") == "/Users/u/.bundle/p/test"
+    assert naming.bundle_root_of_files("/Users/u/.bundle/p/test/files") == "/Users/u/.bundle/p/test"
+    assert naming.bundle_root_of_files("/Workspace/Shared/p/files") is None
     assert naming.databricks_job_prefix("test") == "test-"
     assert naming.databricks_job_prefix("prod") == "prod-"  # production too, as the template
     assert (

@@ -23,6 +23,14 @@ from constructs_lib.cache import Cache, CacheProps
 from constructs_lib.certificate import DnsCertificate, DnsCertificateProps, alias_record
 from constructs_lib.compute import MlflowServers, MlflowServersProps
 from constructs_lib.database import Database, DatabaseProps
+from constructs_lib.databricks_access import (
+    AccessEntry,
+    NotebooksFolderAccess,
+    NotebooksFolderAccessProps,
+    SchemaGrant,
+    SchemaGrantProps,
+    access_control,
+)
 from constructs_lib.databricks_artifacts import (
     TrackedExperiment,
     TrackedExperimentProps,
@@ -887,6 +895,8 @@ def test_alerts_alone(emails: tuple[str, ...]) -> None:
 
 # --- databricks ------------------------------------------------------------------------------------
 
+SP = "00000000-0000-0000-0000-000000000001"
+
 
 def test_unity_catalog_model_alone() -> None:
     stack = databricks_stack()
@@ -924,7 +934,13 @@ def test_tracked_experiment_alone() -> None:
     experiment = TrackedExperiment(
         stack,
         "experiment",
-        TrackedExperimentProps(path="/Users/me/test-proj-experiment", read_groups=("users",)),
+        TrackedExperimentProps(
+            path="/Users/me/test-proj-experiment",
+            access=(
+                AccessEntry("group_name", "users", "CAN_READ"),
+                AccessEntry("service_principal_name", SP, "CAN_MANAGE"),
+            ),
+        ),
     )
     out = synth(stack, experiment_id=experiment.experiment_id)
     assert addresses(out) == {
@@ -935,7 +951,10 @@ def test_tracked_experiment_alone() -> None:
     assert res["databricks_mlflow_experiment"]["experiment"]["name"] == "/Users/me/test-proj-experiment"
     permissions = res["databricks_permissions"]["mlflow_experiment_experiment"]
     assert permissions["experiment_id"] == "${databricks_mlflow_experiment.experiment.id}"
-    assert permissions["access_control"] == [{"group_name": "users", "permission_level": "CAN_READ"}]
+    assert permissions["access_control"] == [
+        {"group_name": "users", "permission_level": "CAN_READ"},
+        {"service_principal_name": SP, "permission_level": "CAN_MANAGE"},
+    ]
     assert exposed(out, "experiment_id") == "${databricks_mlflow_experiment.experiment.id}"
 
 
@@ -962,7 +981,10 @@ def test_notebook_job_on_an_existing_cluster_with_permissions() -> None:
             tags={"team": "ml"},
             max_retries=2,
             timeout_seconds=3600,
-            view_groups=("users",),
+            access=(
+                AccessEntry("service_principal_name", SP, "IS_OWNER"),
+                AccessEntry("group_name", "users", "CAN_VIEW"),
+            ),
         ),
     )
     out = synth(stack, job_id=job.job_id, url=job.url)
@@ -992,7 +1014,55 @@ def test_notebook_job_on_an_existing_cluster_with_permissions() -> None:
     assert (body["tags"], body["timeout_seconds"]) == ({"team": "ml"}, 3600)
     permissions = res["databricks_permissions"]["job_training"]
     assert permissions["job_id"] == "${databricks_job.training.id}"
-    assert permissions["access_control"] == [{"group_name": "users", "permission_level": "CAN_VIEW"}]
+    assert permissions["access_control"] == [
+        {"service_principal_name": SP, "permission_level": "IS_OWNER"},
+        {"group_name": "users", "permission_level": "CAN_VIEW"},
+    ]
+
+
+@pytest.mark.parametrize("access", [
+    (AccessEntry("group_name", "users", "CAN_VIEW"),),
+    (AccessEntry("service_principal_name", SP, "IS_OWNER"), AccessEntry("user_name", "u@x.io", "IS_OWNER")),
+])  # fmt: skip
+def test_a_job_acl_needs_exactly_one_owner(access: tuple[AccessEntry, ...]) -> None:
+    """Without an IS_OWNER entry, provider 1.99.0 makes the applier the owner (and, run_as unset,
+    who the job runs as); a job has one owner."""
+    with pytest.raises(ValueError, match="exactly one IS_OWNER entry"):
+        NotebookJobProps(address="j", name="j", tasks=TASKS[:1], schedule=ScheduleSpec("0 0 9 * * ?", "UTC", paused=True),
+                         existing_cluster_id="0101-000000-abcdefgh", access=access)  # fmt: skip
+
+
+def test_an_acl_names_each_principal_once() -> None:
+    """Two levels for one principal read back as the highest only: a permanent diff."""
+    with pytest.raises(ValueError, match="one principal twice"):
+        access_control(
+            (AccessEntry("group_name", "users", "CAN_VIEW"), AccessEntry("group_name", "Users", "CAN_MANAGE"))
+        )
+    with pytest.raises(ValueError, match="is not one of"):
+        AccessEntry("role", "x", "CAN_VIEW")
+
+
+def test_notebooks_folder_access_and_schema_grant_alone() -> None:
+    stack = databricks_stack()
+    NotebooksFolderAccess(stack, "notebooks", NotebooksFolderAccessProps(
+        "/Users/sp/.bundle/p/test/files", (AccessEntry("service_principal_name", SP, "CAN_RUN"),)))  # fmt: skip
+    SchemaGrant(stack, "grant", SchemaGrantProps("test.p", SP, ("USE_SCHEMA", "SELECT"), "schema_run_as"))
+    res = synth(stack)["resource"]
+    folder = res["databricks_permissions"]["notebooks"]
+    assert folder["directory_path"] == "/Users/sp/.bundle/p/test/files"
+    assert folder["access_control"] == [{"service_principal_name": SP, "permission_level": "CAN_RUN"}]
+    grant = res["databricks_grant"]["schema_run_as"]
+    assert (grant["schema"], grant["principal"], grant["privileges"]) == (
+        "test.p",
+        SP,
+        ["SELECT", "USE_SCHEMA"],
+    )
+    with pytest.raises(ValueError, match="without /Workspace"):
+        NotebooksFolderAccess(
+            databricks_stack(), "n", NotebooksFolderAccessProps("/Workspace/Users/sp/files", ())
+        )
+    with pytest.raises(ValueError, match=r"is not <catalog>\.<schema>"):
+        SchemaGrant(databricks_stack(), "g", SchemaGrantProps("test", SP, ("USE_SCHEMA",), "x"))
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -23,7 +23,7 @@ from constructs_lib.databricks_jobs import (
     ScheduleSpec,
     chained,
 )
-from ops.adopt import expected_changes, name_mismatches
+from ops.adopt import behaviour_changes, expected_changes, judge, name_mismatches, written_keys
 from platform_config import hcl
 from platform_config.loader import Environment
 from platform_config.secrets import SECRET_VALUE_PATTERNS, find_secrets
@@ -38,6 +38,15 @@ SIX_ADDRESSES = {
     "databricks_mlflow_experiment.experiment",
     "databricks_permissions.mlflow_experiment_experiment",
     "databricks_registered_model.model",
+}
+# What the stack adds to the bundle's resources: every job's whole ACL with its owner, the
+# notebooks' folder ACL, the run-as and plan principals' privileges on the schema.
+ACCESS_ADDRESSES = {
+    "databricks_permissions.job_model_training_job",
+    "databricks_permissions.job_batch_inference_job",
+    "databricks_permissions.notebooks",
+    "databricks_grant.schema_run_as",
+    "databricks_grant.schema_plan",
 }
 
 
@@ -55,11 +64,20 @@ def one(synth: Synthesized, env: str, rtype: str, name: str) -> dict[str, Any]:
 
 
 def files_root(e: Environment) -> str:
-    """Where the bundle uploads the notebooks: `/Workspace/Users/...` (CLI 0.230 on), or as prd's
-    adopted state has them, `/Users/...` (the seed-era CLI, before PR #1724)."""
+    """Where the jobs look for the notebooks: `files_root` when written, else the bundle root of the
+    deployer (default: the deploy principal), whose bundle deploy uploads them (`/Workspace/Users/...`,
+    CLI 0.230 on)."""
     names = e.names.databricks
-    workspace = "" if e.name == "prd" else "/Workspace"
-    return f"{workspace}/Users/{e.settings.databricks.deployer}/.bundle/{names.project}/{names.target}/files"
+    settings = e.settings.databricks
+    deployer = settings.deployer or settings.deploy_principal
+    default = f"/Workspace/Users/{deployer}/.bundle/{names.project}/{names.target}/files"
+    return settings.files_root or default
+
+
+def deploy_principal_files(e: Environment) -> str:
+    names = e.names.databricks
+    principal = e.settings.databricks.deploy_principal
+    return f"/Workspace/Users/{principal}/.bundle/{names.project}/{names.target}/files"
 
 
 def context(e: Environment) -> dict[str, str]:
@@ -90,17 +108,19 @@ def test_snapshot(synth: Synthesized, env: str, snapshot_json: SnapshotAssertion
 # --- addresses, provider, backend ----------------------------------------------------------------
 
 
-def check_the_seed_addresses_and_job_permissions(synth: Synthesized, e: Environment) -> None:
-    """The bundle's six addresses, plus the template's CAN_VIEW job permissions where enabled."""
-    job_permissions = {f"databricks_permissions.job_{j}" for j in JOBS}
-    expected = SIX_ADDRESSES | (job_permissions if e.settings.databricks.job_permissions else set())
-    assert addresses(stack(synth, e.name)) == expected
+def check_the_seed_addresses_and_the_access(synth: Synthesized, e: Environment) -> None:
+    """The bundle's six addresses, plus the access this stack declares."""
+    assert addresses(stack(synth, e.name)) == SIX_ADDRESSES | ACCESS_ADDRESSES
 
 
-def check_provider_gets_only_the_host(synth: Synthesized, e: Environment) -> None:
+def check_provider_gets_the_host_and_the_audience(synth: Synthesized, e: Environment) -> None:
+    """No credential; the audience every GitHub OIDC token exchange asks for (issue 23: never the
+    provider's default, the workspace token endpoint, which a policy without audiences refuses)."""
     env = e.name
     doc = stack(synth, env)
-    assert doc["provider"] == {"databricks": [{"host": e.names.databricks.host}]}
+    names = e.names.databricks
+    assert doc["provider"] == {"databricks": [{"host": names.host, "audience": names.oidc_audience}]}
+    assert names.oidc_audience == e.settings.databricks.oidc_audience
     assert set(doc["terraform"]["required_providers"]) == {"databricks"}
     assert doc["terraform"]["required_providers"]["databricks"]["source"] == "databricks/databricks"
 
@@ -126,7 +146,11 @@ def check_registered_model_per_environment(synth: Synthesized, e: Environment) -
         names.project,
         f"{names.project}-model",
     )
-    assert "storage_location" not in model and "owner" not in model
+    assert "storage_location" not in model
+    # Only the owner adds versions and sets aliases: the run-as principal, unless model.owner.
+    assert model["owner"] == (
+        e.settings.databricks.model.owner or e.settings.databricks.run_as_service_principal
+    )
     assert model.get("comment") == e.settings.databricks.model.comment
 
 
@@ -155,11 +179,22 @@ def check_experiment_path_and_permissions(synth: Synthesized, e: Environment) ->
     env = e.name
     experiment = one(synth, env, "databricks_mlflow_experiment", "experiment")
     names = e.names.databricks
-    deployer = e.settings.databricks.deployer
+    deployer = e.settings.databricks.deployer or e.settings.databricks.deploy_principal
     assert experiment["name"] == f"/Users/{deployer}/{names.target}-{names.project}-experiment"
     permissions = one(synth, env, "databricks_permissions", "mlflow_experiment_experiment")
     assert permissions["experiment_id"] == "${databricks_mlflow_experiment.experiment.id}"
-    assert permissions["access_control"] == [{"group_name": "users", "permission_level": "CAN_READ"}]
+    names = e.names.databricks
+    assert permissions["access_control"] == [
+        {"group_name": "users", "permission_level": "CAN_READ"},
+        *sorted(
+            (
+                {"service_principal_name": names.plan_principal, "permission_level": "CAN_READ"},
+                {"service_principal_name": names.deploy_principal, "permission_level": "CAN_MANAGE"},
+                {"service_principal_name": names.run_as, "permission_level": "CAN_EDIT"},
+            ),
+            key=lambda a: a["service_principal_name"],
+        ),
+    ]
 
 
 # --- jobs ----------------------------------------------------------------------------------------
@@ -232,7 +267,8 @@ def check_batch_inference_task(synth: Synthesized, e: Environment) -> None:
         "notebook_path": f"{files_root(e)}/deployment/batch_inference/notebooks/BatchInference",
         "base_parameters": {
             **{k: v for k, v in context(e).items() if k != "experiment_name"},
-            "input_table_name": f"{target}.{project}.feature_store_inference_input",
+            **e.settings.databricks.batch_inference.parameters,
+            "input_table_name": e.settings.databricks.batch_inference.input_table,
             "output_table_name": f"{target}.{project}.predictions",
         },
     }
@@ -253,9 +289,10 @@ def test_default_runtime_is_an_lts_ml_release(variants: Synthesized) -> None:
 
 
 @pytest.mark.parametrize("env", shipped_env_names())
-def test_shipped_notebooks_are_where_the_bundle_put_them(synth: Synthesized, env: str) -> None:
+def test_shipped_notebooks_are_where_the_deploy_principal_uploads_them(synth: Synthesized, env: str) -> None:
+    """dev and tst: the deployer is the deploy principal; prd writes files_root to move there."""
     e = synth.env(env)
-    assert e.names.databricks.files_root == files_root(e)
+    assert e.names.databricks.files_root == files_root(e) == deploy_principal_files(e)
 
 
 def check_jobs_run_on_their_cluster(synth: Synthesized, e: Environment) -> None:
@@ -307,7 +344,7 @@ def check_job_settings(synth: Synthesized, e: Environment) -> None:
         assert job["timeout_seconds"] == settings.timeout_seconds
         assert job["max_concurrent_runs"] == settings.max_concurrent_runs
         assert {t["max_retries"] for t in job["task"]} == {settings.max_retries}
-        assert "run_as" not in job
+        assert job["run_as"] == {"service_principal_name": settings.run_as_service_principal}
         assert job["tags"]["Stack"] == f"databricks-{e.name}"
         assert settings.tags.items() <= job["tags"].items()
 
@@ -330,7 +367,7 @@ def check_outputs(synth: Synthesized, e: Environment) -> None:
 def check_no_secret_in_synthesized_json(synth: Synthesized, e: Environment) -> None:
     doc = stack(synth, e.name)
     assert list(find_secrets(doc)) == []
-    assert set(doc["provider"]["databricks"][0]) == {"host"}
+    assert set(doc["provider"]["databricks"][0]) == {"host", "audience"}
 
 
 @pytest.mark.parametrize("env", shipped_env_names())
@@ -398,12 +435,12 @@ def test_seed_state_fixture_is_the_seeds(seed_state: dict[str, Any]) -> None:
     assert attrs["databricks_registered_model.model"]["id"] == SEED_MODEL
 
 
-def test_prd_declares_exactly_the_seed_state_addresses(
+def test_prd_declares_the_seed_state_addresses_and_adds_only_access(
     synth: Synthesized, seed_state: dict[str, Any]
 ) -> None:
     state_addresses = {f"{r['type']}.{r['name']}" for r in seed_state["resources"]}
     assert state_addresses == SIX_ADDRESSES
-    assert addresses(stack(synth, "prd")) == state_addresses
+    assert addresses(stack(synth, "prd")) - state_addresses == ACCESS_ADDRESSES
 
 
 def test_prd_identities_match_the_seed_state(synth: Synthesized, seed_state: dict[str, Any]) -> None:
@@ -421,8 +458,12 @@ def test_prd_identities_match_the_seed_state(synth: Synthesized, seed_state: dic
         ours = [t["task_key"] for t in one(synth, "prd", "databricks_job", name)["task"]]
         theirs = [t["task_key"] for t in attrs[f"databricks_job.{name}"]["task"]]
         assert ours == theirs
+        # The same notebooks, moved on purpose from the person's stale copy to the deploy
+        # principal's bundle root (prd.tfvars writes files_root; ops adopt lists it as intended).
+        person = "/Users/maaheshwarispandan97@outlook.com/.bundle/my_mlops_project_luv_v6/prod/files"
         state_paths = [
-            t["notebook_task"][0]["notebook_path"] for t in attrs[f"databricks_job.{name}"]["task"]
+            t["notebook_task"][0]["notebook_path"].replace(person, deploy_principal_files(synth.env("prd")))
+            for t in attrs[f"databricks_job.{name}"]["task"]
         ]
         assert [
             t["notebook_task"]["notebook_path"] for t in one(synth, "prd", "databricks_job", name)["task"]
@@ -438,7 +479,6 @@ TEMPLATE_BLOCK: dict[str, Any] = {
     "model": {"storage_location": "s3://ml-models/registry", "owner": "ml-admins", "comment": "c"},
     "model_execute_principals": ["account users", "ml-consumers"],
     "experiment_read_groups": ["users", "analysts"],
-    "job_permissions": True,
     "training": {
         "training_data_path": "/Volumes/main/raw/taxi",
         "validation": {"run_mode": "enabled", "enable_baseline_comparison": True},
@@ -546,28 +586,87 @@ def test_template_variant_options(variants: Synthesized) -> None:
     grants = doc["resource"]["databricks_grants"]["registered_model_model"]["grant"]
     assert [g["principal"] for g in grants] == ["account users", "ml-consumers"]
     access = doc["resource"]["databricks_permissions"]["mlflow_experiment_experiment"]["access_control"]
-    assert [a["group_name"] for a in access] == ["users", "analysts"]
+    assert [a.get("group_name") for a in access][:2] == ["analysts", "users"]
 
 
-def test_job_permissions_switch(variants: Synthesized, synth: Synthesized) -> None:
-    permissions = variants.resources("databricks-tmpl", "databricks_permissions")
-    for name in ("model_training_job", "batch_inference_job"):
-        assert permissions[f"job_{name}"]["job_id"] == f"${{databricks_job.{name}.id}}"
-        assert permissions[f"job_{name}"]["access_control"] == [
-            {"group_name": "users", "permission_level": "CAN_VIEW"}
+def sp(principal: str, level: str) -> dict[str, str]:
+    return {"service_principal_name": principal, "permission_level": level}
+
+
+def check_jobs_declare_their_whole_acl(synth: Synthesized, e: Environment) -> None:
+    """Each job's ACL names its one owner (else the provider makes the applier the owner, and with
+    it who the job runs as), the deploy principal, the plan principal and the view groups: every
+    direct entry, so a plan by the plan principal reads back what it declares."""
+    names = e.names.databricks
+    owner = e.settings.databricks.job_owner or names.deploy_principal
+    for job in JOBS:
+        permissions = one(synth, e.name, "databricks_permissions", f"job_{job}")
+        assert permissions["job_id"] == f"${{databricks_job.{job}.id}}"
+        access = permissions["access_control"]
+        assert [a for a in access if a["permission_level"] == "IS_OWNER"] == [
+            {("service_principal_name" if owner == names.deploy_principal else "user_name"): owner,
+             "permission_level": "IS_OWNER"}
+        ]  # fmt: skip
+        assert sp(names.plan_principal, "CAN_VIEW") in access
+        if owner != names.deploy_principal:
+            assert sp(names.deploy_principal, "CAN_MANAGE") in access
+        groups = [a["group_name"] for a in access if "group_name" in a]
+        assert groups == sorted(e.settings.databricks.job_view_groups)
+        assert all(a["permission_level"] == "CAN_VIEW" for a in access if "group_name" in a)
+        principals = [next(v for k, v in a.items() if k != "permission_level") for a in access]
+        assert (
+            len(principals)
+            == len(set(principals))
+            == (2 if owner == names.deploy_principal else 3) + len(groups)
+        )
+
+
+def check_notebooks_folder_access(synth: Synthesized, e: Environment) -> None:
+    """The run-as principal may run the notebooks where the jobs look for them, the plan principal
+    read them, the deploy principal manage them; the path without /Workspace (how the API names it)."""
+    names = e.names.databricks
+    folder = one(synth, e.name, "databricks_permissions", "notebooks")
+    assert folder["directory_path"] == names.files_root.removeprefix("/Workspace")
+    assert not folder["directory_path"].startswith("/Workspace")
+    assert sorted(folder["access_control"], key=lambda a: a["permission_level"]) == [
+        sp(names.deploy_principal, "CAN_MANAGE"),
+        sp(names.plan_principal, "CAN_READ"),
+        sp(names.run_as, "CAN_RUN"),
+    ]
+
+
+def check_schema_grants_of_run_as_and_plan(synth: Synthesized, e: Environment) -> None:
+    """One `databricks_grant` per principal: the run-as principal reads the input and writes the
+    predictions, the plan principal may use the schema; nobody else's grants are touched."""
+    names = e.names.databricks
+    grants = synth.resources(f"databricks-{e.name}", "databricks_grant")
+    schema = f"{names.catalog}.{names.schema}"
+    assert grants["schema_run_as"] | {"//": None} == {
+        "//": None, "schema": schema, "principal": names.run_as,
+        "privileges": ["CREATE_TABLE", "MODIFY", "SELECT", "USE_SCHEMA"],
+    }  # fmt: skip
+    assert grants["schema_plan"] | {"//": None} == {
+        "//": None, "schema": schema, "principal": names.plan_principal, "privileges": ["USE_SCHEMA"],
+    }  # fmt: skip
+
+
+def test_prd_jobs_stay_owned_by_the_person_until_an_admin_transfers_them(synth: Synthesized) -> None:
+    e = synth.env("prd")
+    names = e.names.databricks
+    assert names.job_owner == e.settings.databricks.deployer == "maaheshwarispandan97@outlook.com"
+    for job in JOBS:
+        access = one(synth, "prd", "databricks_permissions", f"job_{job}")["access_control"]
+        assert {"user_name": names.job_owner, "permission_level": "IS_OWNER"} in access
+        assert sp(names.deploy_principal, "CAN_MANAGE") in access
+
+
+def test_the_deploy_principal_owns_the_jobs_unless_told_otherwise(variants: Synthesized) -> None:
+    owner = sp(BASE["deploy_principal"], "IS_OWNER")
+    for job in JOBS:
+        access = variants.resources("databricks-tmpl", "databricks_permissions")[f"job_{job}"][
+            "access_control"
         ]
-    assert set(permissions) == {
-        "mlflow_experiment_experiment",
-        "job_model_training_job",
-        "job_batch_inference_job",
-    }
-    # On by default, as the template; prd turns it off: the adopted state holds none.
-    assert set(synth.resources("databricks-prd", "databricks_permissions")) == {
-        "mlflow_experiment_experiment"
-    }
-    assert synth.resources("databricks-dev", "databricks_permissions")["job_model_training_job"][
-        "access_control"
-    ] == [{"group_name": "users", "permission_level": "CAN_VIEW"}]
+        assert owner in access and sp(BASE["deploy_principal"], "CAN_MANAGE") not in access
 
 
 def test_explicit_names_and_mixed_clusters(variants: Synthesized) -> None:
@@ -692,8 +791,8 @@ def test_no_aws_provider_import() -> None:
 # Every check above, on every shipped environment (tests/stacks/test_new_environment.py runs them on
 # a temporary new one).
 CHECKS: tuple[Check, ...] = (
-    check_the_seed_addresses_and_job_permissions,
-    check_provider_gets_only_the_host,
+    check_the_seed_addresses_and_the_access,
+    check_provider_gets_the_host_and_the_audience,
     check_state_lives_in_the_environment_backend,
     check_registered_model_per_environment,
     check_model_grants_execute_to_account_users,
@@ -707,6 +806,9 @@ CHECKS: tuple[Check, ...] = (
     check_job_settings,
     check_outputs,
     check_no_secret_in_synthesized_json,
+    check_jobs_declare_their_whole_acl,
+    check_notebooks_folder_access,
+    check_schema_grants_of_run_as_and_plan,
 )
 
 
@@ -721,85 +823,160 @@ def test_databricks_stack(synth: Synthesized, env: str, check: Check) -> None:
 SEED_METADATA = (
     "/Users/maaheshwarispandan97@outlook.com/.bundle/my_mlops_project_luv_v6/prod/state/metadata.json"
 )
-EXPERIMENT = "/Users/maaheshwarispandan97@outlook.com/prod-my_mlops_project_luv_v6-experiment"
+PERSON = "maaheshwarispandan97@outlook.com"
+EXPERIMENT = f"/Users/{PERSON}/prod-my_mlops_project_luv_v6-experiment"
 PRD_TAGS = {
     "CostCenter": "ml-prd", "Environment": "prd", "ManagedBy": "cdktf", "Owner": "mlops-platform",
     "Project": "mlopspltf", "Repository": "mlops-infra", "Stack": "databricks-prd",
 }  # fmt: skip
 PRD_CONTEXT = {
-    "env": "prod",
     "catalog": "prod",
-    "schema": "my_mlops_project_luv_v6",
-    "model_name": SEED_MODEL,
+    "env": "prod",
     "experiment_name": EXPERIMENT,
+    "model_name": SEED_MODEL,
+    "schema": "my_mlops_project_luv_v6",
 }
 
 
-def _job_changes(job: str, tasks: int) -> list[tuple[str, str, Any, Any]]:
-    """What every adopted job gets: notifications, queueing, tags, retries, timeout, and it leaves
-    the bundle (deployment and edit_mode are plain Optional in provider 1.99.0: unset removes them)."""
-    address = f"databricks_job.{job}"
-    emails = {"on_failure": ["mlops-platform@example.com", "mlops-oncall@example.com"]}
-    return [
-        (address, "email_notifications", None, emails),
-        (address, "queue", None, {"enabled": True}),
-        (address, "tags", None, PRD_TAGS),
-        *[(address, f"task[{i}].max_retries", 0, 1) for i in range(tasks)],
-    ]
+def prd_changes(synth: Synthesized, seed_state: dict[str, Any]) -> list[tuple[str, str, Any, Any]]:
+    return [(c.address, c.path, c.before, c.after) for c in expected_changes(seed_state, stack(synth, "prd"))]
 
 
 def test_a_plan_over_the_seed_state_is_in_place_only(synth: Synthesized, seed_state: dict[str, Any]) -> None:
     """Our prd JSON against the fixture's attributes, field by field, with provider 1.99.0's
     ForceNew attributes (model name/catalog/schema/storage_location, the grants' securable, the
-    permissions' object ids, the experiment's artifact_location): nothing is replaced, and these
-    are all the changes the first apply makes."""
+    permissions' object ids, the experiment's artifact_location): nothing is replaced, no name
+    differs."""
     changes = expected_changes(seed_state, stack(synth, "prd"))
-    assert not [c for c in changes if c.replaces]
+    assert changes and not [c for c in changes if c.replaces]
     assert name_mismatches(seed_state, stack(synth, "prd"), "my_mlops_project_luv_v6", "prod") == []
-    leaves = ("deployment", [{"kind": "BUNDLE", "metadata_file_path": SEED_METADATA}], None)
-    training_parameters = [
-        ("databricks_job.model_training_job", f"task[{i}].notebook_task.base_parameters", None, PRD_CONTEXT)
-        for i in range(4)
-    ]
-    batch_parameters_before = seed_state_attributes(seed_state)["databricks_job.batch_inference_job"]["task"][
-        0
-    ]["notebook_task"][0]["base_parameters"]
-    assert [(c.address, c.path, c.before, c.after) for c in changes] == [
-        *_job_changes("batch_inference_job", 1),
-        (
-            "databricks_job.batch_inference_job",
-            "task[0].notebook_task.base_parameters",
-            batch_parameters_before,
-            {
-                **{k: v for k, v in PRD_CONTEXT.items() if k != "experiment_name"},
-                "input_table_name": "prod.my_mlops_project_luv_v6.feature_store_inference_input",
-                "output_table_name": "prod.my_mlops_project_luv_v6.predictions",
-            },
-        ),
-        ("databricks_job.batch_inference_job", "timeout_seconds", 0, 14400),
-        ("databricks_job.batch_inference_job", *leaves),
-        ("databricks_job.batch_inference_job", "edit_mode", "UI_LOCKED", None),
-        *_job_changes("model_training_job", 4)[:3],
-        *[
-            x
-            for pair in zip(_job_changes("model_training_job", 4)[3:], training_parameters, strict=True)
-            for x in pair
-        ],
-        ("databricks_job.model_training_job", "timeout_seconds", 0, 14400),
-        ("databricks_job.model_training_job", *leaves),
-        ("databricks_job.model_training_job", "edit_mode", "UI_LOCKED", None),
-        (
-            "databricks_mlflow_experiment.experiment",
-            "description",
-            "MLflow Experiment used to track runs for my_mlops_project_luv_v6 project.",
-            None,
-        ),
-    ]
+
+
+def test_what_the_first_apply_changes_besides_what_the_jobs_do(
+    synth: Synthesized, seed_state: dict[str, Any]
+) -> None:
+    """The settings every adopted job gets (notifications, queueing, tags, retries, timeout), leaving
+    the bundle (deployment and edit_mode are plain Optional in provider 1.99.0: unset removes them),
+    the experiment's description (never sent to the API) and its ACL with the three principals."""
+    e = synth.env("prd")
+    names = e.names.databricks
+    emails = {"on_failure": ["mlops-platform@example.com", "mlops-oncall@example.com"]}
+    leaves = [("deployment", [{"kind": "BUNDLE", "metadata_file_path": SEED_METADATA}], None),
+              ("edit_mode", "UI_LOCKED", None)]  # fmt: skip
+    expected: list[tuple[str, str, Any, Any]] = []
+    for job, tasks in (("batch_inference_job", 1), ("model_training_job", 4)):
+        address = f"databricks_job.{job}"
+        expected += [
+            (address, "email_notifications", None, emails),
+            (address, "queue", None, {"enabled": True}),
+            (address, "tags", None, PRD_TAGS),
+            *[(address, f"task[{i}].max_retries", 0, 1) for i in range(tasks)],
+            (address, "timeout_seconds", 0, 14400),
+            *[(address, *leave) for leave in leaves],
+        ]
+    expected += [
+        ("databricks_mlflow_experiment.experiment", "description",
+         "MLflow Experiment used to track runs for my_mlops_project_luv_v6 project.", None),
+        ("databricks_permissions.mlflow_experiment_experiment", "access_control",
+         [{"group_name": "users", "permission_level": "CAN_READ"}],
+         [{"group_name": "users", "permission_level": "CAN_READ"},
+          *sorted((sp(names.plan_principal, "CAN_READ"), sp(names.deploy_principal, "CAN_MANAGE"),
+                   sp(names.run_as, "CAN_EDIT")), key=lambda a: a["service_principal_name"])]),
+    ]  # fmt: skip
+    behaviour = ("run_as", "notebook_path", "base_parameters")
+    rest = [c for c in prd_changes(synth, seed_state) if not c[1].endswith(behaviour) and not c[1].startswith("run_as")
+            and c[0] != "databricks_registered_model.model"]  # fmt: skip
+    assert sorted(rest, key=str) == sorted(expected, key=str)
+
+
+def prd_judged(synth: Synthesized, state: dict[str, Any]) -> tuple[list[str], list[str]]:
+    e = synth.env("prd")
+    changes = behaviour_changes(state, stack(synth, "prd"))
+    return judge(changes, written_keys(e.settings.databricks, "databricks"), e.tfvars_file)
+
+
+def test_every_change_of_what_the_prd_jobs_do_is_written_in_prd_tfvars(
+    synth: Synthesized, seed_state: dict[str, Any]
+) -> None:
+    """Issue 24 (3): the batch job's input table stays the state's; what does change is written:
+    run_as (the run-as principal, both jobs), the notebooks (the deploy principal's bundle root),
+    the bundle's git_source_info dropped (batch_inference.parameters written), the model's owner;
+    the run context is added to every task."""
+    names = synth.env("prd").names.databricks
+    intended, refused = prd_judged(synth, seed_state)
+    assert refused == []
+    person = {"user_name": PERSON}
+    run_as = {"service_principal_name": names.run_as}
+    summary = sorted(
+        line.split(" (")[-1] + " | " + line.split(": ")[0] + ": " + line.split(": ")[1] for line in intended
+    )
+    assert summary == sorted(
+        [f"written: databricks.run_as_service_principal) | databricks_job.{j}: run_as" for j in JOBS]
+        + [f"written: databricks.files_root) | databricks_job.model_training_job: task[{i}].notebook_task.notebook_path"
+           for i in range(4)]
+        + ["written: databricks.files_root) | databricks_job.batch_inference_job: task[0].notebook_task.notebook_path",
+           "written: databricks.batch_inference.parameters) | databricks_job.batch_inference_job: "
+           "task[0].base_parameters.git_source_info",
+           "written: databricks.model.owner) | databricks_registered_model.model: owner"]
+        + [f"the run context every task gets) | databricks_job.model_training_job: task[{i}].base_parameters (run context)"
+           for i in range(4)]
+        + ["the run context every task gets) | databricks_job.batch_inference_job: task[0].base_parameters (run context)"]
+    )  # fmt: skip
+    assert f"run_as: {json.dumps(person)} -> {json.dumps(run_as)}" in "\n".join(intended)
+    assert not any("input_table_name" in line for line in intended)
 
 
 def _renamed(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
     renamed: dict[str, Any] = json.loads(json.dumps(state).replace(old, new))
     return renamed
+
+
+def test_finding_3_a_default_input_table_is_refused(synth: Synthesized, seed_state: dict[str, Any]) -> None:
+    """Today's code wrote `<catalog>.<schema>.feature_store_inference_input` by default over the
+    state's `taxi_scoring_sample`. A default that differs from the state is refused, naming the key
+    to write; a value written in the file is an intended change."""
+    state = _renamed(
+        seed_state, '"input_table_name": "taxi_scoring_sample"', '"input_table_name": "prod.raw.taxi"'
+    )
+    e = synth.env("prd")
+    changes = behaviour_changes(state, stack(synth, "prd"))
+    written = written_keys(e.settings.databricks, "databricks")
+    _, refused = judge(changes, written - {"databricks.batch_inference.input_table"}, e.tfvars_file)
+    assert refused == [
+        "env_specific_vars/prd.tfvars: databricks.batch_inference.input_table: not written, yet the first apply "
+        'changes databricks_job.batch_inference_job: task[0].base_parameters.input_table_name: "prod.raw.taxi" -> '
+        '"taxi_scoring_sample": write the adopted value to keep it, or the new one to change it on purpose'
+    ]
+    intended, refused = judge(changes, written, e.tfvars_file)
+    assert refused == [] and any("input_table_name" in line and "written: databricks.batch_inference.input_table"
+                                 in line for line in intended)  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "key"), [
+    ("0415-213012-yi87kqjn", "0419-175415-rag0prod", "databricks.training.existing_cluster_id"),
+    ('"user_name": "maaheshwarispandan97@outlook.com"', '"user_name": "other@x.io"', "databricks.run_as_service_principal"),
+    ("/prod/files/rag_code_files/03", "/prod/files/rag_code_files/x03", "databricks.files_root"),
+    ('"git_source_info"', '"owner_team"', "databricks.batch_inference.parameters"),
+])  # fmt: skip
+def test_a_change_of_what_a_job_does_needs_its_key_written(
+    synth: Synthesized, seed_state: dict[str, Any], old: str, new: str, key: str
+) -> None:
+    """Cluster, run_as, notebook, a dropped parameter: refused when the key that makes the change
+    is not written (here: taken out of prd's written keys), accepted when it is."""
+    state = _renamed(seed_state, old, new)
+    e = synth.env("prd")
+    changes = behaviour_changes(state, stack(synth, "prd"))
+    written = written_keys(e.settings.databricks, "databricks")
+    unwritten = {k for k in written if k == key or k.startswith(key + ".")}
+    if key == "databricks.files_root":
+        unwritten.add("databricks.training.tasks")
+    if key == "databricks.training.existing_cluster_id":
+        unwritten.add("databricks.job_cluster")
+    _, refused = judge(changes, written - unwritten, e.tfvars_file)
+    assert refused and all(
+        line.startswith(f"env_specific_vars/prd.tfvars: {key}: not written") for line in refused
+    )
+    assert judge(changes, written, e.tfvars_file)[1] == []
 
 
 def test_a_state_of_another_bundle_is_refused(synth: Synthesized, seed_state: dict[str, Any]) -> None:
@@ -819,8 +996,6 @@ def test_a_state_of_another_bundle_is_refused(synth: Synthesized, seed_state: di
 
 @pytest.mark.parametrize(("old", "new", "what"), [
     ("01-PDF-Advance-Data-Preprocessing", "PDF_Advance_Data_Preprocessing", "task_key"),
-    ("0415-213012-yi87kqjn", "0419-175415-rag0prod", "existing_cluster_id"),
-    ("rag_code_files/03_offline_evaluation", "rag_code_files/03-Offline-Evaluation", "notebook_path"),
     ("prod-my_mlops_project_luv_v6-batch-inference-job", "my_mlops_project_luv_v6-batch-inference-job", "name"),
 ])  # fmt: skip
 def test_an_in_place_rename_of_the_deployment_is_refused(
@@ -832,9 +1007,10 @@ def test_an_in_place_rename_of_the_deployment_is_refused(
     assert problems and all(what in p for p in problems)
 
 
-def test_the_workspace_prefix_alone_is_no_mismatch(synth: Synthesized, seed_state: dict[str, Any]) -> None:
-    """A bundle from CLI 0.230 on writes /Workspace/Users/...: the same notebooks, changed in place."""
-    modern = _renamed(seed_state, '"/Users/', '"/Workspace/Users/')
-    assert name_mismatches(modern, stack(synth, "prd"), "my_mlops_project_luv_v6", "prod") == []
-    paths = {c.path for c in expected_changes(modern, stack(synth, "prd"))}
-    assert "task[0].notebook_task.notebook_path" in paths
+def test_the_workspace_prefix_alone_is_no_change_of_notebook(
+    synth: Synthesized, seed_state: dict[str, Any]
+) -> None:
+    """A bundle from CLI 0.230 on writes /Workspace/Users/...: the same notebooks."""
+    state = _renamed(seed_state, '"/Users/maaheshwarispandan97@outlook.com/.bundle/',
+                     f'"/Users/{synth.env("prd").settings.databricks.deploy_principal}/.bundle/')  # fmt: skip
+    assert not [c for c in behaviour_changes(state, stack(synth, "prd")) if "notebook_path" in c.what]
