@@ -367,6 +367,7 @@ READS: dict[str, Reads] = {
         "verified 5.42",
     ),
     "databricks_grants": Reads((), "databricks provider", "no AWS call"),
+    "databricks_grant": Reads((), "databricks provider", "no AWS call"),
     "databricks_job": Reads((), "databricks provider", "no AWS call"),
     "databricks_mlflow_experiment": Reads((), "databricks provider", "no AWS call"),
     "databricks_permissions": Reads((), "databricks provider", "no AWS call"),
