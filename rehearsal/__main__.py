@@ -21,7 +21,7 @@ from rehearsal.harness import Rehearsal, Report
 from rehearsal.target import Target
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / ".venv-rehearsal" / "mlflow"
+VENV = ROOT / ".venv-mlflow"  # the ops mlflow commands' too (ops/mlflow/venv.py)
 AWS_TOOLS = ROOT / ".venv-rehearsal" / "awscli"
 MOTO = ROOT / ".venv" / "bin" / "moto_server"
 DEFAULT_ENVS = ("dev", "prd")

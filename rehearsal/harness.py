@@ -5,6 +5,7 @@ MLflow's own database user with IAM authentication, created by the stack's Lambd
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from typing import Any
 import boto3
 import pymysql
 
-from constructs_lib.db_users_lambda import handler
+from constructs_lib.db_users_lambda import generated_secrets, handler
 from rehearsal import browser, grants, iam_token, memory, procs, servers, substitutions
 from rehearsal.instance import Instance
 from rehearsal.target import Target
@@ -99,6 +100,11 @@ class Rehearsal:
     moto: servers.Moto = field(init=False)
     redis: servers.Redis | None = None
     trap: servers.EgressTrap = field(default_factory=servers.EgressTrap)
+    imds: servers.Imds = field(default_factory=servers.Imds)
+    # The stack's generated secrets, by address (aws_secretsmanager_secret.<address>) -> ARN.
+    secret_arns: dict[str, str] = field(default_factory=dict)
+    # Users the rehearsal creates through `ops mlflow`, name -> password.
+    passwords: dict[str, str] = field(default_factory=dict)
     instances: list[Instance] = field(default_factory=list)
     db_secret_arn: str = ""
     bucket: str = ""
@@ -123,6 +129,10 @@ class Rehearsal:
     def db_name(self) -> str:
         return self.target.parameters_raw()["db_name"]
 
+    @property
+    def auth_db_name(self) -> str:
+        return self.target.parameters_raw()["db_auth_name"]
+
     # --- set-up -----------------------------------------------------------------------------
     def base_env(self) -> dict[str, str]:
         keep = ("HOME", "LANG", "LC_ALL", "TERM", "USER", "LOGNAME")
@@ -133,7 +143,9 @@ class Rehearsal:
             AWS_ACCESS_KEY_ID=ACCESS_KEY,
             AWS_SECRET_ACCESS_KEY=SECRET_KEY,
             AWS_DEFAULT_REGION=self.target.region,
-            AWS_EC2_METADATA_DISABLED="true",
+            AWS_EC2_METADATA_DISABLED="true",  # boto3's credentials come from the variables above
+            # The launcher asks it for the instance's id (a failed start is reported unhealthy).
+            AWS_EC2_METADATA_SERVICE_ENDPOINT=self.imds.endpoint,
             # Anything bound elsewhere than 127.0.0.1 goes to the trap (and is reported).
             HTTP_PROXY=self.trap.url,
             HTTPS_PROXY=self.trap.url,
@@ -158,10 +170,12 @@ class Rehearsal:
 
     def start_servers(self) -> tuple[bool, str]:
         self.trap.start()
+        self.imds.start()
         self.db.start()
         self.moto.start()
         if self.target.cache_enabled:
-            self.redis = servers.Redis(self.work / "redis", self.tls, secrets.token_urlsafe(24))
+            # A new replication group: TLS, no token yet (the provisioning function sets it).
+            self.redis = servers.Redis(self.work / "redis", self.tls)
             self.redis.start()
         settings = self.db.settings(
             "require_secure_transport",
@@ -172,12 +186,14 @@ class Rehearsal:
         return True, (
             f"mariadb :{self.db.port} (TLS; {', '.join(f'{k}={v}' for k, v in settings.items())}; "
             f"PAM service {self.db.verifier.service}), moto :{self.moto.port}"
-            + (f", redis :{self.redis.port} (TLS, AUTH)" if self.redis else "")
+            + (f", redis :{self.redis.port} (TLS, no AUTH token yet)" if self.redis else "")
+            + f", instance metadata :{self.imds.port}"
         )
 
     def seed(self) -> tuple[bool, str]:
         """What the stack creates: the database, its master user and RDS-managed secret, the
-        artifact bucket, the Redis token secret, every SSM parameter."""
+        artifact bucket, the generated secrets (empty: the provisioning function fills them), every
+        SSM parameter, and the auto scaling group the instances report to."""
         t = self.target
         password = secrets.token_urlsafe(18)
         self.db.create_master(t.db_username, password)
@@ -193,11 +209,11 @@ class Rehearsal:
             "aws_lb.mlflow.dns_name": t.alb_dns_name(),
             "random_id.bucket_suffix.hex": "rehearsal",
         }
+        for address in t.resources("aws_secretsmanager_secret"):
+            arn = sm.create_secret(Name=t.secret_name(address))["ARN"]  # no value: as Terraform leaves it
+            self.secret_arns[address] = local[f"aws_secretsmanager_secret.{address}.arn"] = arn
         overrides = {}
         if self.redis is not None:
-            secret = t.resources("aws_secretsmanager_secret")["redis_auth_token"]
-            arn = sm.create_secret(Name=secret["name"], SecretString=self.redis.token)["ARN"]
-            local["aws_secretsmanager_secret.redis_auth_token.arn"] = arn
             local["aws_elasticache_replication_group.mlflow.primary_endpoint_address"] = "127.0.0.1"
             overrides["redis_port"] = str(self.redis.port)  # fixed 6379 in the stack
         self.bucket = t.resolve(t.resources("aws_s3_bucket")["mlflow_artifacts"]["bucket"], local)
@@ -205,8 +221,39 @@ class Rehearsal:
         ssm = self.client("ssm")
         params = t.parameters(local, overrides)
         for name, value in params.items():
-            ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
-        return True, ", ".join(f"{n.rsplit('/', 1)[1]}={v}" for n, v in sorted(params.items()))
+            assert t.resources("aws_ssm_parameter")[name.rsplit("/", 1)[1]]["type"] == "String"
+            ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+        self.imds.instance_id = self.autoscaling_group()
+        return True, ", ".join(f"{n.rsplit('/', 1)[1]}={v}" for n, v in sorted(params.items())) + (
+            f"; empty secrets {sorted(self.secret_arns)}; instance {self.imds.instance_id}"
+        )
+
+    def autoscaling_group(self) -> str:
+        """The stack's group in moto, with one instance: the id the metadata service gives out."""
+        group = self.target.resources("aws_autoscaling_group")["mlflow"]["name"]
+        ec2 = self.client("ec2")
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        ec2.create_launch_template(
+            LaunchTemplateName=group, LaunchTemplateData={"ImageId": image, "InstanceType": "t3.medium"}
+        )
+        zone = f"{self.target.region}a"
+        asg = self.client("autoscaling")
+        asg.create_auto_scaling_group(
+            AutoScalingGroupName=group,
+            LaunchTemplate={"LaunchTemplateName": group},
+            MinSize=1,
+            MaxSize=1,
+            DesiredCapacity=1,
+            AvailabilityZones=[zone],
+        )
+        [instance] = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["Instances"]
+        return str(instance["InstanceId"])
+
+    def instance_health(self) -> str:
+        [found] = self.client("autoscaling").describe_auto_scaling_instances(InstanceIds=[self.imds.instance_id])[
+            "AutoScalingInstances"
+        ]
+        return str(found["HealthStatus"])
 
     def new_instance(self, name: str) -> Instance:
         inst = Instance(name, self.work / name, self.venv, self.tls.ca, self.base_env())
@@ -226,7 +273,8 @@ class Rehearsal:
             f"boot script {seconds:.1f} s; units {', '.join(inst.units)}; /health 200 after {healthy:.1f} s",
         )
 
-    def user_journey(self, inst: Instance) -> tuple[bool, str]:
+    def user_journey(self, inst: Instance, user: str = "alice") -> tuple[bool, str]:
+        """What a data scientist does, signed in as ``user`` (MLflow's client reads the variables)."""
         done = subprocess.run(
             [
                 str(self.venv / "bin/python"),
@@ -237,7 +285,7 @@ class Rehearsal:
             ],
             capture_output=True,
             text=True,
-            env={**self.base_env(), "MLFLOW_DISABLE_TELEMETRY": "true"},
+            env={**self.base_env(), "MLFLOW_DISABLE_TELEMETRY": "true", **self.credentials(user)},
             timeout=600,
             check=False,
         )
@@ -266,32 +314,71 @@ class Rehearsal:
         size = big[0]["Size"] if big else 0
         return ok, f"rows {counts}; {len(objects)} objects in s3://{self.bucket}, weights.bin {size} bytes"
 
-    def provision(self, database: str) -> dict[str, Any]:
-        """The stack's database-user Lambda handler, given the event its aws_lambda_invocation
-        sends (with the local server's address) and the rehearsal's one substitution."""
+    def provision(self, *databases: str) -> dict[str, Any]:
+        """The stack's provisioning Lambda handler (constructs_lib/db_users_lambda), given the event
+        its aws_lambda_invocation sends (with the local server's address) and the rehearsal's two
+        substitutions: MariaDB's authentication clause, ElastiCache's API over the local Redis."""
+        t = self.target
+        generated = [a for n, a in self.secret_arns.items() if n != "redis_auth_token"]
+        redis = (
+            {"replication_group_id": t.resources("aws_elasticache_replication_group")["mlflow"]["replication_group_id"],
+             "secret_arn": self.secret_arns["redis_auth_token"]}
+            if self.redis is not None else None
+        )  # fmt: skip
         request = handler.Request.of(
             {"secret_arn": self.db_secret_arn, "host": "127.0.0.1", "port": self.db.port,
-             "database": database, "user": self.db_user, "region": self.target.region}
+             "databases": list(databases or (self.db_name, self.auth_db_name)), "user": self.db_user,
+             "region": t.region, "secrets": generated, "redis": redis}
         )  # fmt: skip
-        master = handler.master_credentials(self.client("secretsmanager"), request.secret_arn)
+        sm = self.client("secretsmanager")
+        master = handler.master_credentials(sm, request.secret_arn)
         auth = substitutions.db_user_authentication(self.db.verifier.service)
-        return handler.provision(request, master, self.tls.ca, auth)
+        result = handler.provision(request, master, self.tls.ca, auth)
+        elasticache = (
+            substitutions.ElastiCacheOverRedis(self.redis, redis["replication_group_id"]) if redis else None
+        )
+        group = (redis["replication_group_id"], redis["secret_arn"]) if redis else None
+        return {**result, "secrets": generated_secrets.provision(request.secrets, group, sm, elasticache)}
+
+    def secret_value(self, address: str) -> str:
+        value: str = self.client("secretsmanager").get_secret_value(
+            SecretId=self.secret_arns[address], VersionStage="AWSCURRENT"
+        )["SecretString"]
+        return value
 
     def db_user_created(self, runs: int = 2) -> tuple[bool, str]:
-        results = [self.provision(self.db_name) for _ in range(runs)]
+        results = [self.provision() for _ in range(runs)]
         last = results[-1]
-        granted = _database_privileges(last["grants"], self.db_name)
+        granted = {db: _database_privileges(last["grants"], db) for db in (self.db_name, self.auth_db_name)}
         accounts = int(self.db.sql(f"SELECT COUNT(*) FROM mysql.user WHERE user = '{self.db_user}'"))
         iam_only = any(
             f"VIA pam USING '{self.db.verifier.service}'" in g and "REQUIRE SSL" in g for g in last["grants"]
         )
-        leaked = self.db_password_now() in json.dumps(results)
-        same = all(r == results[0] for r in results)
-        ok = same and granted == set(handler.PRIVILEGES) and accounts == 1 and iam_only and not leaked
-        return ok, (
-            f"{runs} runs, identical results: {same}; {accounts} account; "
-            f"returned {json.dumps(last)}" + ("; THE RESULT HOLDS THE MASTER PASSWORD" if leaked else "")
+        values = [self.db_password_now(), *(self.secret_value(a) for a in self.secret_arns)]
+        leaked = [v for v in values if v in json.dumps(results)]
+        first_outcomes, outcomes = set(results[0]["secrets"].values()), set(last["secrets"].values())
+        token_set = self.redis is None or (
+            self.redis.token == self.secret_value("redis_auth_token") and self._redis_refuses_without_token()
         )
+        ok = (
+            all(g == set(handler.PRIVILEGES) for g in granted.values())
+            and accounts == 1 and iam_only and not leaked and token_set
+            and first_outcomes <= {"generated", "set"} and outcomes == {"kept"}
+        )  # fmt: skip
+        return ok, (
+            f"{runs} runs; databases {sorted(granted)} granted {sorted(handler.PRIVILEGES) == sorted(next(iter(granted.values())))}; "
+            f"{accounts} account; secrets first {results[0]['secrets']}, then {last['secrets']}"
+            + (f"; Redis takes the secret's token only: {token_set}" if self.redis else "")
+            + ("; THE RESULT HOLDS A SECRET" if leaked else "")
+        )
+
+    def _redis_refuses_without_token(self) -> bool:
+        assert self.redis is not None
+        try:
+            answer = self.redis.cli("PING", token="")
+        except subprocess.CalledProcessError as exc:
+            answer = exc.stdout or exc.stderr or ""
+        return "NOAUTH" in answer
 
     def iam_login(self, inst: Instance) -> tuple[bool, str]:
         """MLflow's sessions are mlflow's, held by MLflow's own processes (server workers, job
@@ -382,20 +469,46 @@ class Rehearsal:
             f"{name} -> {code or 'ACCEPTED'}" for name, code in outcomes.items()
         ) + f"; verifier: {reasons}; a fresh token right after: accepted"
 
-    def http(self, inst: Instance, host: str, origin: str | None, post: bool) -> tuple[int, str]:
-        path = "/api/2.0/mlflow/experiments/search"
-        data = json.dumps({"max_results": 1}).encode() if post else None
-        url = inst.url + path + ("" if post else "?max_results=1")
-        req = urllib.request.Request(url, data=data, method="POST" if post else "GET")
+    def credentials(self, user: str) -> dict[str, str]:
+        """MLflow's client variables for ``user`` (the admin's password from its secret)."""
+        admin = self.target.auth["admin_username"]
+        password = self.secret_value("mlflow_admin_password") if user == admin else self.passwords[user]
+        return {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+
+    def request(
+        self,
+        inst: Instance,
+        path: str,
+        *,
+        user: str | None = "alice",
+        password: str | None = None,
+        body: dict[str, Any] | None = None,
+        host: str = "127.0.0.1",
+        origin: str | None = None,
+    ) -> tuple[int, str, dict[str, str]]:
+        """One request through the instance's nginx, signed in as ``user`` (None: no credentials)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(inst.url + path, data=data, method="POST" if data is not None else "GET")
         req.add_header("Host", host)
         req.add_header("Content-Type", "application/json")
         if origin:
             req.add_header("Origin", origin)
+        if user is not None:
+            secret = password if password is not None else self.credentials(user)["MLFLOW_TRACKING_PASSWORD"]
+            req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode())
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
-                return int(resp.status), resp.read(200).decode(errors="replace")
+                return int(resp.status), resp.read(300).decode(errors="replace"), dict(resp.headers)
         except urllib.error.HTTPError as err:
-            return err.code, err.read(200).decode(errors="replace")
+            return err.code, err.read(300).decode(errors="replace"), dict(err.headers)
+
+    def http(self, inst: Instance, host: str, origin: str | None, post: bool) -> tuple[int, str]:
+        path = "/api/2.0/mlflow/experiments/search"
+        body = {"max_results": 1} if post else None
+        status, text, _ = self.request(
+            inst, path + ("" if post else "?max_results=1"), body=body, host=host, origin=origin
+        )
+        return status, text
 
     def expect(
         self, inst: Instance, host: str, origin: str | None, post: bool, want: int

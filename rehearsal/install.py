@@ -9,9 +9,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ops.mlflow.venv import ensure as mlflow_venv_of
 
 # program on PATH (or absolute path) -> Debian package
 PACKAGES = {
@@ -67,19 +68,9 @@ class Requirements:
 
 
 def mlflow_venv(venv: Path, requirements: Requirements) -> None:
-    """The venv the boot script would build, with the same packages and constraints (pip skips what
-    is satisfied)."""
-    if not (venv / "bin" / "python").exists():
-        subprocess.run(["python3.11", "-m", "venv", str(venv)], check=True, timeout=PIP_TIMEOUT)
-    with tempfile.NamedTemporaryFile("w", suffix=".txt") as constraints:
-        constraints.write("\n".join(requirements.constraints) + "\n")
-        constraints.flush()
-        subprocess.run(
-            [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-             "--constraint", constraints.name, *requirements.packages],
-            check=True,
-            timeout=PIP_TIMEOUT,
-        )  # fmt: skip
+    """The venv the boot script would build, with the same packages and constraints: the one the
+    ``ops mlflow`` commands use too (ops/mlflow/venv.py; rebuilt only when they change)."""
+    mlflow_venv_of(requirements.packages, requirements.constraints, venv)
 
 
 def aws_cli(tools: Path) -> Path:

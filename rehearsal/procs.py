@@ -214,6 +214,7 @@ class ServiceSpec:
     restart_sec: float = 0.0
     output: Path | None = None
     private_tmp: bool = False
+    restart_prevent: tuple[int, ...] = ()  # RestartPreventExitStatus: these exits are final
 
 
 def parse_unit(path: Path) -> ServiceSpec:
@@ -230,6 +231,7 @@ def parse_unit(path: Path) -> ServiceSpec:
         restart_sec=float(keys.get("RestartSec", "0")),
         output=Path(output.removeprefix("append:")) if output.startswith("append:") else None,
         private_tmp=keys.get("PrivateTmp") == "true",
+        restart_prevent=tuple(int(code) for code in keys.get("RestartPreventExitStatus", "").split()),
     )
 
 
@@ -269,6 +271,8 @@ class Unit:
             if self._stopping:
                 break
             self.exits.append(proc.returncode)
+            if proc.returncode in self.spec.restart_prevent:
+                break  # as systemd: an exit status the unit names is not restarted
             time.sleep(self.spec.restart_sec)
             if not self._stopping and len(self.exits) <= self.max_restarts:
                 self._launch()

@@ -222,9 +222,13 @@ class Moto:
 
 @dataclass
 class Redis:
+    """A new replication group: TLS, and no AUTH token until the provisioning function sets one
+    (through rehearsal.substitutions.ElastiCacheOverRedis). ``cli`` speaks as the harness, with the
+    token of the moment."""
+
     directory: Path
     tls: Tls
-    token: str
+    token: str = ""  # the one the group takes now ("" while it takes none)
     port: int = field(default_factory=procs.free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -234,8 +238,7 @@ class Redis:
             ["redis-server", "--bind", "127.0.0.1", "--port", "0", "--tls-port", str(self.port),
              "--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key),
              "--tls-ca-cert-file", str(self.tls.ca), "--tls-auth-clients", "no",
-             "--requirepass", self.token, "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
+             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
             self.directory / "redis.log",
         )  # fmt: skip
         procs.wait_until("redis", self._ping, START_TIMEOUT)
@@ -246,10 +249,12 @@ class Redis:
         except subprocess.CalledProcessError:
             return False
 
-    def cli(self, *command: str) -> str:
+    def cli(self, *command: str, token: str | None = None) -> str:
+        secret = self.token if token is None else token
+        auth = ["--no-auth-warning", "-a", secret] if secret else []
         return _run(
             ["redis-cli", "--tls", "--cacert", str(self.tls.ca), "-h", "127.0.0.1", "-p", str(self.port),
-             "--no-auth-warning", "-a", self.token, *command]
+             *auth, *command]
         ).stdout  # fmt: skip
 
     def connections_received(self) -> int:
@@ -261,6 +266,58 @@ class Redis:
     def stop(self) -> None:
         if self.proc is not None:
             procs.stop(self.proc)
+
+
+@dataclass
+class Imds:
+    """The instance metadata service an instance asks for its own id (IMDSv2: a token first): the
+    launcher reports a failed start to its auto scaling group with it."""
+
+    instance_id: str = ""
+    port: int = field(default_factory=procs.free_port)
+    _server: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import http.server
+
+        imds = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, body: str, status: int = 200) -> None:
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_PUT(self) -> None:
+                if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+                    self._answer("rehearsal-imds-token")
+                else:
+                    self._answer("", 400)
+
+            def do_GET(self) -> None:
+                if self.headers.get("X-aws-ec2-metadata-token") != "rehearsal-imds-token":
+                    self._answer("", 401)
+                elif self.path == "/latest/meta-data/instance-id":
+                    self._answer(imds.instance_id)
+                else:
+                    self._answer("", 404)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
 
 
 @dataclass

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -187,3 +188,47 @@ DB_USER_AUTHENTICATION = "IDENTIFIED VIA pam USING '{service}'"
 def db_user_authentication(service: str) -> str:
     """MariaDB's clause in place of the handler's ``IAM_AUTHENTICATION`` (see above)."""
     return DB_USER_AUTHENTICATION.format(service=service)
+
+
+# The provisioning function sets the Redis AUTH token with ElastiCache's ModifyReplicationGroup
+# (db_users_lambda/generated_secrets.py). Here the same calls reach the local Redis through its ACL,
+# with ElastiCache's rules where they can be kept: ROTATE adds a password to the default user and
+# keeps the others, SET keeps only the given one and must be the last rotated token. (Between the
+# two ElastiCache still takes no password too; Redis's ACL drops ``nopass`` at the first password:
+# stricter, never looser.)
+class ElastiCacheOverRedis:
+    def __init__(self, redis: Any, group_id: str) -> None:
+        self.redis = redis
+        self.group_id = group_id
+        self.rotated: str | None = None
+        self.calls: list[str] = []
+
+    def describe_replication_groups(self, ReplicationGroupId: str) -> dict[str, Any]:  # noqa: N803
+        self._check(ReplicationGroupId)
+        return {"ReplicationGroups": [{"Status": "available", "AuthTokenEnabled": bool(self.redis.token)}]}
+
+    def modify_replication_group(self, **kwargs: Any) -> None:
+        self._check(kwargs["ReplicationGroupId"])
+        strategy, token = kwargs["AuthTokenUpdateStrategy"], kwargs["AuthToken"]
+        self.calls.append(strategy)
+        if strategy == "ROTATE":
+            self.redis.cli("ACL", "SETUSER", "default", "on", f">{token}")
+            self.rotated = token
+        elif strategy == "SET":
+            if token != self.rotated:
+                raise ValueError("SET is allowed only with the last rotated token")
+            self.redis.cli("ACL", "SETUSER", "default", "on", "resetpass", f">{token}")
+            self.redis.token = token
+        else:
+            raise ValueError(f"strategy {strategy!r} is not used here")
+
+    def get_waiter(self, name: str) -> Any:
+        class Waiter:
+            def wait(self, **kwargs: Any) -> None:
+                pass  # the local Redis applies a change at once
+
+        return Waiter()
+
+    def _check(self, group_id: str) -> None:
+        if group_id != self.group_id:
+            raise ValueError(f"no replication group {group_id!r}")

@@ -4,12 +4,13 @@ by the addresses of the local servers."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from constructs_lib import user_data
 
 TOKEN = re.compile(r"\$\{([^}]+)\}")
 EXTRA_HOSTS = re.compile(r'^EXTRA_ALLOWED_HOSTS = \[h for h in "([^"]*)"', re.MULTILINE)
@@ -26,7 +27,7 @@ class Target:
     def read(cls, outdir: Path, env: str, script_override: str | None = None) -> Target:
         stack = json.loads((outdir / "stacks" / f"mlflow-{env}" / "cdk.tf.json").read_text())
         encoded = stack["resource"]["aws_launch_template"]["mlflow"]["user_data"]
-        return cls(env, stack, script_override or base64.b64decode(encoded).decode())
+        return cls(env, stack, script_override or user_data.decode(encoded))
 
     def resources(self, rtype: str) -> dict[str, Any]:
         found: dict[str, Any] = self.stack["resource"].get(rtype, {})
@@ -53,6 +54,15 @@ class Target:
     @property
     def https(self) -> bool:
         return any(listener.get("certificate_arn") for listener in self.resources("aws_lb_listener").values())
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The launcher's sign-in settings: admin_username, default_permission."""
+        found = dict(re.findall(r'^(ADMIN_USERNAME|DEFAULT_PERMISSION) = "([^"]*)"$', self.script, re.MULTILINE))
+        return {"admin_username": found["ADMIN_USERNAME"], "default_permission": found["DEFAULT_PERMISSION"]}
+
+    def secret_name(self, address: str) -> str:
+        return str(self.resources("aws_secretsmanager_secret")[address]["name"])
 
     @property
     def extra_allowed_hosts(self) -> list[str]:
@@ -83,12 +93,10 @@ class Target:
         return f"{self.resources('aws_lb')['mlflow']['name']}-1234567890.{self.region}.elb.amazonaws.com"
 
     def public_host(self) -> str:
-        """The host name users type: the load balancer's own name without a certificate; with one,
-        a custom host (the certificate cannot cover ``*.elb.amazonaws.com``)."""
-        if not self.https:
-            return self.alb_dns_name()
+        """The host name users type: the first custom host (the certificate covers it, not the load
+        balancer's own ``*.elb.amazonaws.com``)."""
         hosts = self.extra_allowed_hosts
-        return hosts[0] if hosts else f"mlflow-{self.env}.example.com"
+        return hosts[0] if hosts else self.alb_dns_name()
 
     def parameters_raw(self) -> dict[str, str]:
         return {v["name"].rsplit("/", 1)[1]: v["value"] for v in self.resources("aws_ssm_parameter").values()}
