@@ -182,6 +182,10 @@ class RehearsalDeploy:
             LaunchTemplateName=r.group,
             LaunchTemplateData={"UserData": r.target.resources("aws_launch_template")["mlflow"]["user_data"]},
         )
+        # Between the migrations and the refresh, the old release's running server works on the
+        # new schemas (it is not restarted): what users meet meanwhile.
+        meanwhile = r.data("read", r.old.url, r.old.venv)
+        r.meanwhile = {"same data": meanwhile["data"] == r.before["data"], "probes": meanwhile["probes"]}
         r.old.stop()
         for inst in r.new:
             inst.boot(r.target.script)
@@ -199,6 +203,7 @@ class UpgradeRehearsal(Rehearsal):
     new: list[Instance] = field(default_factory=list)
     spec: dict[str, Any] = field(default_factory=dict)
     before: dict[str, Any] = field(default_factory=dict)
+    meanwhile: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -266,7 +271,7 @@ class UpgradeRehearsal(Rehearsal):
                 "admin_password": self.secret_value("mlflow_admin_password"),
                 "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
             },
-            f"s3://{self.bucket}/mlflow",
+            self.artifacts_destination(),
             self.secret_value("mlflow_flask_secret_key"),
         )
         revisions = self.revisions()
@@ -274,6 +279,16 @@ class UpgradeRehearsal(Rehearsal):
             True,
             f"MLflow {OLD}: {created.stdout.strip()}; healthy after {seconds:.1f} s; revisions {revisions}",
         )
+
+    def artifacts_destination(self) -> str:
+        """The stack's setting (what every release of the platform serves artifacts from)."""
+        name = next(
+            v["name"]
+            for v in self.target.resources("aws_ssm_parameter").values()
+            if v["name"].endswith("/artifacts_destination")
+        )
+        value: str = self.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+        return value
 
     def revisions(self) -> dict[str, str]:
         return {
@@ -371,7 +386,8 @@ class UpgradeRehearsal(Rehearsal):
         )
         ok = code == 0 and self.revisions()["tracking"] != "" and deploy.applied == 1
         return ok, (
-            f"exit {code} in {seconds:.0f} s; {f}; scripts sent: "
+            f"exit {code} in {seconds:.0f} s; {f}; the old release's running server after the migrations: "
+            f"{self.meanwhile}; scripts sent: "
             + ", ".join(f"{c} ({s:.1f} s, exit {e})" for c, s, e in aws.scripts)
         )
 
@@ -446,7 +462,7 @@ class UpgradeRehearsal(Rehearsal):
                 "admin_password": self.secret_value("mlflow_admin_password"),
                 "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
             },
-            f"s3://{self.bucket}/mlflow",
+            self.artifacts_destination(),
             self.secret_value("mlflow_flask_secret_key"),
         )
         seconds = time.monotonic() - start

@@ -250,14 +250,21 @@ class OpsDeploy:
             )
 
 
-def plan_problems(text: str, stack: str) -> list[str]:
+def plan_problems(
+    text: str, stack: str, replaced: tuple[str, ...] = (), why: str = "an MLflow upgrade"
+) -> list[str]:
     """The lines of ``terraform show`` worth showing; CommandError when it replaces or destroys
-    anything or leaves the launch template alone."""
+    anything but the ``replaced`` addresses (prefixes) or leaves the launch template alone."""
     headers = [line.strip() for line in text.splitlines() if line.strip().startswith("# ")]
-    bad = [h for h in headers if "must be replaced" in h or "will be destroyed" in h]
+    bad = [
+        h
+        for h in headers
+        if ("must be replaced" in h or "will be destroyed" in h)
+        and not any(h.startswith(f"# {address}") for address in replaced)
+    ]
     if bad:
         raise CommandError(
-            f"the saved plan of {stack} replaces or destroys resources, which an MLflow upgrade never needs: "
+            f"the saved plan of {stack} replaces or destroys resources, which {why} never needs: "
             + "; ".join(bad[:5])
         )
     if not any("aws_launch_template.mlflow" in h for h in headers):

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ops.mlflow import people, upgrade, upgrade_script
+from ops.mlflow import people, rollback, upgrade, upgrade_script
 from ops.runner import CommandError, Console, UsageError
 from platform_config.loader import Environment, load
 from platform_config.mlflow_constraints import CONSTRAINTS, MLFLOW_VERSION
@@ -319,3 +319,108 @@ def test_the_launch_template_release_is_read_from_its_user_data(synth: Any) -> N
     plain = base64.b64encode(b'pip install "mlflow[auth]==3.10.1" pymysql\n').decode()
     assert upgrade.release_in_user_data(plain) == "3.10.1"
     assert upgrade.release_in_user_data("") is None
+
+
+# --- ops mlflow rollback -------------------------------------------------------------------------
+
+
+class FakeRds:
+    """describe_db_snapshots / list_tags_for_resource of one snapshot (or none)."""
+
+    class exceptions:  # noqa: N801 (boto3's shape)
+        class DBSnapshotNotFoundFault(Exception):  # noqa: N818 (boto3's name)
+            pass
+
+    def __init__(self, snapshot: dict[str, Any] | None, tags: dict[str, str]) -> None:
+        self.snapshot, self.tags = snapshot, tags
+
+    def describe_db_snapshots(self, DBSnapshotIdentifier: str) -> dict[str, Any]:  # noqa: N803
+        if self.snapshot is None:
+            raise self.exceptions.DBSnapshotNotFoundFault(DBSnapshotIdentifier)
+        return {"DBSnapshots": [self.snapshot]}
+
+    def list_tags_for_resource(self, ResourceName: str) -> dict[str, Any]:  # noqa: N803
+        return {"TagList": [{"Key": k, "Value": v} for k, v in self.tags.items()]}
+
+
+def rollback_command(
+    snapshot: dict[str, Any] | None, tags: dict[str, str], *, name: str | None = "db-pre-mlflow-3-17-2",
+    production: bool = False, force: bool = False,
+) -> tuple[rollback.Rollback, FakeAws, FakeDeploy]:  # fmt: skip
+    env = env_with(production)
+    database = env.settings.mlflow.database.model_copy(update={"restore_from_snapshot": name})
+    mlflow = env.settings.mlflow.model_copy(update={"database": database, "mlflow_version": "3.10.1"})
+    env = dataclasses.replace(env, settings=env.settings.model_copy(update={"mlflow": mlflow}))
+    aws = FakeAws(report())
+    rds = FakeRds(snapshot, tags)
+    aws.client = lambda service: rds if service == "rds" else None  # type: ignore[method-assign]
+    deploy = FakeDeploy(aws)
+    r = rollback.Rollback(env, "https://mlflow.example.invalid", aws, deploy, Console(io.StringIO(), io.StringIO()),
+                          auto_approve=True, force_production=force)  # fmt: skip
+    return r, aws, deploy
+
+
+def good_snapshot(env: Environment) -> dict[str, Any]:
+    return {"DBInstanceIdentifier": env.names.mlflow.prefix, "Status": "available", "DBSnapshotArn": "arn:x"}
+
+
+TAGS = {"MlflowReleaseBefore": "3.10.1", "MlflowReleaseAfter": MLFLOW_VERSION}
+
+
+def test_rollback_deploys_and_checks_the_release_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(people, "current_secret", lambda sm, name: ("pw", "v1"))
+    monkeypatch.setattr(
+        rollback, "_get", lambda url, auth: (200, "3.10.1" if url.endswith("/version") else "OK")
+    )
+    r, aws, deploy = rollback_command(good_snapshot(env_with(False)), TAGS)
+    assert r.run() == 0
+    assert aws.calls == ["apply", "wait_refresh"] and deploy.applied == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"name": None}, "restore_from_snapshot: not set"),
+        ({"snapshot": None}, "not found"),
+        ({"snapshot": {"DBInstanceIdentifier": "another-db", "Status": "available", "DBSnapshotArn": "a"}}, "is of another-db"),
+        ({"snapshot": "creating"}, "creating, not available"),
+        ({"tags": {"MlflowReleaseBefore": "3.5.1", "MlflowReleaseAfter": MLFLOW_VERSION}}, r"from MLflow 3\.5\.1.*3\.10\.1"),
+        ({"tags": {}}, "unknown: no MlflowReleaseBefore tag"),
+        ({"plan": "  # aws_launch_template.mlflow will be updated in-place\n"}, "does not replace aws_db_instance.mlflow"),
+        ({"plan": "  # aws_db_instance.mlflow must be replaced\n  # aws_s3_bucket.artifacts will be destroyed\n  # aws_launch_template.mlflow will be updated in-place\n"}, "aws_s3_bucket.artifacts"),
+        ({"production": True}, "--force-production"),
+    ],
+)  # fmt: skip
+def test_rollback_refuses_before_anything_changes(change: dict[str, Any], problem: str) -> None:
+    env = env_with(False)
+    snapshot: Any = change.get("snapshot", good_snapshot(env))
+    if snapshot == "creating":
+        snapshot = {**good_snapshot(env), "Status": "creating"}
+    r, aws, deploy = rollback_command(
+        snapshot, change.get("tags", TAGS), name=change.get("name", "db-pre-mlflow-3-17-2"),
+        production=change.get("production", False),
+    )  # fmt: skip
+    if "plan" in change:
+        deploy.plan_check = lambda: rollback.RollbackPlan.plan_check(_plan_file(change["plan"]))  # type: ignore[method-assign]
+    with pytest.raises((CommandError, UsageError), match=problem):
+        r.run()
+    assert "apply" not in aws.calls
+
+
+def _plan_file(text: str) -> rollback.RollbackPlan:
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="rollback-plan-"))
+    (root / "plans").mkdir()
+    (root / "plans" / "mlflow-x.txt").write_text(text)
+    return rollback.RollbackPlan(root, "x")
+
+
+def test_rollback_plan_allows_what_the_restore_replaces() -> None:
+    text = (
+        "  # aws_db_instance.mlflow must be replaced\n"
+        "  # aws_lambda_invocation.db_users must be replaced\n"
+        "  # random_id.final_snapshot_suffix must be replaced\n"
+        "  # aws_launch_template.mlflow will be updated in-place\n"
+    )
+    assert len(rollback.RollbackPlan.plan_check(_plan_file(text))) == 4
