@@ -16,6 +16,7 @@ alias, grants and an explicit refusal), then:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -30,6 +31,7 @@ from typing import Any
 
 from ops.mlflow import upgrade as ops_upgrade
 from ops.mlflow import upgrade_script
+from ops.mlflow.rollback import Rollback
 from ops.mlflow.venv import ensure as venv_of
 from ops.runner import CommandError, Console
 from platform_config.loader import load
@@ -155,6 +157,8 @@ class RehearsalAws(ops_upgrade.Aws):
         return outcome
 
     def wait_refresh(self, group: str, console: Console) -> str:
+        if self.r.restored:
+            return f"instance refresh (rehearsal): MLflow {OLD} serving on the restored databases"
         healthy = [i.name for i in self.r.new if i.healthy_after is not None]
         if len(healthy) != NEW_INSTANCES:
             raise CommandError(f"instance refresh (rehearsal): healthy {healthy} of {NEW_INSTANCES}")
@@ -198,12 +202,37 @@ class RehearsalDeploy:
 
 
 @dataclass
+class RehearsalRestore:
+    """What applying the rollback's saved plan does, here: the database replaced by the snapshot
+    (its dump loaded), the instances of the release before started on it."""
+
+    r: UpgradeRehearsal
+
+    def plan_check(self) -> list[str]:
+        return [
+            "# aws_db_instance.mlflow must be replaced (rehearsal: no AWS provider on this machine; the plan "
+            "is made in CI and checked by ops.mlflow.rollback.RollbackPlan, tested on its own)"
+        ]
+
+    def apply(self, console: Console) -> None:
+        r = self.r
+        for inst in r.new:
+            inst.stop()
+        name = r.snapshot_name()
+        r.db.restore([r.db_name, r.auth_db_name], r.snapshot_file(name))
+        r.start_old(r.old)
+        r.restored = True
+        console.line(f"(rehearsal) {name} restored, MLflow {OLD} started on it")
+
+
+@dataclass
 class UpgradeRehearsal(Rehearsal):
     old: OldServer = field(init=False)
     new: list[Instance] = field(default_factory=list)
     spec: dict[str, Any] = field(default_factory=dict)
     before: dict[str, Any] = field(default_factory=dict)
     meanwhile: dict[str, Any] = field(default_factory=dict)
+    restored: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -262,18 +291,7 @@ class UpgradeRehearsal(Rehearsal):
         if created.returncode != 0:
             return False, f"schemas of {OLD}: {created.stderr.strip()[-600:]}"
         self.old = OldServer(self.work / "old", venv, self.old_env())
-        seconds = self.old.start(
-            self.uri(self.db_name),
-            {
-                "default_permission": self.target.auth["default_permission"],
-                "database_uri": self.uri(self.auth_db_name),
-                "admin_username": admin,
-                "admin_password": self.secret_value("mlflow_admin_password"),
-                "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
-            },
-            self.artifacts_destination(),
-            self.secret_value("mlflow_flask_secret_key"),
-        )
+        seconds = self.start_old(self.old)
         revisions = self.revisions()
         return (
             True,
@@ -289,6 +307,24 @@ class UpgradeRehearsal(Rehearsal):
         )
         value: str = self.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
         return value
+
+    def start_old(self, server: OldServer) -> float:
+        return server.start(
+            self.uri(self.db_name),
+            {
+                "default_permission": self.target.auth["default_permission"],
+                "database_uri": self.uri(self.auth_db_name),
+                "admin_username": self.target.auth["admin_username"],
+                "admin_password": self.secret_value("mlflow_admin_password"),
+                "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+            },
+            self.artifacts_destination(),
+            self.secret_value("mlflow_flask_secret_key"),
+        )
+
+    def snapshot_name(self) -> str:
+        identifier = self.target.resources("aws_db_instance")["mlflow"]["identifier"]
+        return f"{identifier}-pre-mlflow-{self.release.replace('.', '-')}"
 
     def revisions(self) -> dict[str, str]:
         return {
@@ -444,34 +480,30 @@ class UpgradeRehearsal(Rehearsal):
         return ok, f"{outputs}; revisions unchanged: {self.revisions() == revisions}"
 
     def rollback(self) -> tuple[bool, str]:
-        """The snapshot restored (here: its dump) and the release before started on it: the data and
+        """``ops mlflow rollback`` as it runs (the file naming the release before and the snapshot):
+        the snapshot restored (here: its dump), the release before serving the data and the
         permissions as they were before the upgrade."""
-        for inst in self.new:
-            inst.stop()
-        name = f"{self.target.resources('aws_db_instance')['mlflow']['identifier']}-pre-mlflow-{self.release.replace('.', '-')}"
-        start = time.monotonic()
-        self.db.restore([self.db_name, self.auth_db_name], self.snapshot_file(name))
-        restored = self.revisions()
-        self.old = OldServer(self.work / "old-again", OLD_VENV, self.old_env())
-        self.old.start(
-            self.uri(self.db_name),
-            {
-                "default_permission": self.target.auth["default_permission"],
-                "database_uri": self.uri(self.auth_db_name),
-                "admin_username": self.target.auth["admin_username"],
-                "admin_password": self.secret_value("mlflow_admin_password"),
-                "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
-            },
-            self.artifacts_destination(),
-            self.secret_value("mlflow_flask_secret_key"),
+        [env] = load(ROOT, [self.target.env])
+        database = env.settings.mlflow.database.model_copy(
+            update={"restore_from_snapshot": self.snapshot_name()}
         )
+        mlflow = env.settings.mlflow.model_copy(update={"mlflow_version": OLD, "database": database})
+        env = dataclasses.replace(env, settings=env.settings.model_copy(update={"mlflow": mlflow}))
+        self.old = OldServer(self.work / "old-again", OLD_VENV, self.old_env())
+        start = time.monotonic()
+        with self.operator():
+            code = Rollback(
+                env, self.old.url, RehearsalAws(self), RehearsalRestore(self), Console(),
+                auto_approve=True, force_production=True,
+            ).run()  # fmt: skip
         seconds = time.monotonic() - start
+        restored = self.revisions()
         back = self.data("read", self.old.url, OLD_VENV)
         same = back["data"] == self.before["data"] and back["probes"] == self.before["probes"]
         self.old.stop()
-        return (
-            same,
-            f"restored revisions {restored}; MLflow {OLD} healthy {seconds:.0f} s after the restore; data and permissions as before: {same}",
+        return code == 0 and same, (
+            f"exit {code} in {seconds:.0f} s; restored revisions {restored}; data and permissions as before the "
+            f"upgrade: {same}"
         )
 
     def run(self) -> Any:
