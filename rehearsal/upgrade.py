@@ -435,6 +435,10 @@ class UpgradeRehearsal(Rehearsal):
         by_instance = [
             self.data("read", inst.url, self.venv)["data"] == after["data"] for inst in self.new[1:]
         ]
+        self.report.figures["permission probes, HTTP status (before, after)"] = json.dumps(probes)
+        self.report.figures["the old release's server, still running, after the migrations"] = json.dumps(
+            self.meanwhile
+        )
         ok = same_data and not changed and all(by_instance)
         return ok, (
             f"data identical: {same_data}; every instance reads the same: {by_instance}; permission probes "
