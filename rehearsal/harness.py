@@ -499,7 +499,8 @@ class Rehearsal:
         host: str = "127.0.0.1",
         origin: str | None = None,
     ) -> tuple[int, str, dict[str, str]]:
-        """One request through the instance's nginx, signed in as ``user`` (None: no credentials)."""
+        """One request through the instance's nginx, signed in as ``user`` (None: no credentials);
+        the response's header names in lower case."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(inst.url + path, data=data, method="POST" if data is not None else "GET")
         req.add_header("Host", host)
@@ -511,9 +512,17 @@ class Rehearsal:
             req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode())
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
-                return int(resp.status), resp.read(300).decode(errors="replace"), dict(resp.headers)
+                return (
+                    int(resp.status),
+                    resp.read(300).decode(errors="replace"),
+                    {k.lower(): v for k, v in resp.headers.items()},
+                )
         except urllib.error.HTTPError as err:
-            return err.code, err.read(300).decode(errors="replace"), dict(err.headers)
+            return (
+                err.code,
+                err.read(300).decode(errors="replace"),
+                {k.lower(): v for k, v in err.headers.items()},
+            )
 
     def http(self, inst: Instance, host: str, origin: str | None, post: bool) -> tuple[int, str]:
         path = "/api/2.0/mlflow/experiments/search"
@@ -535,7 +544,7 @@ class Rehearsal:
         self.lb = servers.LoadBalancer(self.work / "load-balancer", self.tls, hosts)
         self.lb.start([inst.nginx_port])
         status, _, headers = self.lb_request("/", user=None, scheme="http")
-        redirect = headers.get("Location", "")
+        redirect = headers.get("location", "")
         ok = status == 301 and redirect == f"https://{hosts[0]}/"
         return ok, (
             f"https :{self.lb.https_port} with a certificate for {hosts} (rehearsal CA) -> instance nginx "
@@ -562,7 +571,11 @@ class Rehearsal:
         try:
             conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
-            return resp.status, resp.read(300).decode(errors="replace"), dict(resp.headers)
+            return (
+                resp.status,
+                resp.read(300).decode(errors="replace"),
+                {k.lower(): v for k, v in resp.headers.items()},
+            )
         finally:
             conn.close()
 
@@ -587,7 +600,7 @@ class Rehearsal:
             else:
                 status, _, headers = self.request(via, path, user=user, password=password)
             if want == 401:
-                challenged = challenged and headers.get("WWW-Authenticate", "").startswith("Basic")
+                challenged = challenged and headers.get("www-authenticate", "").startswith("Basic")
             results.append((name, status, want))
         host = self.target.public_host()
         visit = browser.visit(

@@ -260,6 +260,7 @@ class MlflowStack(PlatformStack):
                 log_retention_days=self.cfg.log_retention_days,
                 # Production changes wait for the maintenance window.
                 apply_immediately=not self.settings.is_production,
+                restore_from_snapshot=db.restore_from_snapshot,
             ),
         )
 

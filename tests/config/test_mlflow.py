@@ -146,6 +146,8 @@ def test_a_disabled_cache_needs_no_failover_in_production() -> None:
     ("server.instance_type", "m7g.large",
      "mlflow.server.instance_type: 'm7g.large' is not in the instance memory table (platform_config/sizing.py"),
     ("db_password", "hunter2hunter2", "mlflow.db_password: looks like a secret"),
+    ("database.restore_from_snapshot", "pre--mlflow", "mlflow.database.restore_from_snapshot: String should match pattern"),
+    ("database.restore_from_snapshot", "9-pre-mlflow", "mlflow.database.restore_from_snapshot: String should match pattern"),
 ])  # fmt: skip
 def test_bad_values_are_reported_with_file_and_key(key: str, value: Any, problem: str) -> None:
     assert only_problem(DEV, key, value).startswith(f"{DEV}: {problem}")

@@ -468,6 +468,18 @@ def test_database_alone_with_defaults() -> None:
     # Unique per lifetime of the stack, stable across plans (a random_id kept in state).
     assert db["final_snapshot_identifier"] == "unit-mlflow-final-${random_id.final_snapshot_suffix.hex}"
     assert db["skip_final_snapshot"] is False
+    # Not restored from a snapshot: nothing that would force a replacement.
+    assert "snapshot_identifier" not in db
+    assert "keepers" not in res["random_id"]["final_snapshot_suffix"]
+
+
+def test_database_restored_from_a_snapshot() -> None:
+    """The rollback of an MLflow upgrade: the instance re-created from the snapshot, and its own
+    final snapshot named apart from the one the replaced instance leaves."""
+    name = "unit-mlflow-pre-mlflow-3-17-2"
+    res = build_database(replace(DATABASE, restore_from_snapshot=name))["resource"]
+    assert res["aws_db_instance"]["mlflow"]["snapshot_identifier"] == name
+    assert res["random_id"]["final_snapshot_suffix"]["keepers"] == {"restore_from_snapshot": name}
 
 
 def test_database_alone_with_monitoring_and_insights() -> None:
