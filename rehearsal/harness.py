@@ -633,7 +633,7 @@ class Rehearsal:
         return log.read_text(errors="replace").splitlines() if log.exists() else []
 
     def ops_mlflow(self, inst: Instance, *args: str) -> subprocess.CompletedProcess[str]:
-        """``python -m ops mlflow ARGS --env ENV --url <instance>``, as an operator runs it (its AWS
+        """The ops command line ``mlflow ARGS --env ENV --url <instance>``, as an operator runs it (its AWS
         calls go to moto, its MLflow calls through the instance's nginx)."""
         return subprocess.run(
             [sys.executable, "-m", "ops", "--root", str(ROOT), "mlflow", *args,

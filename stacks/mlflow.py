@@ -202,7 +202,6 @@ class MlflowStack(PlatformStack):
                 name=self.names.prefix,
                 vpc_id=vpc_id,
                 ingress_cidrs=tuple(lb.ingress_cidrs),
-                https=True,
                 cache=self.cfg.cache.enabled,
             ),
         )
@@ -286,8 +285,9 @@ class MlflowStack(PlatformStack):
                     name=self.names.flask_secret_key_secret,
                     description="Flask secret key of the MLflow servers (the same on every instance)",
                     kms_key_arn=kms_key_arn,
-                    rotation="a new value takes effect at the next instance refresh and only ends open "
-                    "browser sessions; rotated by deleting the secret's value (docs/stacks/mlflow.md)",
+                    rotation="rotated by putting a new random value into the secret, which every instance "
+                    "reads at its next start (an instance refresh); it only ends open browser sessions "
+                    "(docs/stacks/mlflow.md, Secrets)",
                 ),
             ),
         }

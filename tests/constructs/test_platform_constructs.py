@@ -224,20 +224,19 @@ def all_rules(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return rules
 
 
-@pytest.mark.parametrize("https", [True, False])
 @pytest.mark.parametrize("cache", [True, False])
-def test_security_groups_alone(https: bool, cache: bool) -> None:
+def test_security_groups_alone(cache: bool) -> None:
     stack = aws_stack()
     cidrs = ("10.0.0.0/8", "192.168.0.0/16")
     groups = SecurityGroups(
         stack,
         "sg",
-        SecurityGroupsProps(name="unit", vpc_id="vpc-1", ingress_cidrs=cidrs, https=https, cache=cache),
+        SecurityGroupsProps(name="unit", vpc_id="vpc-1", ingress_cidrs=cidrs, cache=cache),
     )
     out = synth(stack, app_id=groups.app_id, db_users_id=groups.db_users_id)
+    # HTTPS from each allowed network, and HTTP only for the redirect.
     alb_ingress = {f"aws_vpc_security_group_ingress_rule.alb_http_{i}" for i in range(len(cidrs))}
-    if https:
-        alb_ingress |= {f"aws_vpc_security_group_ingress_rule.alb_https_{i}" for i in range(len(cidrs))}
+    alb_ingress |= {f"aws_vpc_security_group_ingress_rule.alb_https_{i}" for i in range(len(cidrs))}
     expected = {
         "aws_security_group.alb",
         "aws_security_group.mlflow_app",
