@@ -275,6 +275,9 @@ class InstanceRoleProps:
     db_resource_id: str
     db_user: str
     metrics_namespace: str
+    # The group the instances belong to (named like the stack's resources): a start refused for
+    # its database schema reports its own instance unhealthy (constructs_lib/instance/launch.py).
+    autoscaling_group_name: str
 
 
 def _policy(*statements: dict[str, Any]) -> str:
@@ -388,7 +391,20 @@ class InstanceRole(Construct):
                         "Effect": "Allow",
                         "Action": "rds-db:connect",
                         "Resource": db_user_arn,
-                    }
+                    },
+                    {
+                        # A start refused for its schema marks the instance unhealthy at once, so an
+                        # instance refresh stops instead of waiting out the health-check grace.
+                        # Resource-level permissions: the autoScalingGroup resource type (Service
+                        # Authorization Reference, Amazon EC2 Auto Scaling).
+                        "Sid": "ReportOwnHealth",
+                        "Effect": "Allow",
+                        "Action": "autoscaling:SetInstanceHealth",
+                        "Resource": (
+                            f"arn:{s.partition}:autoscaling:{s.region}:{s.account_id}:autoScalingGroup:*:"
+                            f"autoScalingGroupName/{s.autoscaling_group_name}"
+                        ),
+                    },
                 ),
             ),
             "mlflow_kms_policy": (

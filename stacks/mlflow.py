@@ -406,6 +406,7 @@ class MlflowStack(PlatformStack):
                 db_resource_id=db_resource_id,
                 db_user=APP_USER,
                 metrics_namespace=self.names.metrics_namespace,
+                autoscaling_group_name=self.names.prefix,  # MlflowServersProps.name
             ),
         )
 

@@ -160,15 +160,19 @@ def resource(t: Target, experiment: str | None, model: str | None) -> tuple[str,
 
 
 def grant(t: Target, username: str, experiment: str | None, model: str | None, permission: str) -> str:
+    """Set the user's own permission on the resource. MLflow refuses a second grant on the same
+    resource (RESOURCE_ALREADY_EXISTS, mlflow/server/auth/sqlalchemy_store.py) and has no update
+    for a user's grant: the old one is revoked first, and for that moment default_permission applies."""
     kind, ident = resource(t, experiment, model)
-    as_admin(
-        t,
-        "grant_user_permission",
-        username=username,
-        resource_type=kind,
-        resource_id=ident,
-        permission=permission,
-    )
+    args = {"username": username, "resource_type": kind, "resource_id": ident}
+    try:
+        as_admin(t, "grant_user_permission", **args, permission=permission)
+    except CommandError as exc:
+        if "already exists" not in str(exc):
+            raise
+        as_admin(t, "revoke_user_permission", **args)
+        as_admin(t, "grant_user_permission", **args, permission=permission)
+        return f"{username}: {permission} on {kind} {ident} (replaced the earlier grant)"
     return f"{username}: {permission} on {kind} {ident}"
 
 

@@ -324,6 +324,7 @@ def test_instance_role_alone(with_secret: bool) -> None:
             db_resource_id="db-ABCDEFGHIJKLMNOPQRSTUVWXYZ",
             db_user="mlflow",
             metrics_namespace="unit/instances",
+            autoscaling_group_name="unit-group",
         ),
     )
     out = synth(stack)
@@ -377,8 +378,11 @@ def test_instance_role_alone(with_secret: bool) -> None:
         # IAM database authentication as exactly this user of exactly this instance.
         "ConnectAsMlflowUser": f"arn:aws:rds-db:eu-west-1:{ACCOUNT}:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXYZ/mlflow",
         "UseStackKey": KEY,
+        # Its own group only (any group id: the name is the stack's).
+        "ReportOwnHealth": f"arn:aws:autoscaling:eu-west-1:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/unit-group",
     }
     assert actions["ConnectAsMlflowUser"] == "rds-db:connect"
+    assert actions["ReportOwnHealth"] == "autoscaling:SetInstanceHealth"
     # Without a secret to read, no Secrets Manager permission at all.
     granted = [a for action in actions.values() for a in ([action] if isinstance(action, str) else action)]
     assert any(a.startswith("secretsmanager:") for a in granted) is with_secret
