@@ -1,7 +1,7 @@
 """The tracking API under load, as users load it: what sign-in costs (issue 21, item 7).
 
-``measure(label, base_url, auth, pids, *, clients=8, seconds=20.0, host=None, max_requests=200_000,
-timeout=30.0)`` -> ``Figures``:
+``measure(label, base_url, auth, pids, *, clients=8, seconds=20.0, host=None, resolve=None,
+ssl_context=None, max_requests=200_000, timeout=30.0)`` -> ``Figures``:
 
 - Set-up, not timed: one experiment (``experiments/create``, a new name each time) and one run per
   client in it (``runs/create``). If any of these fails, nothing is loaded: the figures carry the
@@ -16,7 +16,12 @@ timeout=30.0)`` -> ``Figures``:
   still waiting then (a server that drips its answer) is counted as an error and left behind (a
   daemon thread that stops after that request), so ``measure`` returns in bounded time.
 - ``auth`` (user, password) adds a basic ``Authorization`` header to every request, ``host``
-  replaces the ``Host`` header (the rehearsal's nginx refuses a Host it does not serve).
+  replaces the ``Host`` header (the rehearsal's nginx refuses a Host it does not serve; default:
+  ``base_url``'s host and port).
+- ``resolve``: the address to connect to instead of resolving ``base_url``'s host name, as
+  ``curl --resolve`` (the load balancer's custom host on 127.0.0.1): the ``Host`` header, TLS's
+  server name and the certificate check still use the name. ``ssl_context`` checks the server's
+  certificate for an https ``base_url`` (default: the system's CAs).
 - Errors (a status outside 2xx, a timeout, a refused or dropped connection) are counted by kind,
   never raised; a connection that failed is replaced by a new one for the next request.
 
@@ -54,6 +59,7 @@ import json
 import math
 import os
 import re
+import socket
 import ssl
 import statistics
 import threading
@@ -193,6 +199,33 @@ class _RequestError(Exception):
         self.kind = kind
 
 
+class _HTTPAt(http.client.HTTPConnection):
+    """HTTP to ``address`` for a URL whose host name is another (``resolve``)."""
+
+    def __init__(self, host: str, port: int | None, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _HTTPSAt(http.client.HTTPSConnection):
+    """HTTPS to ``address``, the certificate checked against the URL's host name (and sent as SNI)."""
+
+    def __init__(
+        self, host: str, port: int | None, address: str, timeout: float, context: ssl.SSLContext
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.address, self.tls = address, context
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+
+
 @dataclass
 class _Client:
     """One user: a keep-alive connection to the server, replaced after a failure."""
@@ -200,15 +233,18 @@ class _Client:
     url: SplitResult
     headers: dict[str, str]
     timeout: float
+    resolve: str | None = None
+    ssl_context: ssl.SSLContext | None = None
     _conn: http.client.HTTPConnection | None = field(default=None, init=False)
 
     def _connect(self) -> http.client.HTTPConnection:
-        host, port = self.url.hostname or "127.0.0.1", self.url.port
+        host, port = self.url.hostname or "", self.url.port
+        address = self.resolve or host
         if self.url.scheme == "https":
-            return http.client.HTTPSConnection(
-                host, port, timeout=self.timeout, context=ssl.create_default_context()
+            return _HTTPSAt(
+                host, port, address, self.timeout, self.ssl_context or ssl.create_default_context()
             )
-        return http.client.HTTPConnection(host, port, timeout=self.timeout)
+        return _HTTPAt(host, port, address, self.timeout)
 
     def call(self, method: str, endpoint: str, body: dict[str, Any] | None = None) -> bytes:
         """The response body of a 2xx answer; ``_RequestError`` otherwise."""
@@ -361,6 +397,8 @@ def measure(
     clients: int = 8,
     seconds: float = 20.0,
     host: str | None = None,
+    resolve: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
     max_requests: int = MAX_REQUESTS,
     timeout: float = TIMEOUT_SECONDS,
 ) -> Figures:
@@ -380,7 +418,7 @@ def measure(
             label, clients, 0.0, 0, errors, 0.0, math.nan, math.nan, 0.0, math.nan, problem=problem
         )
 
-    setup = _Client(url, headers, timeout)
+    setup = _Client(url, headers, timeout, resolve, ssl_context)
     try:
         runs = _set_up(setup, label, clients)
     except _RequestError as failed:
@@ -395,7 +433,9 @@ def measure(
     budget = _Budget(start + seconds, max_requests)
     threads = [
         threading.Thread(
-            target=_user, args=(_Client(url, headers, timeout), run_id, budget, tally), daemon=True
+            target=_user,
+            args=(_Client(url, headers, timeout, resolve, ssl_context), run_id, budget, tally),
+            daemon=True,
         )
         for run_id, tally in zip(runs, tallies, strict=True)
     ]

@@ -8,6 +8,7 @@ import base64
 import json
 import math
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from rehearsal import load
+from rehearsal import load, servers
 from rehearsal.procs import free_port
 
 pytestmark = pytest.mark.rehearsal
@@ -32,15 +33,18 @@ TICK = 1 / os.sysconf("SC_CLK_TCK")
 
 
 class Stub:
-    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+    def __init__(self, proc: subprocess.Popen[str], port: int, https: bool) -> None:
         self.proc, self.port = proc, port
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if https else 'http'}://127.0.0.1:{port}"
+        self.tls = ssl.create_default_context()
+        if https:  # the test's own look at what the stub saw: its certificate is for another name
+            self.tls.check_hostname, self.tls.verify_mode = False, ssl.CERT_NONE
 
     def pids(self) -> list[int]:
         return [self.proc.pid]
 
     def seen(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/_seen", timeout=10) as response:
+        with urllib.request.urlopen(f"{self.url}/_seen", timeout=10, context=self.tls) as response:
             found: dict[str, Any] = json.load(response)
             return found
 
@@ -57,7 +61,7 @@ def stub(*args: str) -> Iterator[Stub]:
         reader.start()
         reader.join(START_TIMEOUT)
         assert line and line[0].strip().isdigit(), f"the stub did not start: {line}"
-        yield Stub(proc, int(line[0]))
+        yield Stub(proc, int(line[0]), "--cert" in args)
     finally:
         proc.kill()
         proc.wait(timeout=10)
@@ -114,10 +118,50 @@ def test_sends_what_users_send_counts_each_request_and_each_failure() -> None:
 def test_without_host_and_auth_sends_the_url_host_and_no_credentials() -> None:
     with stub() as server:
         figures = load.measure("stub", server.url + "/", None, server.pids, clients=1, seconds=0.3)
+        named = f"http://mlflow.load.test:{server.port}"
+        resolved = load.measure(
+            "named", named, None, server.pids, clients=1, seconds=0.3, resolve="127.0.0.1"
+        )
         seen = server.seen()
     assert figures.ok, figures.line()
-    assert seen["authorization"] == {"": figures.requests + 2}
-    assert seen["host"] == {f"127.0.0.1:{server.port}": figures.requests + 2}
+    assert resolved.ok, resolved.line()
+    assert seen["authorization"] == {"": figures.requests + resolved.requests + 4}
+    assert seen["host"] == {
+        f"127.0.0.1:{server.port}": figures.requests + 2,
+        f"mlflow.load.test:{server.port}": resolved.requests + 2,
+    }
+
+
+def test_https_to_a_custom_host_on_127_0_0_1_checks_its_certificate(tmp_path: Path) -> None:
+    tls = servers.make_tls(tmp_path / "tls")
+    cert, key = servers.host_certificate(tls, tmp_path / "host", ["mlflow.load.test"])
+    trusted = ssl.create_default_context(cafile=str(tls.ca))
+    with stub("--cert", str(cert), "--key", str(key)) as server:
+        url = f"https://mlflow.load.test:{server.port}"
+        figures = load.measure(
+            "tls",
+            url,
+            ("alice", "pw"),
+            server.pids,
+            clients=2,
+            seconds=0.5,
+            resolve="127.0.0.1",
+            ssl_context=trusted,
+        )
+        untrusted = load.measure(
+            "untrusted", url, None, server.pids, clients=1, seconds=5, resolve="127.0.0.1"
+        )
+        other = load.measure(
+            "other", f"https://other.load.test:{server.port}", None, server.pids, clients=1, seconds=5,
+            resolve="127.0.0.1", ssl_context=trusted,
+        )  # fmt: skip
+        seen = server.seen()
+    assert figures.ok, figures.line()
+    assert seen["host"] == {f"mlflow.load.test:{server.port}": figures.requests + 3}
+    assert seen["authorization"] == {basic("alice", "pw"): figures.requests + 3}
+    for refused in (untrusted, other):
+        assert refused.problem.startswith("set-up failed: SSLCertVerificationError"), refused.problem
+    assert "other.load.test" in other.problem
 
 
 def test_stops_at_the_deadline() -> None:

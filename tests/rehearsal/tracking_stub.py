@@ -3,7 +3,7 @@ endpoints ``rehearsal.load`` calls, with MLflow's JSON shapes, run as its own pr
 CPU can be measured apart from the clients'.
 
 ``python tracking_stub.py [--burn-ms MS] [--sleep-ms MS] [--fail-every N] [--hang-every N]
-[--require USER:PASSWORD]`` prints the port it listens on (127.0.0.1) and serves until killed.
+[--require USER:PASSWORD] [--cert PEM --key PEM]`` prints the port it listens on (127.0.0.1) and serves (HTTPS with ``--cert``) until killed.
 Each request of the load loop (log-metric, log-parameter, log-batch, runs/get) first burns
 ``--burn-ms`` of CPU and sleeps ``--sleep-ms``; the Nth, 2Nth ... of them answer 500
 (``--fail-every``) or hang for a minute (``--hang-every``). ``GET /_seen`` answers what it saw:
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -178,9 +179,15 @@ def main() -> None:
     parser.add_argument("--fail-every", type=int, default=0)
     parser.add_argument("--hang-every", type=int, default=0)
     parser.add_argument("--require", default="", help="USER:PASSWORD: answer 401 to any other")
+    parser.add_argument("--cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--key", help="the certificate's key (PEM)")
     args = parser.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler(State(args)))
     server.daemon_threads = True
+    if args.cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
