@@ -78,6 +78,7 @@ def handler(state: State) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as MLflow's server
+        disable_nagle_algorithm = True  # as uvicorn: the answer's headers and body go out at once
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
