@@ -23,6 +23,7 @@ LOCK_ID ?=## the lock to release, exactly as state-unlock showed it
 CHECK ?=## 1: change nothing, exit 1 if the files are stale
 SELECTION ?=## 1: bench also each other stack kind alone
 SUITE ?=## 1: bench also times `make check` (make test without its set-up) once, against one synth
+THROUGHPUT ?=## 1: bench also measures what MLflow sign-in costs (the rehearsal's throughput step, ~4 min)
 RUNS ?= 3## bench: runs per case
 TEST_WORKERS ?= auto## test: pytest-xdist workers (auto: one per core, plus one for the time the state tests wait on Terraform)
 TO ?=## state-migrate: "local" moves the state back out of the bucket (tearing an environment down)
@@ -207,8 +208,8 @@ docs: setup ## [CHECK=1] Write docs/configuration.md from the configuration mode
 	$(OPS) docs $(call flag,CHECK,--check)
 
 .PHONY: bench
-bench: setup ## [RUNS= SELECTION=1 SUITE=1] Synthesis time and python/node peak memory against a naive floor app, with the targets
-	$(OPS) bench --runs $(strip $(RUNS)) $(call flag,SELECTION,--selection) $(call flag,SUITE,--suite)
+bench: setup ## [RUNS= SELECTION=1 SUITE=1 THROUGHPUT=1] Synthesis time and python/node peak memory against a naive floor app, with the targets
+	$(OPS) bench --runs $(strip $(RUNS)) $(call flag,SELECTION,--selection) $(call flag,SUITE,--suite) $(call flag,THROUGHPUT,--throughput)
 
 .PHONY: soak
 soak: setup ## [] Soak tests: the repeated state-lock contention rounds (pytest -m soak; CI runs it)

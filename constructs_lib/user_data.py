@@ -5,7 +5,8 @@ host and user, bucket, the secrets' ARNs) is read from SSM Parameter Store under
 parameter path each time MLflow starts, and the secrets from Secrets Manager. The database takes
 RDS IAM tokens, signed on the instance for each new connection (the master secret is never read).
 The Python it installs is kept as real files next to this module (``instance/``: the launcher, the
-IAM token plugin, the schema handling), embedded verbatim. So the rendered text is known at
+IAM token plugin, the schema handling, the sign-in app), embedded without their comment lines
+(``code_lines``: the same code). So the rendered text is known at
 synthesis time and tested as is (``bash -n``, the rehearsal runs it), and a change to it rolls the
 instances.
 
@@ -16,8 +17,11 @@ so the launch template is the same whichever machine synthesizes it.
 
 from __future__ import annotations
 
+import ast
 import base64
+import io
 import re
+import tokenize
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,6 +48,7 @@ INSTANCE_FILES = {
     "LAUNCH_PY": "launch.py",
     "RDS_IAM_PY": "mlflow_rds_iam.py",
     "SCHEMAS_PY": "mlflow_schemas.py",
+    "SIGNIN_PY": "mlflow_signin.py",
 }
 
 # The SSM parameters (under the stack's path) the launcher reads: render() refuses a settings list
@@ -108,11 +113,27 @@ def render(values: UserDataValues) -> str:
     return PLACEHOLDER.sub(lambda m: mapping[m.group(1)], template)
 
 
+def code_lines(source: str, name: str) -> str:
+    """``source`` without its comment-only lines (user data is short of room); the code is the
+    same, which is checked: both texts must parse to the same syntax tree."""
+    comments = {
+        tok.start[0]
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.COMMENT and tok.line.lstrip().startswith("#")
+    }
+    lines = source.splitlines(keepends=True)
+    kept = "".join(line for number, line in enumerate(lines, 1) if number not in comments)
+    if ast.dump(ast.parse(kept)) != ast.dump(ast.parse(source)):
+        raise ValueError(f"user data: {name} changed its code when its comment lines were left out")
+    return kept
+
+
 def with_instance_files(template: str) -> str:
-    """The template with each ``@@FILE:NAME@@`` replaced by that instance file's text; a file may
-    not hold the heredoc's end marker (``EOF_NAME`` on a line of its own)."""
+    """The template with each ``@@FILE:NAME@@`` replaced by that instance file's code
+    (``code_lines``); a file may not hold the heredoc's end marker (``EOF_NAME`` on a line of its
+    own)."""
     for key, name in INSTANCE_FILES.items():
-        text = (INSTANCE_DIR / name).read_text(encoding="utf-8").rstrip("\n")
+        text = code_lines((INSTANCE_DIR / name).read_text(encoding="utf-8"), name).rstrip("\n")
         if re.search(rf"^EOF_{key}$", text, re.MULTILINE):
             raise ValueError(f"user data: {name} holds its heredoc's end marker EOF_{key}")
         template = template.replace(f"@@FILE:{key}@@", text)
@@ -202,6 +223,10 @@ EOF_RDS_IAM_PY
 cat > "$SITE/mlflow_schemas.py" <<'EOF_SCHEMAS_PY'
 @@FILE:SCHEMAS_PY@@
 EOF_SCHEMAS_PY
+# mlflow_signin: MLflow's sign-in app with two per-request lookups remembered (docs/stacks/mlflow.md).
+cat > "$SITE/mlflow_signin.py" <<'EOF_SIGNIN_PY'
+@@FILE:SIGNIN_PY@@
+EOF_SIGNIN_PY
 install -d "$SITE/mlflow_rds_iam-1.0.dist-info"
 cat > "$SITE/mlflow_rds_iam-1.0.dist-info/METADATA" <<'META'
 Metadata-Version: 2.1

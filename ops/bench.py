@@ -11,6 +11,9 @@ hits every case alike; the median is reported:
 - every kind of ``MANY_ENVS`` environments: the shipped ones plus copies of dev with new names and
   CIDRs, in a scratch copy of the two config directories. The difference to the full synthesis,
   per added environment, is the cost of one more environment;
+- with ``--throughput``, at the end: what MLflow's sign-in costs in requests per second, latency and
+  server CPU (the rehearsal's throughput step, rehearsal/harness.py ``throughput``), whose table it
+  prints and whose exit code it returns;
 - with ``--suite``, once after the others: ``make check``, what ``make test`` runs after its
   set-up (ruff, the format check, mypy, both pytest runs), against the median full synthesis.
 
@@ -282,7 +285,28 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--suite", action="store_true", help="also time `make check` (make test without its set-up) once"
     )
+    parser.add_argument(
+        "--throughput",
+        action="store_true",
+        help="also what MLflow sign-in costs: the rehearsal's throughput step (python -m rehearsal "
+        "--throughput-only) for the first shipped environment, about 4 minutes",
+    )
     parser.set_defaults(func=run)
+
+
+def throughput() -> int:
+    """The rehearsal's throughput step for the first shipped environment (its table is printed by
+    the rehearsal); its exit code."""
+    env = sorted(p.stem for p in (ROOT / TFVARS_DIR).glob("*.tfvars"))[0]
+    print(f"\nwhat sign-in costs (python -m rehearsal --env {env} --throughput-only)", flush=True)
+    done = execute(
+        [sys.executable, "-m", "rehearsal", "--env", env, "--throughput-only"],
+        cwd=ROOT,
+        on_stdout=lambda line: print(line, flush=True),
+        on_stderr=lambda line: print(line, file=sys.stderr, flush=True),
+        timeout=1800,
+    )
+    return done.returncode
 
 
 def run(args: argparse.Namespace) -> int:
@@ -323,4 +347,4 @@ def run(args: argparse.Namespace) -> int:
     print("|---|---|---|---|")
     for row in targets(samples, shipped_envs, suite):
         print(f"| {' | '.join(row)} |")
-    return 0
+    return throughput() if args.throughput else 0

@@ -1,4 +1,5 @@
-"""``python -m rehearsal [--env E ...] [--patch FILE] [--skip-install] [--keep DIR] [--no-upgrade]``
+"""``python -m rehearsal [--env E ...] [--patch FILE] [--skip-install] [--keep DIR] [--no-upgrade]
+[--throughput-only]``
 
 Synthesizes the ``mlflow`` stack of each environment, takes the boot script from its launch
 template, and rehearses it on this machine (see rehearsal/harness.py); then, for each environment,
@@ -43,6 +44,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--skip-install", action="store_true", help="do not install packages or the venv")
     p.add_argument("--keep", type=Path, help="keep the work directory here (logs, screenshots)")
     p.add_argument("--no-upgrade", action="store_true", help="skip the upgrade rehearsal")
+    p.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="only what sign-in costs: boot, load balancer, users, the throughput step (no upgrade)",
+    )
     return p.parse_args(argv)
 
 
@@ -115,8 +121,11 @@ def main(argv: list[str]) -> int:
             install.mlflow_venv(VENV, wanted.pop())
         path_prefix = install.aws_cli(AWS_TOOLS)
         timings.append(("install (skips what is present)", time.monotonic() - start))
-        reports = [Rehearsal(t, work / t.env, VENV, MOTO, path_prefix).run() for t in targets]
-        if not args.no_upgrade:
+        reports = [
+            Rehearsal(t, work / t.env, VENV, MOTO, path_prefix, throughput_only=args.throughput_only).run()
+            for t in targets
+        ]
+        if not args.no_upgrade and not args.throughput_only:
             from rehearsal.upgrade import UpgradeRehearsal
 
             reports += [

@@ -30,7 +30,7 @@ import boto3
 import pymysql
 
 from constructs_lib.db_users_lambda import generated_secrets, handler
-from rehearsal import browser, grants, iam_token, memory, procs, servers, substitutions
+from rehearsal import browser, grants, iam_token, load, memory, procs, servers, substitutions
 from rehearsal.instance import Instance
 from rehearsal.target import Target
 
@@ -65,6 +65,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # (launch.py's auth_cache_ttl_seconds), plus the time a probe takes.
 AUTH_CACHE_SECONDS = 30
 STALE_PASSWORD_WAIT = AUTH_CACHE_SECONDS + 30
+# What sign-in costs: this many clients for this long against each server (rehearsal/load.py), and
+# the share of the throughput without sign-in that sign-in must keep (issue 21: at most 20 % less).
+THROUGHPUT_CLIENTS = 8
+THROUGHPUT_SECONDS = 15.0
+THROUGHPUT_ROUNDS = 2
+THROUGHPUT_TARGET = 0.8
 
 
 @dataclass
@@ -122,6 +128,8 @@ class Rehearsal:
     journey: dict[str, Any] = field(default_factory=dict)
     # The harness's own sessions as mlflow (probes), left out of the proof of what MLflow uses.
     probe_sessions: set[str] = field(default_factory=set)
+    # Only what the throughput step needs (make bench THROUGHPUT=1): boot, load balancer, people.
+    throughput_only: bool = False
 
     def __post_init__(self) -> None:
         self.report = Report(self.target.env)
@@ -949,6 +957,152 @@ class Rehearsal:
         print(evidence, flush=True)
         return ok, evidence
 
+    def throughput_step(self, inst: Instance) -> None:
+        self.report.step(
+            f"what sign-in costs: {THROUGHPUT_CLIENTS} clients, {THROUGHPUT_ROUNDS} x {THROUGHPUT_SECONDS:.0f} s per server",
+            lambda: self.throughput(inst),
+            "21",
+        )
+
+    def _variant(
+        self, name: str, argv: list[str], env: dict[str, str]
+    ) -> tuple[subprocess.Popen[bytes], int]:
+        """Another MLflow server beside the instance's, on a free port, waited for; and its port."""
+        port = procs.free_port()
+        argv = [*argv]
+        argv[argv.index("--port") + 1] = str(port)
+        proc = procs.start(argv, self.work / "throughput" / f"{name}.log", env)
+        try:
+            procs.wait_until(
+                f"{name} /health", lambda: procs.http_ok(f"http://127.0.0.1:{port}/health"), 120, 0.5
+            )
+        except Exception:
+            procs.stop(proc)
+            raise
+        return proc, port
+
+    def throughput(self, inst: Instance) -> tuple[bool, str]:
+        """What sign-in costs (issue 21, item 7): the tracking API under THROUGHPUT_CLIENTS clients
+        (rehearsal/load.py), all servers on this rehearsal's MariaDB (TLS, IAM tokens unless bare):
+
+        - the deployed path: load balancer (TLS) -> instance nginx -> MLflow with sign-in;
+        - MLflow with sign-in as deployed (mlflow_signin), on its own port;
+        - the same server with MLflow's sign-in as shipped (no mlflow_signin);
+        - the same server without sign-in (the same command without --app-name);
+        - a bare ``mlflow server`` logging in as the master user with its password.
+
+        The servers beside the instance's take its command line and environment from /proc and run
+        together; the cases are measured one after the other, THROUGHPUT_ROUNDS times in turn, and
+        each case's rounds combined (load.combine). Passes when every case ran without an error and
+        the instance's server runs mlflow_signin's app (its log has no "runs as shipped" line); the
+        share of throughput sign-in keeps is a figure with its target (THROUGHPUT_TARGET), not a
+        verdict: two shared cores make it vary by +-15 % from run to run (make bench THROUGHPUT=1)."""
+        assert self.lb is not None
+        main_pid = inst.units["mlflow.service"].proc.pid  # type: ignore[union-attr]
+        argv = Path(f"/proc/{main_pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+        env = dict(
+            item.split("=", 1)
+            for item in Path(f"/proc/{main_pid}/environ").read_bytes().decode().split("\0")
+            if "=" in item
+        )
+        if argv[1:3] != ["-m", "mlflow_signin"] or "basic-auth" not in argv:
+            return False, f"the instance's MLflow is not started through mlflow_signin: {argv[:6]}"
+        shipped = [str(self.venv / "bin" / "mlflow"), *argv[3:]]
+        i = argv.index("--app-name")
+        unsigned = [*argv[:i], *argv[i + 2 :]]
+        master = urllib.parse.quote(self.target.db_username, safe="")
+        bare_uri = (
+            f"mysql+pymysql://{master}:{urllib.parse.quote(self.db_password_now(), safe='')}"
+            f"@127.0.0.1:{self.db.port}/{self.db_name}?ssl_ca={self.tls.ca}"
+        )
+        bare = [str(self.venv / "bin" / "mlflow"), "server", "--backend-store-uri", bare_uri,
+                "--artifacts-destination", str(self.work / "throughput" / "artifacts"), "--serve-artifacts",
+                "--host", "127.0.0.1", "--port", "0", "--workers", str(self.target.workers)]  # fmt: skip
+        bare_env = {k: v for k, v in env.items() if not k.startswith(("MLFLOW_AUTH", "MLFLOW_BACKEND"))}
+        alice = ("alice", self.passwords["alice"])
+        host = self.target.public_host()
+        lb_context = ssl.create_default_context(cafile=str(self.tls.ca))
+        # label -> (base URL, credentials, the server's processes, load.measure's extra arguments)
+        cases: dict[str, tuple[str, tuple[str, str] | None, int, dict[str, Any]]] = {
+            "same server, no sign-in": ("", None, 0, {}),
+            "sign-in as deployed (mlflow_signin)": (
+                f"http://127.0.0.1:{inst.mlflow_port}",
+                alice,
+                main_pid,
+                {},
+            ),
+            "sign-in, deployed path (LB TLS, nginx)": (
+                f"https://{host}:{self.lb.https_port}",
+                alice,
+                main_pid,
+                {"host": host, "resolve": "127.0.0.1", "ssl_context": lb_context},
+            ),
+            "sign-in as MLflow ships it": ("", alice, 0, {}),
+            "bare mlflow server (master password)": ("", None, 0, {}),
+        }
+        variants = {
+            "same server, no sign-in": (unsigned, env),
+            "sign-in as MLflow ships it": (shipped, env),
+            "bare mlflow server (master password)": (bare, bare_env),
+        }
+        started: list[subprocess.Popen[bytes]] = []
+        rounds: dict[str, list[load.Figures]] = {label: [] for label in cases}
+        try:
+            for label, (command, variant_env) in variants.items():
+                proc, port = self._variant(
+                    re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-"), command, variant_env
+                )
+                started.append(proc)
+                _, auth, _, extra = cases[label]
+                cases[label] = (f"http://127.0.0.1:{port}", auth, proc.pid, extra)
+            for _ in range(THROUGHPUT_ROUNDS):
+                for label, (url, auth, pid, extra) in cases.items():
+                    rounds[label].append(
+                        load.measure(
+                            label,
+                            url,
+                            auth,
+                            lambda pid=pid: procs.tree(pid),  # type: ignore[misc]
+                            clients=THROUGHPUT_CLIENTS,
+                            seconds=THROUGHPUT_SECONDS,
+                            **({"host": "127.0.0.1"} | extra),
+                        )
+                    )
+        finally:
+            for proc in started:
+                procs.stop(proc)
+        rows = {label: load.combine(found) for label, found in rounds.items()}
+        table = load.compare(list(rows.values()))
+        print(table, flush=True)
+        unsigned_row = rows["same server, no sign-in"]
+        deployed, shipped_row = (
+            rows["sign-in as deployed (mlflow_signin)"],
+            rows["sign-in as MLflow ships it"],
+        )
+        ratio = load.throughput_ratio(deployed, unsigned_row)
+        shipped_ratio = load.throughput_ratio(shipped_row, unsigned_row)
+        cpu_share = unsigned_row.cpu_ms_per_request / deployed.cpu_ms_per_request
+        for row in rows.values():
+            self.report.figures[f"throughput: {row.label}"] = row.line()
+        met = "met" if ratio >= THROUGHPUT_TARGET else "NOT met"
+        self.report.figures["sign-in keeps of the throughput without it"] = (
+            f"{ratio:.2f} as deployed (target {THROUGHPUT_TARGET}: {met}; server CPU per request "
+            f"{cpu_share:.2f}), {shipped_ratio:.2f} as MLflow ships it"
+        )
+        (self.work / "throughput" / "table.md").write_text(table + "\n")
+        broken = [f"{row.label}: {row.problem or row.error_kinds}" for row in rows.values() if not row.ok]
+        as_shipped = self._log_line(inst, "runs as shipped").replace("(none)", "")
+        ok = not broken and not as_shipped
+        return ok, (
+            f"sign-in as deployed keeps {ratio:.2f} of the same server's throughput without sign-in "
+            f"(target {THROUGHPUT_TARGET}: {met}), MLflow's as shipped {shipped_ratio:.2f}; "
+            f"{THROUGHPUT_ROUNDS} rounds of {THROUGHPUT_SECONDS:.0f} s per case"
+            + (f"; failed: {broken}" if broken else "")
+            + (f"; the instance's server runs MLflow's app as shipped: {as_shipped}" if as_shipped else "")
+            + "\n"
+            + table
+        )
+
     def no_egress(self) -> tuple[bool, str]:
         return not self.trap.seen, (
             "no request left 127.0.0.1"
@@ -985,11 +1139,14 @@ class Rehearsal:
                 lambda: self.signin_required(main),
                 "21",
             )
-            if not r.step(
+            people = r.step(
                 "ops mlflow user create: two people and an automation account sign in",
                 lambda: self.people(main),
                 "21",
-            ):
+            )
+            if not people or self.throughput_only:
+                if people:
+                    self.throughput_step(main)
                 return r
             if r.step(
                 "MLflow client as alice: experiment, params, metrics, 8 MiB artifact, model",
@@ -1044,6 +1201,7 @@ class Rehearsal:
                     "4, 21",
                 )
             r.step("memory at rest leaves headroom", lambda: self.memory_headroom(main), "5")
+            self.throughput_step(main)
             r.step(f"{self.db_user} cannot do what it was not granted", self.not_granted, "10")
             r.step("a wrong or expired token is refused", self.bad_tokens, "10")
             r.step(

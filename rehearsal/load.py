@@ -49,6 +49,8 @@ a request (measured against the tests' stub): on a machine with few cores it tak
 the server, in proportion to the requests served. Single requests take the same time through it as
 through curl on one keep-alive connection.
 
+``combine(rounds)``: one row from several rounds of the same case.
+
 ``compare(rows)``: a Markdown table of rows (as ``ops bench`` prints its own), each row's throughput
 against the first row's (``throughput_ratio``).
 """
@@ -117,6 +119,43 @@ class Figures:
 def throughput_ratio(row: Figures, base: Figures) -> float:
     """``row``'s requests per second over ``base``'s; NaN when ``base`` served none."""
     return row.rps / base.rps if base.rps > 0 else math.nan
+
+
+def combine(rounds: Sequence[Figures]) -> Figures:
+    """One row from several rounds of the same case (the rehearsal interleaves its servers so that a
+    busy moment of the machine hits each alike): requests, errors, time and CPU summed, so
+    ``rps`` and ``cpu_ms_per_request`` are over all of them; p50 and p95 are the rounds' means (the
+    latencies themselves are not kept); ``problem`` is the first round's that has one."""
+    if not rounds:
+        raise ValueError("combine: no rounds")
+    first = rounds[0]
+    problem = next((r.problem for r in rounds if r.problem), "")
+    measured = [r for r in rounds if not r.problem]
+    kinds: Counter[str] = Counter()
+    for r in rounds:
+        kinds.update(dict(r.error_kinds))
+    seconds = sum(r.seconds for r in measured)
+    served = sum(r.requests - r.errors for r in measured)
+    cpu = sum(r.cpu_seconds for r in measured)
+
+    def mean(values: list[float]) -> float:
+        values = [v for v in values if not math.isnan(v)]
+        return sum(values) / len(values) if values else math.nan
+
+    return Figures(
+        label=first.label,
+        clients=first.clients,
+        seconds=seconds,
+        requests=sum(r.requests for r in measured),
+        errors=sum(r.errors for r in rounds),
+        rps=served / seconds if seconds > 0 else 0.0,
+        p50_ms=mean([r.p50_ms for r in measured]),
+        p95_ms=mean([r.p95_ms for r in measured]),
+        cpu_seconds=cpu,
+        cpu_ms_per_request=cpu * 1000 / served if served else math.nan,
+        error_kinds=tuple(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
+        problem=problem,
+    )
 
 
 def compare(rows: Sequence[Figures]) -> str:

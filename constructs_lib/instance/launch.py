@@ -31,7 +31,7 @@ CACHE_ENABLED = "@@CACHE_ENABLED@@" == "true"  # type: ignore[comparison-overlap
 EXTRA_ALLOWED_HOSTS = [h for h in "@@EXTRA_ALLOWED_HOSTS@@".split(",") if h]
 ADMIN_USERNAME = "@@ADMIN_USERNAME@@"
 DEFAULT_PERMISSION = "@@DEFAULT_PERMISSION@@"
-MLFLOW = "/opt/mlflow/venv/bin/mlflow"
+PYTHON = "/opt/mlflow/venv/bin/python"
 AUTH_CONFIG = "/opt/mlflow/basic_auth.ini"
 UPGRADE_COMMAND = f"python -m ops mlflow upgrade --env {ENVIRONMENT}"
 # A verified sign-in is remembered this long per worker process. Without it MLflow checks the
@@ -149,10 +149,11 @@ allowed_hosts = [*public_hosts, "localhost", "127.0.0.1"]
 # Browsers send Origin on every POST; MLflow refuses origins it does not list (but localhost).
 cors_origins = [f"https://{host}" for host in public_hosts]
 print(json.dumps({"allowed_hosts": allowed_hosts}), flush=True)
+# `mlflow server` through mlflow_signin, whose basic-auth app skips two repeated per-request lookups.
 os.execve(
-    MLFLOW,
+    PYTHON,
     [
-        MLFLOW, "server",
+        PYTHON, "-m", "mlflow_signin", "server",
         "--app-name", "basic-auth",
         "--artifacts-destination", param("artifacts_destination"),
         "--serve-artifacts",

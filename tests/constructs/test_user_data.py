@@ -55,7 +55,12 @@ VALUES = UserDataValues(
     autoscaling_group="mlopspltf-dev-mlflow",
     parameters=BASE_SETTINGS + CACHE_SETTINGS,
 )
-HEREDOCS = {"LAUNCH_PY": "launch.py", "RDS_IAM_PY": "mlflow_rds_iam.py", "SCHEMAS_PY": "mlflow_schemas.py"}
+HEREDOCS = {
+    "LAUNCH_PY": "launch.py",
+    "RDS_IAM_PY": "mlflow_rds_iam.py",
+    "SCHEMAS_PY": "mlflow_schemas.py",
+    "SIGNIN_PY": "mlflow_signin.py",
+}
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +103,22 @@ def test_rendering_refuses_missing_and_unsafe_values(monkeypatch: pytest.MonkeyP
         render(VALUES)
 
 
+def test_comment_lines_are_left_out_and_nothing_else() -> None:
+    source = (
+        'x = 1\n    # gone\n# gone too\ns = """\n# kept: inside a string\n"""\ny = 2  # kept: after code\n'
+    )
+    kept = user_data.code_lines(source, "f.py")
+    assert kept == 'x = 1\ns = """\n# kept: inside a string\n"""\ny = 2  # kept: after code\n'
+
+
+def test_a_file_whose_code_would_change_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No real file is known to change (tokenize only marks comments outside strings); the check
+    # is the guard in case one does: a differing syntax tree is refused, not embedded.
+    monkeypatch.setattr("constructs_lib.user_data.ast.dump", lambda tree: str(id(tree)))
+    with pytest.raises(ValueError, match=r"f\.py changed its code"):
+        user_data.code_lines("x = 1\n# c\n", "f.py")
+
+
 def test_an_instance_file_may_not_end_its_heredoc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in HEREDOCS.values():
         (tmp_path / name).write_text((user_data.INSTANCE_DIR / name).read_text())
@@ -134,8 +155,11 @@ def test_the_instance_files_are_embedded_as_they_are(scripts: dict[str, str], sy
     for env, script in scripts.items():
         for tag, name in HEREDOCS.items():
             embedded = heredoc(script, f"EOF_{tag}")
-            source = (user_data.INSTANCE_DIR / name).read_text().rstrip("\n")
-            # Only the @@NAME@@ values differ: the file is what runs.
+            source = (user_data.INSTANCE_DIR / name).read_text()
+            code = user_data.code_lines(source, name).rstrip("\n")
+            # Only the comment lines are left out, and the @@NAME@@ values differ: the file is what runs.
+            assert len(code) < len(source) and not re.search(r"(?m)^\s*#", code), name
+            source = code
             pattern = re.escape(source)
             for placeholder in set(re.findall(r"@@[A-Z0-9_]+@@", source)):
                 pattern = pattern.replace(re.escape(placeholder), '[^"\n]*')
@@ -333,7 +357,8 @@ def test_launcher_allows_the_public_hosts_as_hosts_and_https_origins(
 
 def test_launcher_starts_mlflow_with_sign_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     done = launch(render(VALUES), monkeypatch, tmp_path, PARAMS)
-    assert done.argv[:2] == ["/opt/mlflow/venv/bin/mlflow", "server"]
+    # mlflow server, through mlflow_signin (the basic-auth app with two per-request lookups kept).
+    assert done.argv[:4] == ["/opt/mlflow/venv/bin/python", "-m", "mlflow_signin", "server"]
     assert done.option("--app-name") == "basic-auth"
     assert done.env["MLFLOW_AUTH_CONFIG_PATH"] == "/opt/mlflow/basic_auth.ini"
     ini = done.files["/opt/mlflow/basic_auth.ini"]

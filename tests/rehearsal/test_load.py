@@ -332,3 +332,26 @@ def test_compare_gives_each_row_against_the_first() -> None:
     assert math.isnan(load.throughput_ratio(BARE, FAILED))
     assert load.compare([FAILED, BARE]).splitlines()[3].split(" | ")[2] == "-"
     assert load.compare([]) == ""
+
+
+def test_rounds_combine_into_one_row() -> None:
+    def row(requests: int, errors: int, seconds: float, cpu: float, p50: float) -> load.Figures:
+        served = requests - errors
+        return load.Figures(
+            "case", 8, seconds, requests, errors, served / seconds, p50, p50 * 2, cpu,
+            cpu * 1000 / served if served else math.nan, (("HTTP 500", errors),) if errors else (),
+        )  # fmt: skip
+
+    combined = load.combine([row(100, 0, 10.0, 1.0, 40.0), row(300, 2, 10.0, 3.0, 60.0)])
+    assert (combined.requests, combined.errors, combined.seconds) == (400, 2, 20.0)
+    assert combined.rps == pytest.approx(398 / 20.0)
+    assert combined.cpu_ms_per_request == pytest.approx(4000 / 398)
+    assert (combined.p50_ms, combined.p95_ms) == (50.0, 100.0)
+    assert combined.error_kinds == (("HTTP 500", 2),) and not combined.ok
+    failed = load.combine([row(100, 0, 10.0, 1.0, 40.0), load.Figures(
+        "case", 8, 0.0, 0, 1, 0.0, math.nan, math.nan, 0.0, math.nan, problem="set-up failed: HTTP 403"
+    )])  # fmt: skip
+    assert failed.problem == "set-up failed: HTTP 403" and not failed.ok
+    assert failed.rps == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="no rounds"):
+        load.combine([])

@@ -26,7 +26,7 @@ def script(synth: Synthesized, env: str) -> str:
 def test_every_rule_matches_the_synthesized_script(synth: Synthesized, env: str) -> None:
     out = substitutions.apply(script(synth, env), CTX)
     assert "listen 127.0.0.1:18080 default_server;" in out
-    assert 'MLFLOW = "/r/venv/bin/mlflow"' in out
+    assert 'PYTHON = "/r/venv/bin/python"' in out
     assert "printf '%s\\n' mlflow.service nginx.service > /r/root/run/enable-now" in out
     # The token plugin goes into the shared venv, as the boot script installs it into its own.
     assert "SITE=$(/r/venv/bin/python -c " in out

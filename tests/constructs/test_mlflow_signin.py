@@ -1,0 +1,192 @@
+"""constructs_lib/instance/mlflow_signin.py against a stand-in of mlflow.server.auth (the real one,
+MLflow 3.17.2, is loaded by the rehearsal: its throughput step and every sign-in step run through it)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import flask
+import pytest
+
+PATH = Path(__file__).resolve().parents[2] / "constructs_lib" / "instance" / "mlflow_signin.py"
+
+
+def load_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("mlflow_signin_under_test", PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SAFE = """
+def _run_requirement(run_id, action):
+    run = _fetch_or_none(_get_tracking_store().get_run, run_id)
+    if run is None:
+        return None
+    return run.info.experiment_id, action
+"""
+
+
+class FakeAuth(ModuleType):
+    """What mlflow_signin relies on in mlflow.server.auth, counting the store's reads."""
+
+    def __init__(self, source: str = SAFE) -> None:
+        super().__init__("fake_auth")
+        self.source = source
+        self.calls: list[tuple[str, str]] = []
+        self.runs = {"r1": "e1", "r2": "e2"}
+        outer = self
+
+        class Store:
+            def get_user(self, username: str) -> Any:
+                outer.calls.append(("get_user", username))
+                return SimpleNamespace(username=username, is_admin=False)
+
+            def update_user(self, username: str, **kwargs: Any) -> None:
+                outer.calls.append(("update_user", username))
+
+            create_user = delete_user = update_user
+
+        self.store = Store()
+
+    def get_run(self, run_id: str) -> Any:
+        self.calls.append(("get_run", run_id))
+        if run_id not in self.runs:
+            raise LookupError(run_id)
+        return SimpleNamespace(info=SimpleNamespace(experiment_id=self.runs[run_id]))
+
+    def get_experiment(self, experiment_id: str) -> str:
+        self.calls.append(("get_experiment", experiment_id))
+        return experiment_id
+
+    def _fetch_or_none(self, fetch: Any, resource_id: str) -> Any:
+        try:
+            return fetch(resource_id)
+        except LookupError:
+            return None
+
+    def _authenticate_cached(self, username: str, password: str) -> Any:
+        return SimpleNamespace(username=username, is_admin=False) if password == "right" else None
+
+    def create_app(self, app: Any = None) -> str:
+        return "the app"
+
+
+@pytest.fixture
+def signin(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    module = load_module()
+    monkeypatch.setattr(module.inspect, "getsource", lambda mod: mod.source)
+    return module
+
+
+def test_a_run_is_read_once_for_its_experiment(signin: ModuleType) -> None:
+    auth = FakeAuth()
+    assert signin.unpatched(auth) == []
+    signin.patch(auth)
+    for _ in range(3):
+        assert auth._fetch_or_none(auth.get_run, "r1").info.experiment_id == "e1"
+    assert auth._fetch_or_none(auth.get_run, "r2").info.experiment_id == "e2"
+    assert auth.calls == [("get_run", "r1"), ("get_run", "r2")]
+    # A missing run stays missing (and is asked again: it may be created later under that id).
+    assert auth._fetch_or_none(auth.get_run, "gone") is None
+    assert auth._fetch_or_none(auth.get_run, "gone") is None
+    assert auth.calls.count(("get_run", "gone")) == 2
+    # Other lookups are not remembered.
+    auth._fetch_or_none(auth.get_experiment, "e1")
+    auth._fetch_or_none(auth.get_experiment, "e1")
+    assert auth.calls.count(("get_experiment", "e1")) == 2
+
+
+def test_the_memo_is_bounded(signin: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = FakeAuth()
+    auth.runs = {f"r{i}": "e" for i in range(5)}
+    monkeypatch.setattr(signin, "MEMO_LIMIT", 3)
+    signin.patch(auth)
+    for i in range(5):
+        auth._fetch_or_none(auth.get_run, f"r{i}")
+    assert len(signin._experiment_of_run) <= 3
+
+
+def test_the_user_is_read_once_per_request_and_again_after_a_change(signin: ModuleType) -> None:
+    auth = FakeAuth()
+    signin.patch(auth)
+    app = flask.Flask("t")
+    with app.test_request_context("/"):
+        auth.store.get_user("bob")
+        auth.store.get_user("bob")
+        assert auth.calls == [("get_user", "bob")]
+        auth.store.update_user("bob", is_admin=True)
+        auth.store.get_user("bob")
+        assert auth.calls == [("get_user", "bob"), ("update_user", "bob"), ("get_user", "bob")]
+    with app.test_request_context("/"):
+        auth.store.get_user("bob")  # a new request reads again
+    assert auth.calls.count(("get_user", "bob")) == 3
+    # Outside a request (the launcher, the job consumers): nothing is kept.
+    auth.store.get_user("bob")
+    auth.store.get_user("bob")
+    assert auth.calls.count(("get_user", "bob")) == 5
+
+
+def test_the_signed_in_user_is_the_requests_user(signin: ModuleType) -> None:
+    auth = FakeAuth()
+    signin.patch(auth)
+    with flask.Flask("t").test_request_context("/"):
+        assert auth._authenticate_cached("alice", "wrong") is None
+        assert auth._authenticate_cached("alice", "right").username == "alice"
+        assert auth.store.get_user("alice").username == "alice"
+    assert ("get_user", "alice") not in auth.calls
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        (SAFE.replace("run.info.experiment_id", "run.data.tags"), "read for more than its experiment id"),
+        (SAFE.replace("return run.info.experiment_id, action", "return run, action"), "more than"),
+        ("def other():\n    return 1\n", "more than"),
+    ],
+)
+def test_other_code_runs_mlflow_as_shipped(
+    signin: ModuleType, source: str, problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = FakeAuth(source)
+    assert any(problem in p for p in signin.unpatched(auth))
+    fetch = auth._fetch_or_none
+    monkey = {"mlflow": ModuleType("mlflow"), "mlflow.server": ModuleType("mlflow.server")}
+    monkey["mlflow.server"].auth = auth  # type: ignore[attr-defined]
+    monkey["mlflow"].server = monkey["mlflow.server"]  # type: ignore[attr-defined]
+    with pytest.MonkeyPatch.context() as mp:
+        for name, module in monkey.items():
+            mp.setitem(sys.modules, name, module)
+        mp.setitem(sys.modules, "mlflow.server.auth", auth)
+        assert signin.create_app() == "the app"
+    assert auth._fetch_or_none == fetch  # untouched
+    assert "runs as shipped" in caplog.text
+
+
+def test_a_missing_function_is_named(signin: ModuleType) -> None:
+    auth = ModuleType("older_auth")
+    auth._fetch_or_none = auth.store = auth.create_app = object()  # type: ignore[attr-defined]
+    assert signin.unpatched(auth) == ["mlflow.server.auth has no _authenticate_cached"]
+
+
+def test_mlflow_server_runs_with_this_app_for_basic_auth(
+    signin: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    called: list[list[str]] = []
+    server = ModuleType("mlflow.server")
+    server._find_app = lambda name: f"upstream:{name}"  # type: ignore[attr-defined]
+    cli = ModuleType("mlflow.cli")
+    cli.cli = lambda argv, prog_name: called.append(argv)  # type: ignore[attr-defined]
+    mlflow = ModuleType("mlflow")
+    mlflow.server = server  # type: ignore[attr-defined]
+    for name, module in {"mlflow": mlflow, "mlflow.server": server, "mlflow.cli": cli}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    signin.main(["server", "--app-name", "basic-auth"])
+    assert called == [["server", "--app-name", "basic-auth"]]
+    assert server._find_app("basic-auth") == "mlflow_signin:create_app"
+    assert server._find_app("other") == "upstream:other"
