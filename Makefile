@@ -16,7 +16,7 @@ STACK ?=## stack kind(s): bootstrap, mlflow, databricks, comma-separated (defaul
 LOCK_TIMEOUT ?= 0s## how long to wait for a state lock another run holds, e.g. 10m
 AUTO_APPROVE ?=## 1: no confirmation prompt (CI)
 DIRECT ?=## 1: deploy through cdktf deploy (plans and applies at once) instead of the saved plans
-FORCE_PRD ?=## 1: allow destroying (db-upgrade: upgrading the database of) an environment with is_production = true
+FORCE_PRD ?=## 1: allow destroying, upgrading (MLflow, the database engine) or rolling back an environment with is_production = true
 MIGRATE_STATE ?=## 1: approve a backend change (cdktf --migrate-state)
 RECONFIGURE ?=## 1: terraform init -reconfigure (lock settings changed)
 LOCK_ID ?=## the lock to release, exactly as state-unlock showed it
@@ -173,6 +173,14 @@ state-adopt: setup ## [ENV= STACK= FROM=] Put an existing state (old HCL repo) u
 .PHONY: adopt
 adopt: setup ## [ENV= FROM= BUNDLE_DIR= BRANCHES= BUNDLE_STATE= UNBIND=] Adopt a Databricks bundle's state into databricks-ENV (runbook adopt-state.md)
 	$(OPS) adopt --env $(strip $(ENV)) --from $(strip $(FROM)) --bundle-dir $(strip $(BUNDLE_DIR)) $(foreach b,$(subst $(comma), ,$(strip $(BRANCHES))),--branch $(b)) $(if $(strip $(BUNDLE_STATE)),--bundle-state $(strip $(BUNDLE_STATE))) $(call flag,UNBIND,--unbind)
+
+.PHONY: mlflow-upgrade
+mlflow-upgrade: setup ## [ENV= AUTO_APPROVE=1 FORCE_PRD=1] MLflow to the env file's release: preflight, snapshot, migrations, refresh, check (runbook mlflow-upgrade.md)
+	$(OPS) mlflow upgrade --env $(strip $(ENV)) $(call flag,AUTO_APPROVE,--auto-approve) $(call flag,FORCE_PRD,--force-production)
+
+.PHONY: mlflow-rollback
+mlflow-rollback: setup ## [ENV= AUTO_APPROVE=1 FORCE_PRD=1] Back to the release before an upgrade: its snapshot restored (runbook mlflow-upgrade.md)
+	$(OPS) mlflow rollback --env $(strip $(ENV)) $(call flag,AUTO_APPROVE,--auto-approve) $(call flag,FORCE_PRD,--force-production)
 
 .PHONY: env-add
 env-add: setup ## [NAME= FROM=] A new environment from an existing one: its two files (own names, target, CIDRs), its CI entries, snapshots and diagrams

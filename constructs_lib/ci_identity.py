@@ -686,6 +686,13 @@ def boundary_statements(props: CiIdentitiesProps) -> list[Statement]:
             "Condition": {"StringEquals": {"aws:RequestedRegion": props.region}},
         },
         {
+            # An instance whose start is refused for its schema reports itself unhealthy.
+            "Sid": "MlflowInstanceHealth",
+            "Effect": "Allow",
+            "Action": "autoscaling:SetInstanceHealth",
+            "Resource": arns.regional("autoscaling", f"autoScalingGroup:*:autoScalingGroupName/{m}"),
+        },
+        {
             "Sid": "MlflowCacheToken",
             "Effect": "Allow",
             "Action": ["elasticache:DescribeReplicationGroups", "elasticache:ModifyReplicationGroup"],

@@ -1,5 +1,5 @@
 """The MLflow instances: launch template and auto scaling group with target tracking, instance
-refresh (auto-rollback) and notifications. No key pair: shell access is SSM Session Manager."""
+refresh (one instance at a time, no automatic rollback) and notifications. No key pair: shell access is SSM Session Manager."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ from constructs import Construct
 
 # pip installs MLflow at boot: give it time before the load balancer's verdict counts.
 HEALTH_CHECK_GRACE_SECONDS = 600
+
+
+def refresh_max_healthy(desired: int) -> int:
+    """The instance refresh's max healthy percentage that adds one instance above ``desired``
+    (AWS rounds the percentage of the desired capacity; the range is 100 to 200)."""
+    return min(200, 100 + -(-100 // max(desired, 1)))
 
 
 @dataclass(frozen=True)
@@ -115,11 +121,17 @@ class MlflowServers(Construct):
             instance_refresh={
                 "strategy": "Rolling",
                 "preferences": {
-                    # Launch the replacement before terminating: capacity never drops during a refresh.
+                    # Launch the replacement before terminating (capacity never drops), one instance
+                    # at a time: the extra percentage is one instance of the desired capacity.
                     "min_healthy_percentage": 100,
-                    "max_healthy_percentage": 200,
+                    "max_healthy_percentage": refresh_max_healthy(s.desired_capacity),
                     "instance_warmup": str(HEALTH_CHECK_GRACE_SECONDS),
-                    "auto_rollback": True,
+                    # No automatic rollback: an MLflow upgrade migrates the databases before the
+                    # refresh, and the previous release refuses to start on the newer schema, so
+                    # instances of the previous template would fail too. A failed refresh stops
+                    # and keeps the healthy instances; the way back is the snapshot the upgrade
+                    # took (docs/decisions/mlflow-upgrades.md).
+                    "auto_rollback": False,
                 },
             },
             enabled_metrics=[

@@ -73,6 +73,10 @@ class DatabaseProps:
     partition: str
     log_retention_days: int
     apply_immediately: bool
+    # Roll back an MLflow upgrade: the instance re-created from this snapshot (snapshot_identifier
+    # forces the replacement; aws provider, internal/service/rds/instance.go: Optional, Computed,
+    # ForceNew, so leaving it set later plans nothing).
+    restore_from_snapshot: str | None = None
 
 
 class Database(Construct):
@@ -154,7 +158,9 @@ class Database(Construct):
 
         # Unique per lifetime of the stack (kept in state, new after a destroy): a re-created
         # instance's final snapshot does not collide with the last one's, and no plan changes it.
-        snapshot_suffix = RandomId(self, "final_snapshot_suffix", byte_length=4)
+        # A restore replaces the instance: its final snapshot then gets a suffix of its own.
+        keepers = {"restore_from_snapshot": s.restore_from_snapshot} if s.restore_from_snapshot else None
+        snapshot_suffix = RandomId(self, "final_snapshot_suffix", byte_length=4, keepers=keepers)
         snapshot_suffix.override_logical_id("final_snapshot_suffix")
 
         self._instance = DbInstance(
@@ -189,6 +195,7 @@ class Database(Construct):
             backup_retention_period=s.backup_retention_days,
             backup_window="03:00-04:00",
             maintenance_window="sun:04:30-sun:05:30",
+            snapshot_identifier=s.restore_from_snapshot,
             skip_final_snapshot=False,
             final_snapshot_identifier=f"{identifier}-final-{snapshot_suffix.hex}",
             copy_tags_to_snapshot=True,

@@ -35,7 +35,6 @@ class SecurityGroupsProps:
     name: str
     vpc_id: str
     ingress_cidrs: tuple[str, ...]
-    https: bool  # HTTPS listener (plus HTTP for the redirect), else HTTP only
     cache: bool  # a group for the Redis cache
 
 
@@ -52,7 +51,6 @@ class SecurityGroups(Construct):
         super().__init__(scope, construct_id)
         self._vpc_id = props.vpc_id
         self._name = props.name
-        https = props.https
         self._alb = self._group("alb", "MLflow load balancer: HTTP(S) from the allowed networks")
         self._app = self._group("mlflow_app", "MLflow instances: nginx, from the load balancer only")
         # The database and endpoint groups now also admit the database-user function: their
@@ -72,22 +70,12 @@ class SecurityGroups(Construct):
             else None
         )
 
+        # Every environment serves HTTPS; port 80 only redirects to it.
         for i, cidr in enumerate(props.ingress_cidrs):
-            if https:
-                self._ingress(
-                    f"alb_https_{i}", self._alb, HTTPS, f"HTTPS from allowed network {cidr}", cidr=cidr
-                )
-                self._ingress(
-                    f"alb_http_{i}", self._alb, HTTP, f"HTTP from {cidr}, only redirected to HTTPS", cidr=cidr
-                )
-            else:
-                self._ingress(
-                    f"alb_http_{i}",
-                    self._alb,
-                    HTTP,
-                    f"HTTP from allowed network {cidr} (no certificate)",
-                    cidr=cidr,
-                )
+            self._ingress(f"alb_https_{i}", self._alb, HTTPS, f"HTTPS from allowed network {cidr}", cidr=cidr)
+            self._ingress(
+                f"alb_http_{i}", self._alb, HTTP, f"HTTP from {cidr}, only redirected to HTTPS", cidr=cidr
+            )
         self._egress("alb_to_app", self._alb, NGINX_PORT, "To nginx on the MLflow instances", group=self._app)
 
         app_from_alb = self._ingress(
@@ -140,7 +128,8 @@ class SecurityGroups(Construct):
                 "db_users_https_out",
                 self._db_users,
                 HTTPS,
-                "HTTPS to Secrets Manager (endpoint) and the RDS CA bundle (truststore.pki.rds.amazonaws.com, via NAT)",
+                "HTTPS to Secrets Manager (endpoint), the ElastiCache API (the Redis token) and the RDS CA "
+                "bundle (truststore.pki.rds.amazonaws.com), via NAT but for the endpoint",
                 cidr="0.0.0.0/0",
             ),
             self._ingress(
@@ -269,12 +258,16 @@ class InstanceRoleProps:
     parameter_path: str
     log_group_arns: tuple[str, ...]
     kms_key_arn: str
-    # Secrets the instances read (the Redis token); never the database's master secret.
+    # Secrets the instances read (the admin's password while there is no admin, the Flask secret
+    # key, the Redis token); never the database's master secret.
     secret_arns: tuple[str, ...]
     # The database login: IAM authentication as db_user on the instance with this resource id.
     db_resource_id: str
     db_user: str
     metrics_namespace: str
+    # The group the instances belong to (named like the stack's resources): a start refused for
+    # its database schema reports its own instance unhealthy (constructs_lib/instance/launch.py).
+    autoscaling_group_name: str
 
 
 def _policy(*statements: dict[str, Any]) -> str:
@@ -388,7 +381,20 @@ class InstanceRole(Construct):
                         "Effect": "Allow",
                         "Action": "rds-db:connect",
                         "Resource": db_user_arn,
-                    }
+                    },
+                    {
+                        # A start refused for its schema marks the instance unhealthy at once, so an
+                        # instance refresh stops instead of waiting out the health-check grace.
+                        # Resource-level permissions: the autoScalingGroup resource type (Service
+                        # Authorization Reference, Amazon EC2 Auto Scaling).
+                        "Sid": "ReportOwnHealth",
+                        "Effect": "Allow",
+                        "Action": "autoscaling:SetInstanceHealth",
+                        "Resource": (
+                            f"arn:{s.partition}:autoscaling:{s.region}:{s.account_id}:autoScalingGroup:*:"
+                            f"autoScalingGroupName/{s.autoscaling_group_name}"
+                        ),
+                    },
                 ),
             ),
             "mlflow_kms_policy": (

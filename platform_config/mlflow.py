@@ -200,6 +200,13 @@ class DatabaseSettings(Frozen):
     )
     multi_az: Bool = Field(default=False, description="A standby instance in a second zone.")
     deletion_protection: Bool = Field(default=False, description="RDS deletion protection.")
+    restore_from_snapshot: Str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z]([A-Za-z0-9]|-[A-Za-z0-9]){0,254}$",  # RDS snapshot identifier rules
+        description="Roll back an MLflow upgrade: the database is replaced by this snapshot (the one "
+        "`ops mlflow upgrade` took, `<prefix>-pre-mlflow-<release>`; runbook mlflow-upgrade.md, Rollback). "
+        "Keep it afterwards: removing it changes nothing.",
+    )
     performance_insights: Bool = Field(
         default=False,
         description="Performance Insights (encrypted with the stack's key); not offered on the t2/t3/t4g "

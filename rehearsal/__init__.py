@@ -6,7 +6,8 @@ Modules: ``substitutions`` (the one table of OS-specific changes, and the databa
 one substitution), ``target`` (what is read from the synthesized stack), ``servers``, ``instance``
 and ``procs`` (supervised child processes), ``iam_token`` (the RDS IAM token verifier MariaDB's PAM
 service runs), ``grants`` (the privileges MLflow's statements need), ``harness`` (the steps),
-``memory`` (MLflow's memory against the load rule's estimate), ``journey`` (the client, run in the
+``memory`` (MLflow's memory against the load rule's estimate), ``load`` (the tracking API under
+concurrent clients: throughput, latency, server CPU per request), ``journey`` (the client, run in the
 rehearsal venv), ``browser``, ``install``. Run: ``python -m rehearsal --help``;
 docs/stacks/mlflow.md describes the steps.
 """

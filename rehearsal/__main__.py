@@ -1,8 +1,9 @@
-"""``python -m rehearsal [--env E ...] [--patch FILE] [--skip-install] [--keep]``
+"""``python -m rehearsal [--env E ...] [--patch FILE] [--skip-install] [--keep DIR] [--no-upgrade]``
 
 Synthesizes the ``mlflow`` stack of each environment, takes the boot script from its launch
-template, and rehearses it on this machine (see rehearsal/harness.py). Exit 0 when every step
-passes, 1 when a step fails, 2 on a usage or configuration error.
+template, and rehearses it on this machine (see rehearsal/harness.py); then, for each environment,
+the upgrade from the release before (rehearsal/upgrade.py) unless ``--no-upgrade``. Exit 0 when
+every step passes, 1 when a step fails, 2 on a usage or configuration error.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--skip-install", action="store_true", help="do not install packages or the venv")
     p.add_argument("--keep", type=Path, help="keep the work directory here (logs, screenshots)")
+    p.add_argument("--no-upgrade", action="store_true", help="skip the upgrade rehearsal")
     return p.parse_args(argv)
 
 
@@ -114,6 +116,12 @@ def main(argv: list[str]) -> int:
         path_prefix = install.aws_cli(AWS_TOOLS)
         timings.append(("install (skips what is present)", time.monotonic() - start))
         reports = [Rehearsal(t, work / t.env, VENV, MOTO, path_prefix).run() for t in targets]
+        if not args.no_upgrade:
+            from rehearsal.upgrade import UpgradeRehearsal
+
+            reports += [
+                UpgradeRehearsal(t, work / f"upgrade-{t.env}", VENV, MOTO, path_prefix).run() for t in targets
+            ]
         for name, seconds in timings:
             print(f"[rehearsal] {name}: {seconds:.1f} s")
         print(table(reports))

@@ -6,13 +6,18 @@ MLflow's own database user with IAM authentication, created by the stack's Lambd
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import re
 import secrets
+import socket
+import ssl
 import subprocess
+import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -55,6 +60,11 @@ RACE_ERRORS = (
     "Traceback",
 )
 JOURNEY = Path(__file__).with_name("journey.py")
+ROOT = Path(__file__).resolve().parent.parent
+# A changed password is still taken this long by the workers that did not handle the change
+# (launch.py's auth_cache_ttl_seconds), plus the time a probe takes.
+AUTH_CACHE_SECONDS = 30
+STALE_PASSWORD_WAIT = AUTH_CACHE_SECONDS + 30
 
 
 @dataclass
@@ -99,6 +109,7 @@ class Rehearsal:
     db: servers.MariaDB = field(init=False)
     moto: servers.Moto = field(init=False)
     redis: servers.Redis | None = None
+    lb: servers.LoadBalancer | None = None
     trap: servers.EgressTrap = field(default_factory=servers.EgressTrap)
     imds: servers.Imds = field(default_factory=servers.Imds)
     # The stack's generated secrets, by address (aws_secretsmanager_secret.<address>) -> ARN.
@@ -246,13 +257,15 @@ class Rehearsal:
             DesiredCapacity=1,
             AvailabilityZones=[zone],
         )
-        [instance] = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["Instances"]
+        [instance] = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0][
+            "Instances"
+        ]
         return str(instance["InstanceId"])
 
     def instance_health(self) -> str:
-        [found] = self.client("autoscaling").describe_auto_scaling_instances(InstanceIds=[self.imds.instance_id])[
-            "AutoScalingInstances"
-        ]
+        [found] = self.client("autoscaling").describe_auto_scaling_instances(
+            InstanceIds=[self.imds.instance_id]
+        )["AutoScalingInstances"]
         return str(found["HealthStatus"])
 
     def new_instance(self, name: str) -> Instance:
@@ -486,7 +499,8 @@ class Rehearsal:
         host: str = "127.0.0.1",
         origin: str | None = None,
     ) -> tuple[int, str, dict[str, str]]:
-        """One request through the instance's nginx, signed in as ``user`` (None: no credentials)."""
+        """One request through the instance's nginx, signed in as ``user`` (None: no credentials);
+        the response's header names in lower case."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(inst.url + path, data=data, method="POST" if data is not None else "GET")
         req.add_header("Host", host)
@@ -498,9 +512,17 @@ class Rehearsal:
             req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode())
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
-                return int(resp.status), resp.read(300).decode(errors="replace"), dict(resp.headers)
+                return (
+                    int(resp.status),
+                    resp.read(300).decode(errors="replace"),
+                    {k.lower(): v for k, v in resp.headers.items()},
+                )
         except urllib.error.HTTPError as err:
-            return err.code, err.read(300).decode(errors="replace"), dict(err.headers)
+            return (
+                err.code,
+                err.read(300).decode(errors="replace"),
+                {k.lower(): v for k, v in err.headers.items()},
+            )
 
     def http(self, inst: Instance, host: str, origin: str | None, post: bool) -> tuple[int, str]:
         path = "/api/2.0/mlflow/experiments/search"
@@ -517,27 +539,257 @@ class Rehearsal:
         what = f"{'POST' if post else 'GET'} Host: {host}" + (f", Origin: {origin}" if origin else "")
         return status == want, f"{what} -> {status} (want {want}) {body.strip()[:120]}"
 
-    def browser_runs_page(self, inst: Instance) -> tuple[bool, str]:
-        host = self.target.public_host()
-        url = f"http://{host}/#/experiments/{self.journey['experiment_id']}/runs"
-        before = len(inst.access_log.read_text().splitlines())
-        dom = browser.dump_dom(inst.nginx_port, url)
-        shot = self.work / f"runs-page-{self.target.env}.png"
-        browser.screenshot(inst.nginx_port, url, shot)
-        # Chromium's own background requests reach nginx too (refused there): count the page's.
-        lines = [
-            line for line in inst.access_log.read_text().splitlines()[before:] if f"http://{host}/" in line
-        ]
-        refused = [line for line in lines if '" 403 ' in line]
-        shown = self.journey["run_name"] in dom
-        self.report.figures[f"screenshot {self.target.env}"] = str(shot)
-        evidence = (
-            f"{url}: run {self.journey['run_name']!r} {'shown' if shown else 'NOT shown'}; "
-            f"{len(lines)} browser requests, {len(refused)} refused with 403"
-            + (f"; first: {refused[0]}" if refused else "")
-            + (f"; server log: {self._log_line(inst, 'Blocked cross-origin')}" if refused else "")
+    def start_load_balancer(self, inst: Instance) -> tuple[bool, str]:
+        hosts = self.target.extra_allowed_hosts
+        self.lb = servers.LoadBalancer(self.work / "load-balancer", self.tls, hosts)
+        self.lb.start([inst.nginx_port])
+        status, _, headers = self.lb_request("/", user=None, scheme="http")
+        redirect = headers.get("location", "")
+        ok = status == 301 and redirect == f"https://{hosts[0]}/"
+        return ok, (
+            f"https :{self.lb.https_port} with a certificate for {hosts} (rehearsal CA) -> instance nginx "
+            f":{inst.nginx_port}; http :{self.lb.http_port} GET / -> {status} Location: {redirect}"
         )
-        return shown and not refused, evidence
+
+    def lb_request(
+        self, path: str, *, user: str | None = "alice", password: str | None = None, scheme: str = "https"
+    ) -> tuple[int, str, dict[str, str]]:
+        """A request to the custom host through the load balancer (the name resolved here)."""
+        assert self.lb is not None
+        host = self.target.public_host()
+        headers = {"Host": host}
+        if user is not None:
+            secret = password if password is not None else self.credentials(user)["MLFLOW_TRACKING_PASSWORD"]
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+        conn: http.client.HTTPConnection
+        if scheme == "https":
+            conn = _CustomHostHTTPS(
+                host, self.lb.https_port, ssl.create_default_context(cafile=str(self.tls.ca))
+            )
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.lb.http_port, timeout=30)
+        try:
+            conn.request("GET", path, headers=headers)
+            resp = conn.getresponse()
+            return (
+                resp.status,
+                resp.read(300).decode(errors="replace"),
+                {k.lower(): v for k, v in resp.headers.items()},
+            )
+        finally:
+            conn.close()
+
+    def signin_required(self, inst: Instance) -> tuple[bool, str]:
+        """Without credentials (or with a wrong password) nothing but /health and /static answers:
+        the API, the UI and /version get 401 with a Basic challenge; a browser without credentials
+        sees no run."""
+        admin = self.target.auth["admin_username"]
+        cases = {
+            "API, no credentials": (inst, "/api/2.0/mlflow/experiments/search?max_results=1", None, None, 401),
+            "UI, no credentials": (None, "/", None, None, 401),
+            "/version, no credentials": (None, "/version", None, None, 401),
+            "API, wrong password": (inst, "/api/2.0/mlflow/experiments/search?max_results=1", admin, "not-the-password-0", 401),
+            "/version, the admin": (None, "/version", admin, None, 200),
+            "/health, no credentials": (None, "/health", None, None, 200),
+        }  # fmt: skip
+        results = []
+        challenged = True
+        for name, (via, path, user, password, want) in cases.items():
+            if via is None:
+                status, _, headers = self.lb_request(path, user=user, password=password)
+            else:
+                status, _, headers = self.request(via, path, user=user, password=password)
+            if want == 401:
+                challenged = challenged and headers.get("www-authenticate", "").startswith("Basic")
+            results.append((name, status, want))
+        host = self.target.public_host()
+        visit = browser.visit(
+            host,
+            self._lb_port(),
+            f"https://{host}/#/experiments",
+            credentials=None,
+            wait_for="never",
+            timeout=15,
+        )
+        refused = [url for status, url in visit.statuses if status == 401]
+        ok = (
+            all(got == want for _, got, want in results)
+            and challenged
+            and bool(refused)
+            and visit.challenges > 0
+        )
+        return ok, "; ".join(f"{n} -> {got} (want {want})" for n, got, want in results) + (
+            f"; Basic challenge: {challenged}; Chromium without credentials: {visit.challenges} sign-in "
+            f"prompt(s) cancelled, {len(refused)} responses 401 ({refused[:2]})"
+        )
+
+    def _lb_port(self) -> int:
+        assert self.lb is not None
+        return self.lb.https_port
+
+    def _lb_log(self) -> list[str]:
+        assert self.lb is not None
+        log = self.lb.directory / "access.log"
+        return log.read_text(errors="replace").splitlines() if log.exists() else []
+
+    def ops_mlflow(self, inst: Instance, *args: str) -> subprocess.CompletedProcess[str]:
+        """The ops command line ``mlflow ARGS --env ENV --url <instance>``, as an operator runs it (its AWS
+        calls go to moto, its MLflow calls through the instance's nginx)."""
+        return subprocess.run(
+            [sys.executable, "-m", "ops", "--root", str(ROOT), "mlflow", *args,
+             "--env", self.target.env, "--url", inst.url],
+            capture_output=True, text=True, timeout=600, check=False,
+            env={**self.base_env(), "PATH": os.environ["PATH"], "NO_PROXY": "127.0.0.1,localhost"},
+        )  # fmt: skip
+
+    def people(self, inst: Instance) -> tuple[bool, str]:
+        """Users created with ``ops mlflow user create``: two people (their first password printed
+        once) and an automation account (its password only in its own secret); each signs in."""
+        lines = []
+        for name in ("alice", "bob"):
+            done = self.ops_mlflow(inst, "user", "create", name)
+            if done.returncode != 0:
+                return False, f"user create {name}: exit {done.returncode}: {done.stderr.strip()[-400:]}"
+            self.passwords[name] = done.stdout.strip().rsplit(": ", 1)[1]
+            lines.append(done.stdout.strip().rsplit(": ", 1)[0] + ": ***")
+        done = self.ops_mlflow(inst, "user", "create", "ci-bot", "--service-account")
+        if done.returncode != 0:
+            return False, f"user create ci-bot: exit {done.returncode}: {done.stderr.strip()[-400:]}"
+        secret = self.target_user_secret("ci-bot")
+        self.passwords["ci-bot"] = self.client("secretsmanager").get_secret_value(SecretId=secret)[
+            "SecretString"
+        ]
+        printed = self.passwords["ci-bot"] in done.stdout + done.stderr
+        lines.append(done.stdout.strip())
+        again = self.ops_mlflow(inst, "user", "create", "bob")
+        statuses = {
+            name: self.request(inst, "/api/2.0/mlflow/experiments/search?max_results=1", user=name)[0]
+            for name in ("alice", "bob", "ci-bot")
+        }
+        ok = all(s == 200 for s in statuses.values()) and not printed and again.returncode != 0
+        return ok, (
+            "; ".join(lines) + f"; sign-in: {statuses}; the account's password printed: {printed}; "
+            f"creating bob again: exit {again.returncode}: {again.stderr.strip()[-160:]}"
+        )
+
+    def target_user_secret(self, user: str) -> str:
+        """The automation account's secret (ops mlflow: ``<prefix>-user-<name>``)."""
+        admin_secret = self.target.secret_name("mlflow_admin_password")
+        return admin_secret.rsplit("-admin-password", 1)[0] + f"-user-{user}"
+
+    def permissions(self, inst: Instance) -> tuple[bool, str]:
+        """bob and alice's experiment and model, through ``ops mlflow grant|revoke``: refused until
+        granted READ (where default_permission lets everyone read, refused once given DENY), READ
+        reads and cannot write, EDIT writes, revoke returns to default_permission."""
+        j, default = self.journey, self.target.auth["default_permission"]
+        exp, run, model = j["experiment_id"], j["run_id"], j["model_name"]
+        reads_by_default = default != "NO_PERMISSIONS"
+
+        def read() -> int:
+            return self.request(inst, f"/api/2.0/mlflow/experiments/get?experiment_id={exp}", user="bob")[0]
+
+        def read_model() -> int:
+            path = f"/api/2.0/mlflow/registered-models/get?name={urllib.parse.quote(model)}"
+            return self.request(inst, path, user="bob")[0]
+
+        def set_tag() -> int:
+            body = {"run_id": run, "key": "reviewed-by", "value": "bob"}
+            return self.request(inst, "/api/2.0/mlflow/runs/set-tag", user="bob", body=body)[0]
+
+        def delete_run() -> int:
+            return self.request(inst, "/api/2.0/mlflow/runs/delete", user="bob", body={"run_id": run})[0]
+
+        log: list[str] = []
+        failures: list[str] = []
+
+        def check(what: str, got: int, want: int) -> None:
+            log.append(f"{what} {got}")
+            if got != want:
+                failures.append(f"{what}: {got}, want {want}")
+
+        def ops(*args: str) -> None:
+            done = self.ops_mlflow(inst, *args)
+            log.append(f"[{' '.join(args)}: exit {done.returncode}]")
+            if done.returncode != 0:
+                failures.append(f"{' '.join(args)}: {done.stderr.strip()[-200:]}")
+
+        if reads_by_default:
+            check(f"read ({default} by default)", read(), 200)
+            ops("grant", "--user", "bob", "--experiment", exp, "--permission", "DENY")
+            ops("grant", "--user", "bob", "--model", model, "--permission", "DENY")
+        check("read", read(), 403)
+        check("read model", read_model(), 403)
+        ops("grant", "--user", "bob", "--experiment", j["experiment_name"], "--permission", "READ")
+        ops("grant", "--user", "bob", "--model", model, "--permission", "READ")
+        check("read with READ", read(), 200)
+        check("read model with READ", read_model(), 200)
+        check("set-tag with READ", set_tag(), 403)
+        check("delete with READ", delete_run(), 403)
+        ops("grant", "--user", "bob", "--experiment", exp, "--permission", "EDIT")
+        check("set-tag with EDIT", set_tag(), 200)
+        ops("revoke", "--user", "bob", "--experiment", exp)
+        check(f"read after revoke ({default})", read(), 200 if reads_by_default else 403)
+        check(f"set-tag after revoke ({default})", set_tag(), 403)
+        return not failures, "; ".join(log) + (f"; FAILED: {failures}" if failures else "")
+
+    def admin_rotation(self, inst: Instance) -> tuple[bool, str]:
+        """``ops mlflow admin rotate``: the new password works at once; the old one is refused by
+        every worker once its sign-in cache expires; no MLflow process holds either."""
+        admin = self.target.auth["admin_username"]
+        old = self.secret_value("mlflow_admin_password")
+        done = self.ops_mlflow(inst, "admin", "rotate")
+        if done.returncode != 0:
+            return False, f"exit {done.returncode}: {done.stderr.strip()[-400:]}"
+        new = self.secret_value("mlflow_admin_password")
+        path = "/api/2.0/mlflow/experiments/search?max_results=1"
+        new_status = self.request(inst, path, user=admin, password=new)[0]
+        start, refused_in_row, tries = time.monotonic(), 0, 0
+        while refused_in_row < 8 and time.monotonic() - start < STALE_PASSWORD_WAIT:
+            tries += 1
+            refused_in_row = (
+                refused_in_row + 1 if self.request(inst, path, user=admin, password=old)[0] == 401 else 0
+            )
+            time.sleep(0.5 if refused_in_row else 1.0)
+        waited = time.monotonic() - start
+        proc = inst.units["mlflow.service"].proc
+        assert proc is not None
+        holders = procs.exposing(proc.pid, old) + procs.exposing(proc.pid, new)
+        ok = new != old and new_status == 200 and refused_in_row >= 8 and not holders
+        return ok, (
+            f"{done.stdout.strip()}; new password -> {new_status}; old password refused by every worker "
+            f"after {waited:.0f} s ({tries} probes; cache {AUTH_CACHE_SECONDS} s); MLflow processes holding "
+            f"either: {holders or 'none'}"
+        )
+
+    def browser_runs_page(self, inst: Instance) -> tuple[bool, str]:
+        """alice signs in from Chromium at the custom host over HTTPS (the browser's prompt) and
+        sees her run; every request of the page reaches MLflow through the load balancer."""
+        host = self.target.public_host()
+        url = f"https://{host}/#/experiments/{self.journey['experiment_id']}/runs"
+        shot = self.work / f"runs-page-{self.target.env}.png"
+        before = len(self._lb_log())
+        visit = browser.visit(
+            host,
+            self._lb_port(),
+            url,
+            credentials=("alice", self.passwords["alice"]),
+            wait_for=self.journey["run_name"],
+            screenshot=shot,
+        )
+        lines = self._lb_log()[before:]
+        api = [(status, u) for status, u in visit.statuses if "/ajax-api/" in u or "/api/" in u]
+        refused = [(status, u) for status, u in api if status in (401, 403)]
+        shown = self.journey["run_name"] in visit.dom
+        self.report.figures[f"screenshot {self.target.env}"] = str(shot)
+        self.report.figures[f"{self.target.env} runs page shown after"] = f"{visit.seconds:.1f} s"
+        evidence = (
+            f"{url} as alice: run {self.journey['run_name']!r} {'shown' if shown else 'NOT shown'} after "
+            f"{visit.seconds:.1f} s; {visit.challenges} sign-in prompt(s) answered; {len(lines)} requests "
+            f"through the load balancer ({sum(' - alice [' in line for line in lines)} signed in as alice), "
+            f"{len(api)} API calls, {len(refused)} refused" + (f"; first: {refused[0]}" if refused else "")
+            + (f"; server log: {self._log_line(inst, 'Blocked cross-origin')}" if refused else "")
+        )  # fmt: skip
+        return shown and visit.challenges >= 1 and bool(api) and not refused, evidence
 
     @staticmethod
     def _log_line(inst: Instance, needle: str) -> str:
@@ -596,16 +848,20 @@ class Rehearsal:
         )
 
     def race(self) -> tuple[bool, str]:
-        """Instances started together on an empty database (as a fresh ASG launches them)."""
-        race_db = self.db_name + "_race"
-        self.db.create_database(race_db)  # another stack's database, its mlflow user by its own Lambda
-        self.provision(race_db)
-        name = next(
-            v["name"]
-            for v in self.target.resources("aws_ssm_parameter").values()
-            if v["name"].endswith("/db_name")
-        )
-        self.client("ssm").put_parameter(Name=name, Value=race_db, Type="SecureString", Overwrite=True)
+        """Instances started together on two empty databases (as a fresh ASG launches them): each
+        schema is created by exactly one of them, the others verify it; one administrator."""
+        race_db, race_auth = self.db_name + "_race", self.auth_db_name + "_race"
+        for name in (race_db, race_auth):
+            self.db.create_database(name)  # another stack's databases, its mlflow user by its own Lambda
+        self.provision(race_db, race_auth)
+        ssm = self.client("ssm")
+        for setting, value in (("db_name", race_db), ("db_auth_name", race_auth)):
+            name = next(
+                v["name"]
+                for v in self.target.resources("aws_ssm_parameter").values()
+                if v["name"].endswith(f"/{setting}")
+            )
+            ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
         group = [self.new_instance(f"race-{i}") for i in range(RACE_INSTANCES)]
         for inst in group:
             inst.boot(self.target.script)
@@ -619,6 +875,22 @@ class Rehearsal:
             except TimeoutError as exc:
                 results.append(f"{inst.name}: {exc}")
         bad = []
+        said = Counter(
+            kind
+            for inst in group
+            for line in inst.server_log.read_text(errors="replace").splitlines()
+            for kind in (
+                "tracking schema created",
+                "sign-in schema created",
+                "tracking schema verified",
+                "sign-in schema verified",
+            )
+            if kind in line
+        )
+        admins = int(self.db.sql("SELECT COUNT(*) FROM users WHERE is_admin = 1", race_auth).strip())
+        if said["tracking schema created"] != 1 or said["sign-in schema created"] != 1 or admins != 1:
+            bad.append(f"schemas: {dict(said)}; administrators: {admins}")
+        results.append(f"{dict(said)}; administrators {admins}")
         for inst in group:
             unit = inst.units["mlflow.service"]
             log = inst.server_log.read_text(errors="replace").splitlines()
@@ -702,8 +974,25 @@ class Rehearsal:
             redis_before = self.redis.connections_received() if self.redis else 0
             if not r.step("boot script, units started, healthy through nginx", lambda: self.boot(main)):
                 return r
+            host = t.public_host()
+            if not r.step(
+                f"load balancer: https://{host} with its certificate, port 80 redirects",
+                lambda: self.start_load_balancer(main),
+            ):
+                return r
+            r.step(
+                "sign-in required: API, UI and /version 401 without credentials; /health open",
+                lambda: self.signin_required(main),
+                "21",
+            )
+            if not r.step(
+                "ops mlflow user create: two people and an automation account sign in",
+                lambda: self.people(main),
+                "21",
+            ):
+                return r
             if r.step(
-                "MLflow client: experiment, params, metrics, 8 MiB artifact, model",
+                "MLflow client as alice: experiment, params, metrics, 8 MiB artifact, model",
                 lambda: self.user_journey(main),
             ):
                 r.step("data stored: rows in MariaDB, objects in the bucket", self.stored)
@@ -712,32 +1001,48 @@ class Rehearsal:
                 lambda: self.iam_login(main),
                 "10",
             )
-            host = t.public_host()
-            scheme = "https" if t.https else "http"
             r.step(
                 f"allowed Host {host}",
                 lambda: self.expect(main, host, None, False, 200),
-                "2" if t.https else "",
+                "2",
             )
             r.step(
                 "disallowed Host evil.example.com refused",
                 lambda: self.expect(main, "evil.example.com", None, False, 403),
             )
             r.step(
-                f"allowed Origin {scheme}://{host} (browser POST)",
-                lambda: self.expect(main, host, f"{scheme}://{host}", True, 200),
+                f"allowed Origin https://{host} (browser POST)",
+                lambda: self.expect(main, host, f"https://{host}", True, 200),
                 "1",
             )
-            r.step(
-                "disallowed Origin https://evil.example.com refused",
-                lambda: self.expect(main, host, "https://evil.example.com", True, 403),
-            )
+            for origin in (f"http://{host}", "https://evil.example.com"):
+                r.step(
+                    f"disallowed Origin {origin} refused",
+                    lambda origin=origin: self.expect(main, host, origin, True, 403),  # type: ignore[misc]
+                    "21",
+                )
             if self.journey:
                 r.step(
-                    "browser: runs page through the public host", lambda: self.browser_runs_page(main), "1"
+                    "browser: alice signs in at the custom host over HTTPS and sees her run",
+                    lambda: self.browser_runs_page(main),
+                    "1, 21",
                 )
+                r.step(
+                    "permissions: bob refused, READ reads but cannot write, EDIT writes, revoke (ops mlflow grant/revoke)",
+                    lambda: self.permissions(main),
+                    "21",
+                )
+            r.step(
+                "ops mlflow admin rotate: new password at once, old one refused within the cache's 30 s",
+                lambda: self.admin_rotation(main),
+                "21",
+            )
             if self.redis is not None:
-                r.step("cache on: MLflow uses Redis (TLS + AUTH)", lambda: self.redis_used(redis_before), "4")
+                r.step(
+                    "cache on: MLflow uses Redis (TLS + the token from Secrets Manager)",
+                    lambda: self.redis_used(redis_before),
+                    "4, 21",
+                )
             r.step("memory at rest leaves headroom", lambda: self.memory_headroom(main), "5")
             r.step(f"{self.db_user} cannot do what it was not granted", self.not_granted, "10")
             r.step("a wrong or expired token is refused", self.bad_tokens, "10")
@@ -748,7 +1053,9 @@ class Rehearsal:
             )
             main.stop()
             r.step(
-                f"{RACE_INSTANCES} instances at once on an empty database, as {self.db_user}", self.race, "3"
+                f"{RACE_INSTANCES} instances at once on empty databases: each schema created once, as {self.db_user}",
+                self.race,
+                "3, 21",
             )
             r.step("granted privileges: each one used by MLflow, nothing else needed", self.grants_used, "10")
             r.step("no traffic beyond 127.0.0.1 (telemetry)", self.no_egress, "5")
@@ -760,10 +1067,11 @@ class Rehearsal:
     def stop(self) -> None:
         for inst in self.instances:
             inst.stop()
-        for server in (self.redis, self.moto, self.db):
+        for server in (self.lb, self.redis, self.moto, self.db):
             if server is not None:
                 server.stop()
         self.trap.stop()
+        self.imds.stop()
 
 
 def _database_privileges(grant_lines: list[str], database: str) -> set[str]:
@@ -773,3 +1081,16 @@ def _database_privileges(grant_lines: list[str], database: str) -> set[str]:
         if match and match.group(2).replace("\\_", "_") == database:
             return set(match.group(1).split(", "))
     return set()
+
+
+class _CustomHostHTTPS(http.client.HTTPSConnection):
+    """HTTPS to the load balancer on 127.0.0.1, its certificate checked against the custom host
+    (SNI and name), as a client that resolved the host to it."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=30, context=context)
+        self.tls_context = context
+
+    def connect(self) -> None:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+        self.sock = self.tls_context.wrap_socket(sock, server_hostname=self.host)

@@ -52,6 +52,8 @@ def main(uri: str, experiment: str, artifact_mib: int) -> dict[str, Any]:
         size = os.path.getsize(path)
     return {
         "experiment_id": experiment_id,
+        "experiment_name": experiment,
+        "model_name": model_name,
         "run_id": run.info.run_id,
         "run_name": back.info.run_name,
         "params": back.data.params,

@@ -176,6 +176,26 @@ class MariaDB:
     def create_database(self, name: str) -> None:
         self.sql(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
 
+    def dump(self, databases: list[str], path: Path) -> int:
+        """A consistent logical copy of ``databases`` (the rehearsal's stand-in for an RDS
+        snapshot of them); its size in bytes."""
+        with path.open("wb") as out:
+            subprocess.run(
+                ["mariadb-dump", "--no-defaults", f"--socket={self.socket}", "-uroot", "--single-transaction",
+                 "--routines", "--triggers", "--databases", *databases],
+                stdout=out, check=True, timeout=600,
+            )  # fmt: skip
+        return path.stat().st_size
+
+    def restore(self, databases: list[str], path: Path) -> None:
+        """The databases as ``dump`` copied them (dropped first: what a restored snapshot holds)."""
+        self.sql("; ".join(f"DROP DATABASE IF EXISTS `{d}`" for d in databases))
+        with path.open("rb") as dump:
+            subprocess.run(
+                ["mariadb", "--no-defaults", f"--socket={self.socket}", "-uroot"],
+                stdin=dump, check=True, timeout=600, capture_output=True,
+            )  # fmt: skip
+
     def kill_connections(self, user: str) -> int:
         """End every session of ``user`` from the server side (as a failover or a restart would)."""
         count = int(self.sql(f"SELECT COUNT(*) FROM information_schema.processlist WHERE user = '{user}'"))
@@ -268,6 +288,97 @@ class Redis:
             procs.stop(self.proc)
 
 
+def host_certificate(tls: Tls, directory: Path, hosts: list[str]) -> tuple[Path, Path]:
+    """A certificate for ``hosts`` signed by the rehearsal CA (as ACM's for the custom host)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key, csr, ext = (directory / n for n in ("host.pem", "host.key", "host.csr", "host.ext"))
+    ext.write_text("subjectAltName=" + ",".join(f"DNS:{h}" for h in hosts) + "\n")
+    _run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={hosts[0]}",
+          "-keyout", str(key), "-out", str(csr)])  # fmt: skip
+    _run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(tls.ca), "-CAkey", str(tls.ca.with_name("ca.key")),
+          "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(cert)])  # fmt: skip
+    return cert, key
+
+
+@dataclass
+class LoadBalancer:
+    """The application load balancer's part, by an nginx of its own: HTTPS with the custom host's
+    certificate (signed by the rehearsal CA), port 80 redirecting to HTTPS, requests forwarded to the
+    instances' nginx round robin with the Host kept and ``X-Forwarded-Proto: https`` (as the ALB
+    does). What it cannot show: ACM's validation, the listener's TLS policy, health-check removal."""
+
+    directory: Path
+    tls: Tls
+    hosts: list[str]
+    upstreams: list[int] = field(default_factory=list)
+    https_port: int = field(default_factory=procs.free_port)
+    http_port: int = field(default_factory=procs.free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def _config(self, cert: Path, key: Path) -> str:
+        d = self.directory
+        servers = "".join(f"        server 127.0.0.1:{port};\n" for port in self.upstreams)
+        return f"""worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    client_max_body_size 0;
+    upstream instances {{
+{servers}    }}
+    server {{
+        listen 127.0.0.1:{self.http_port};
+        return 301 https://$host$request_uri;
+    }}
+    server {{
+        listen 127.0.0.1:{self.https_port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{
+            proxy_pass http://instances;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto https;
+            proxy_set_header X-Forwarded-Port 443;
+            proxy_request_buffering off;
+            proxy_buffering off;
+            proxy_read_timeout 60s;
+        }}
+    }}
+}}
+"""
+
+    def start(self, upstreams: list[int]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        cert, key = host_certificate(self.tls, self.directory / "tls", self.hosts)
+        self.upstreams = list(upstreams)
+        conf = self.directory / "nginx.conf"
+        conf.write_text(self._config(cert, key))
+        self.proc = procs.start(["nginx", "-c", str(conf), "-g", "daemon off;"], self.directory / "nginx.log")
+        procs.wait_until("load balancer", self._listening, START_TIMEOUT, 0.2)
+
+    def route(self, upstreams: list[int]) -> None:
+        """Forward to these instances from now on (nginx reloads its configuration)."""
+        self.upstreams = list(upstreams)
+        cert, key = self.directory / "tls/host.pem", self.directory / "tls/host.key"
+        conf = self.directory / "nginx.conf"
+        conf.write_text(self._config(cert, key))
+        _run(["nginx", "-c", str(conf), "-s", "reload"])
+
+    def _listening(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.https_port)) == 0
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            procs.stop(self.proc)
+
+
 @dataclass
 class Imds:
     """The instance metadata service an instance asks for its own id (IMDSv2: a token first): the
@@ -295,7 +406,9 @@ class Imds:
                 self.wfile.write(data)
 
             def do_PUT(self) -> None:
-                if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+                if self.path == "/latest/api/token" and self.headers.get(
+                    "X-aws-ec2-metadata-token-ttl-seconds"
+                ):
                     self._answer("rehearsal-imds-token")
                 else:
                     self._answer("", 400)

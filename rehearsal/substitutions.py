@@ -175,6 +175,26 @@ def apply(script: str, ctx: Context, rules: tuple[Rule, ...] = RULES) -> str:
     return script
 
 
+# The upgrade's script (ops/mlflow/upgrade_script.py), which ``ops mlflow upgrade`` sends to one
+# instance with SSM Run Command: run on the rehearsal's instance as it would on EC2, its target
+# venv the one installed once (the pinned release), its files in the instance's own /opt.
+UPGRADE_RULES: tuple[Rule, ...] = (
+    Rule(
+        r'"\$TARGET/venv\b',
+        '"{venv}',
+        4,
+        "the pinned release's venv, installed once for every instance (pip finds everything there)",
+    ),
+    Rule(r"^TARGET=/opt/mlflow/", "TARGET={root}/opt/mlflow/", 1, "the instance's own /opt"),
+    Rule(
+        r"(?<![\w/])/opt/mlflow/rds-ca\.pem\b",
+        "{ca_bundle}",
+        1,
+        "mlflow_upgrade's RDS bundle: the rehearsal's CA, as for the boot script",
+    ),
+)
+
+
 # The database-user Lambda (constructs_lib/db_users_lambda/handler.py) runs as shipped, through its
 # ``provision`` function, with two inputs given instead of its own:
 # - the authentication clause of CREATE USER / ALTER USER. MariaDB has no AWSAuthenticationPlugin;

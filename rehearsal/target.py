@@ -58,7 +58,9 @@ class Target:
     @property
     def auth(self) -> dict[str, str]:
         """The launcher's sign-in settings: admin_username, default_permission."""
-        found = dict(re.findall(r'^(ADMIN_USERNAME|DEFAULT_PERMISSION) = "([^"]*)"$', self.script, re.MULTILINE))
+        found = dict(
+            re.findall(r'^(ADMIN_USERNAME|DEFAULT_PERMISSION) = "([^"]*)"$', self.script, re.MULTILINE)
+        )
         return {"admin_username": found["ADMIN_USERNAME"], "default_permission": found["DEFAULT_PERMISSION"]}
 
     def secret_name(self, address: str) -> str:

@@ -202,7 +202,6 @@ class MlflowStack(PlatformStack):
                 name=self.names.prefix,
                 vpc_id=vpc_id,
                 ingress_cidrs=tuple(lb.ingress_cidrs),
-                https=True,
                 cache=self.cfg.cache.enabled,
             ),
         )
@@ -268,6 +267,7 @@ class MlflowStack(PlatformStack):
                     if db.apply_immediately is not None
                     else not self.settings.is_production
                 ),
+                restore_from_snapshot=db.restore_from_snapshot,
             ),
         )
 
@@ -293,8 +293,9 @@ class MlflowStack(PlatformStack):
                     name=self.names.flask_secret_key_secret,
                     description="Flask secret key of the MLflow servers (the same on every instance)",
                     kms_key_arn=kms_key_arn,
-                    rotation="a new value takes effect at the next instance refresh and only ends open "
-                    "browser sessions; rotated by deleting the secret's value (docs/stacks/mlflow.md)",
+                    rotation="rotated by putting a new random value into the secret, which every instance "
+                    "reads at its next start (an instance refresh); it only ends open browser sessions "
+                    "(docs/stacks/mlflow.md, Secrets)",
                 ),
             ),
         }
@@ -414,6 +415,7 @@ class MlflowStack(PlatformStack):
                 db_resource_id=db_resource_id,
                 db_user=APP_USER,
                 metrics_namespace=self.names.metrics_namespace,
+                autoscaling_group_name=self.names.prefix,  # MlflowServersProps.name
             ),
         )
 

@@ -130,7 +130,8 @@ if not admin_exists:
 
     store.init_db(auth_uri)
     create_admin_user(ADMIN_USERNAME, secret("admin_password_secret_arn"))
-    print(f"created the MLflow administrator {ADMIN_USERNAME}", flush=True)
+    # (Instances starting together may all get here: MLflow's function creates the user once.)
+    print(f"MLflow administrator {ADMIN_USERNAME} ensured", flush=True)
 env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secret("flask_secret_key_secret_arn")
 if CACHE_ENABLED:
     redis_token = secret("redis_auth_secret_arn")

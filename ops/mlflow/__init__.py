@@ -1,5 +1,6 @@
 """``ops mlflow ...``: an environment's MLflow as its users meet it: who may sign in and what they
-may do (ops/mlflow/people.py), and, for operators, the upgrade of its release (ops/mlflow/upgrade.py).
+may do (ops/mlflow/people.py), and, for operators, the upgrade of its release and the way back
+(ops/mlflow/upgrade.py, ops/mlflow/rollback.py).
 See docs/stacks/mlflow.md, "Sign-in" and "Upgrading MLflow"."""
 
 from __future__ import annotations
@@ -7,6 +8,8 @@ from __future__ import annotations
 import argparse
 
 from ops.mlflow import people
+from ops.mlflow import rollback as rollback_module
+from ops.mlflow import upgrade as upgrade_module
 from ops.synth import add_env_option
 from platform_config.loader import load
 
@@ -14,7 +17,7 @@ from platform_config.loader import load
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "mlflow",
-        help="users, permissions and the admin password of an environment's MLflow",
+        help="users, permissions, the admin password and upgrades of an environment's MLflow",
         description=__doc__,
     )
     commands = parser.add_subparsers(dest="mlflow_command", required=True, metavar="<mlflow command>")
@@ -61,6 +64,36 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         if name == "grant":
             sub.add_argument("--permission", required=True, choices=people.PERMISSIONS)
         sub.set_defaults(func=run)
+    upgrade = commands.add_parser(
+        "upgrade",
+        help="MLflow to the release the environment file names: preflight, snapshot, migrations once, refresh, check",
+        description=upgrade_module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_env_option(upgrade)
+    upgrade.add_argument(
+        "--url", help="the tracking server to check (default: the environment's https://<host>)"
+    )
+    upgrade.add_argument("--auto-approve", action="store_true", help="no confirmation prompt")
+    upgrade.add_argument(
+        "--force-production", action="store_true", help="allow upgrading a production environment"
+    )
+    upgrade.set_defaults(func=run)
+    rollback = commands.add_parser(
+        "rollback",
+        help="back to the release before an upgrade: the database replaced by its snapshot, refresh, check",
+        description=rollback_module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_env_option(rollback)
+    rollback.add_argument(
+        "--url", help="the tracking server to check (default: the environment's https://<host>)"
+    )
+    rollback.add_argument("--auto-approve", action="store_true", help="no confirmation prompt")
+    rollback.add_argument(
+        "--force-production", action="store_true", help="allow rolling back a production environment"
+    )
+    rollback.set_defaults(func=run)
     admin = commands.add_parser("admin", help="the administrator's password")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True, metavar="<admin command>")
     rotate = admin_commands.add_parser(
@@ -73,6 +106,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     [env] = load(args.root, [args.env], "--env")
+    if args.mlflow_command == "rollback":
+        return rollback_module.run(
+            env,
+            args.url,
+            auto_approve=args.auto_approve,
+            force_production=args.force_production,
+            root=args.root,
+        )
+    if args.mlflow_command == "upgrade":
+        return upgrade_module.run(
+            env,
+            args.url,
+            auto_approve=args.auto_approve,
+            force_production=args.force_production,
+            root=args.root,
+        )
     t = people.target(env, args.url)
     if args.mlflow_command == "user":
         if args.user_command == "create":

@@ -112,43 +112,91 @@ def new_password() -> str:
 
 
 def create_user(t: Target, username: str, service_account: bool) -> str:
-    """The line to print: the password (a person) or where it is kept (an automation account)."""
+    """The line to print: the password (a person) or where it is kept (an automation account).
+
+    An automation account's secret is written before MLflow creates the user, so the password is
+    never only in MLflow: if MLflow refuses the user, a secret this call created is deleted again,
+    and a secret left by an earlier interrupted call (its user never created) is reused."""
     password = new_password()
-    if service_account:
-        arn = store_account_password(t, username, password, create=True)
-    as_admin(t, "create_user", username=username, password=password)
-    if service_account:
-        return f"created {username}; its password is in {arn} (MLFLOW_TRACKING_USERNAME={username})"
-    return f"created {username}; first password (shown once, hand it over): {password}"
+    if not service_account:
+        as_admin(t, "create_user", username=username, password=password)
+        return f"created {username}; first password (shown once, hand it over): {password}"
+    sm, name = secretsmanager(t), t.env.names.mlflow.user_secret(username)
+    arn, created = store_new_account_password(t, sm, name, username, password)
+    try:
+        as_admin(t, "create_user", username=username, password=password)
+    except CommandError:
+        if created:
+            sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+        raise
+    return f"created {username}; its password is in {arn} (MLFLOW_TRACKING_USERNAME={username})"
+
+
+def store_new_account_password(
+    t: Target, sm: Any, name: str, username: str, password: str
+) -> tuple[str, bool]:
+    """(ARN, created now): a new secret, or the one an interrupted earlier call left."""
+    try:
+        created = sm.create_secret(
+            Name=name,
+            Description=f"MLflow password of the automation account {username} ({t.url})",
+            KmsKeyId=t.env.names.mlflow.kms_alias,
+            SecretString=password,
+            Tags=[
+                {"Key": "Environment", "Value": t.env.name},
+                {"Key": "ManagedBy", "Value": "ops mlflow"},
+            ],
+        )
+        return str(created["ARN"]), True
+    except sm.exceptions.ResourceExistsException:
+        pass
+    if user_exists(t, username):
+        raise CommandError(
+            f"{username} is an account already (its password is in {name}): "
+            f"`ops mlflow user reset-password --service-account {username}` gives it a new one"
+        ) from None
+    return str(sm.put_secret_value(SecretId=name, SecretString=password)["ARN"]), False
+
+
+def user_exists(t: Target, username: str) -> bool:
+    try:
+        as_admin(t, "get_user", username=username)
+    except CommandError as exc:
+        if "(404)" in str(exc) or "RESOURCE_DOES_NOT_EXIST" in str(exc):
+            return False
+        raise
+    return True
 
 
 def reset_password(t: Target, username: str, service_account: bool) -> str:
+    """A person's new password is printed once. An automation account's is first written to its
+    secret as AWSPENDING, then set in MLflow, then made AWSCURRENT: no step leaves it only in MLflow."""
     password = new_password()
-    as_admin(t, "update_user_password", username=username, password=password)
-    if service_account:
-        arn = store_account_password(t, username, password, create=False)
-        return f"new password of {username} stored in {arn}"
-    return f"new password of {username} (shown once): {password}"
-
-
-def store_account_password(t: Target, username: str, password: str, *, create: bool) -> str:
+    if not service_account:
+        as_admin(t, "update_user_password", username=username, password=password)
+        return f"new password of {username} (shown once): {password}"
     sm, name = secretsmanager(t), t.env.names.mlflow.user_secret(username)
-    if create:
-        try:
-            created = sm.create_secret(
-                Name=name,
-                Description=f"MLflow password of the automation account {username} ({t.url})",
-                KmsKeyId=t.env.names.mlflow.kms_alias,
-                SecretString=password,
-                Tags=[
-                    {"Key": "Environment", "Value": t.env.name},
-                    {"Key": "ManagedBy", "Value": "ops mlflow"},
-                ],
-            )
-        except sm.exceptions.ResourceExistsException:
-            raise CommandError(f"secret {name} exists: is {username} an account already?") from None
-        return str(created["ARN"])
-    return str(sm.put_secret_value(SecretId=name, SecretString=password)["ARN"])
+    _, current_version = current_secret(sm, name)
+    pending = str(
+        sm.put_secret_value(SecretId=name, SecretString=password, VersionStages=["AWSPENDING"])["VersionId"]
+    )
+    as_admin(t, "update_user_password", username=username, password=password)
+    try:
+        sm.update_secret_version_stage(
+            SecretId=name,
+            VersionStage="AWSCURRENT",
+            MoveToVersionId=pending,
+            RemoveFromVersionId=current_version,
+        )
+        sm.update_secret_version_stage(SecretId=name, VersionStage="AWSPENDING", RemoveFromVersionId=pending)
+    except Exception as exc:
+        raise CommandError(
+            f"MLflow has {username}'s new password, but {name} could not be switched to it ({exc}): it is the "
+            f"secret's AWSPENDING version {pending}; make that AWSCURRENT (aws secretsmanager "
+            "update-secret-version-stage)"
+        ) from None
+    arn = sm.describe_secret(SecretId=name)["ARN"]
+    return f"new password of {username} stored in {arn}"
 
 
 def resource(t: Target, experiment: str | None, model: str | None) -> tuple[str, str]:
@@ -160,15 +208,19 @@ def resource(t: Target, experiment: str | None, model: str | None) -> tuple[str,
 
 
 def grant(t: Target, username: str, experiment: str | None, model: str | None, permission: str) -> str:
+    """Set the user's own permission on the resource. MLflow refuses a second grant on the same
+    resource (RESOURCE_ALREADY_EXISTS, mlflow/server/auth/sqlalchemy_store.py) and has no update
+    for a user's grant: the old one is revoked first, and for that moment default_permission applies."""
     kind, ident = resource(t, experiment, model)
-    as_admin(
-        t,
-        "grant_user_permission",
-        username=username,
-        resource_type=kind,
-        resource_id=ident,
-        permission=permission,
-    )
+    args = {"username": username, "resource_type": kind, "resource_id": ident}
+    try:
+        as_admin(t, "grant_user_permission", **args, permission=permission)
+    except CommandError as exc:
+        if "already exists" not in str(exc):
+            raise
+        as_admin(t, "revoke_user_permission", **args)
+        as_admin(t, "grant_user_permission", **args, permission=permission)
+        return f"{username}: {permission} on {kind} {ident} (replaced the earlier grant)"
     return f"{username}: {permission} on {kind} {ident}"
 
 

@@ -157,6 +157,8 @@ def test_a_disabled_cache_needs_no_failover_in_production() -> None:
     ("database.engine_lifecycle_support", "open-source-rds-standard-support",
      "mlflow.database.engine_lifecycle_support: Input should be 'open-source-rds-extended-support' or "
      "'open-source-rds-extended-support-disabled'"),
+    ("database.restore_from_snapshot", "pre--mlflow", "mlflow.database.restore_from_snapshot: String should match pattern"),
+    ("database.restore_from_snapshot", "9-pre-mlflow", "mlflow.database.restore_from_snapshot: String should match pattern"),
 ])  # fmt: skip
 def test_bad_values_are_reported_with_file_and_key(key: str, value: Any, problem: str) -> None:
     assert only_problem(DEV, key, value).startswith(f"{DEV}: {problem}")

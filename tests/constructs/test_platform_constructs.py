@@ -224,20 +224,19 @@ def all_rules(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return rules
 
 
-@pytest.mark.parametrize("https", [True, False])
 @pytest.mark.parametrize("cache", [True, False])
-def test_security_groups_alone(https: bool, cache: bool) -> None:
+def test_security_groups_alone(cache: bool) -> None:
     stack = aws_stack()
     cidrs = ("10.0.0.0/8", "192.168.0.0/16")
     groups = SecurityGroups(
         stack,
         "sg",
-        SecurityGroupsProps(name="unit", vpc_id="vpc-1", ingress_cidrs=cidrs, https=https, cache=cache),
+        SecurityGroupsProps(name="unit", vpc_id="vpc-1", ingress_cidrs=cidrs, cache=cache),
     )
     out = synth(stack, app_id=groups.app_id, db_users_id=groups.db_users_id)
+    # HTTPS from each allowed network, and HTTP only for the redirect.
     alb_ingress = {f"aws_vpc_security_group_ingress_rule.alb_http_{i}" for i in range(len(cidrs))}
-    if https:
-        alb_ingress |= {f"aws_vpc_security_group_ingress_rule.alb_https_{i}" for i in range(len(cidrs))}
+    alb_ingress |= {f"aws_vpc_security_group_ingress_rule.alb_https_{i}" for i in range(len(cidrs))}
     expected = {
         "aws_security_group.alb",
         "aws_security_group.mlflow_app",
@@ -324,6 +323,7 @@ def test_instance_role_alone(with_secret: bool) -> None:
             db_resource_id="db-ABCDEFGHIJKLMNOPQRSTUVWXYZ",
             db_user="mlflow",
             metrics_namespace="unit/instances",
+            autoscaling_group_name="unit-group",
         ),
     )
     out = synth(stack)
@@ -377,8 +377,11 @@ def test_instance_role_alone(with_secret: bool) -> None:
         # IAM database authentication as exactly this user of exactly this instance.
         "ConnectAsMlflowUser": f"arn:aws:rds-db:eu-west-1:{ACCOUNT}:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXYZ/mlflow",
         "UseStackKey": KEY,
+        # Its own group only (any group id: the name is the stack's).
+        "ReportOwnHealth": f"arn:aws:autoscaling:eu-west-1:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/unit-group",
     }
     assert actions["ConnectAsMlflowUser"] == "rds-db:connect"
+    assert actions["ReportOwnHealth"] == "autoscaling:SetInstanceHealth"
     # Without a secret to read, no Secrets Manager permission at all.
     granted = [a for action in actions.values() for a in ([action] if isinstance(action, str) else action)]
     assert any(a.startswith("secretsmanager:") for a in granted) is with_secret
@@ -476,6 +479,9 @@ def test_database_alone_with_defaults() -> None:
     assert db["parameter_group_name"] == "${aws_db_parameter_group.mlflow.name}"
     assert db["engine_lifecycle_support"] == "open-source-rds-extended-support-disabled"
     assert db["allow_major_version_upgrade"] is False
+    # Not restored from a snapshot: nothing that would force a replacement.
+    assert "snapshot_identifier" not in db
+    assert "keepers" not in res["random_id"]["final_snapshot_suffix"]
 
 
 def test_an_existing_80_database_keeps_its_group_and_the_upgrade_swaps_it() -> None:
@@ -497,6 +503,15 @@ def test_an_existing_80_database_keeps_its_group_and_the_upgrade_swaps_it() -> N
     assert {k for k in old_group if old_group[k] != new_group.get(k)} == {"family", "name"}
     assert old["aws_db_instance"]["mlflow"]["engine_lifecycle_support"] == "open-source-rds-extended-support"
     assert new["aws_db_instance"]["mlflow"]["allow_major_version_upgrade"] is True
+
+
+def test_database_restored_from_a_snapshot() -> None:
+    """The rollback of an MLflow upgrade: the instance re-created from the snapshot, and its own
+    final snapshot named apart from the one the replaced instance leaves."""
+    name = "unit-mlflow-pre-mlflow-3-17-2"
+    res = build_database(replace(DATABASE, restore_from_snapshot=name))["resource"]
+    assert res["aws_db_instance"]["mlflow"]["snapshot_identifier"] == name
+    assert res["random_id"]["final_snapshot_suffix"]["keepers"] == {"restore_from_snapshot": name}
 
 
 def test_database_alone_with_monitoring_and_insights() -> None:

@@ -606,7 +606,14 @@ def check_launch_template_and_group(synth: Synthesized, e: Environment) -> None:
     assert asg["target_group_arns"] == ["${aws_lb_target_group.mlflow.arn}"]
     assert asg["launch_template"]["version"] == "${aws_launch_template.mlflow.latest_version}"
     refresh = asg["instance_refresh"]
-    assert refresh["strategy"] == "Rolling" and refresh["preferences"]["auto_rollback"] is True
+    assert refresh["strategy"] == "Rolling"
+    prefs = refresh["preferences"]
+    # The previous release cannot start on migrated schemas: rolling back instances cannot help.
+    assert prefs["auto_rollback"] is False
+    # One instance launched above the desired capacity at a time, none below it.
+    assert prefs["min_healthy_percentage"] == 100
+    extra = cfg.desired_capacity * (prefs["max_healthy_percentage"] - 100) / 100
+    assert 1 <= extra < 2, prefs
     assert {t["key"] for t in asg["tag"] if t["propagate_at_launch"]} >= {"Name", "Environment", "Project"}
     policy = res(synth, env, "aws_autoscaling_policy", "mlflow_cpu_target")
     assert policy["policy_type"] == "TargetTrackingScaling"
