@@ -236,10 +236,19 @@ def _minutes(seconds: float) -> str:
 
 
 def ensure_snapshot(
-    rds: Any, instance: Instance, name: str, *, timeout: float, console: Console, env_name: str
+    rds: Any,
+    instance: Instance,
+    name: str,
+    *,
+    timeout: float,
+    console: Console,
+    env_name: str,
+    mlflow_release: str,
 ) -> Mapping[str, Any]:
     """The manual snapshot ``name`` of ``instance``, available: taken now, or found from an earlier
-    run (waited for while RDS is still making it)."""
+    run (waited for while RDS is still making it). Tagged with the MLflow release its schemas are
+    of, before and after (the engine upgrade changes no schema), as ``ops mlflow upgrade`` tags its
+    snapshots: ``ops mlflow rollback`` restores it as it restores those (runbook, Rollback)."""
     found = _snapshot(rds, name)
     if found is not None and found.get("DBInstanceIdentifier") != instance.identifier:
         raise CommandError(
@@ -264,6 +273,9 @@ def ensure_snapshot(
                         "Value": f"the way back from the MySQL upgrade of {instance.identifier}",
                     },
                     {"Key": "Runbook", "Value": RUNBOOK},
+                    {"Key": "MysqlVersionBefore", "Value": instance.engine_version},
+                    {"Key": "MlflowReleaseBefore", "Value": mlflow_release},
+                    {"Key": "MlflowReleaseAfter", "Value": mlflow_release},
                 ],
             )
         except (ClientError, BotoCoreError) as exc:
@@ -493,7 +505,15 @@ def run(args: argparse.Namespace) -> int:
     )
     if not args.auto_approve and not console.confirm(question, env.name):
         return 1
-    snapshot = ensure_snapshot(rds, instance, name, timeout=args.timeout, console=console, env_name=env.name)
+    snapshot = ensure_snapshot(
+        rds,
+        instance,
+        name,
+        timeout=args.timeout,
+        console=console,
+        env_name=env.name,
+        mlflow_release=env.settings.mlflow.mlflow_version,
+    )
     taken = snapshot.get("SnapshotCreateTime")
     when = taken.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(taken, datetime) else "?"
     console.progress(

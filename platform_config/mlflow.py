@@ -204,8 +204,10 @@ class DatabaseSettings(Frozen):
         default=None,
         pattern=r"^[A-Za-z]([A-Za-z0-9]|-[A-Za-z0-9]){0,254}$",  # RDS snapshot identifier rules
         description="Roll back an MLflow upgrade: the database is replaced by this snapshot (the one "
-        "`ops mlflow upgrade` took, `<prefix>-pre-mlflow-<release>`; runbook mlflow-upgrade.md, Rollback). "
-        "Keep it afterwards: removing it changes nothing.",
+        "`ops mlflow upgrade` took, `<prefix>-pre-mlflow-<release>`; runbook mlflow-upgrade.md, Rollback), "
+        "or a MySQL engine upgrade (`ops db upgrade-engine`'s `<prefix>-pre-mysql-8-4`, with engine_version "
+        "back to the snapshot's; runbook mysql-major-upgrade.md). Keep it afterwards: removing it changes "
+        "nothing.",
     )
     performance_insights: Bool = Field(
         default=False,

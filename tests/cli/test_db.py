@@ -202,6 +202,10 @@ def test_snapshot_then_the_file_then_the_plan_to_expect(
     assert snapshot["Status"] == "available" and snapshot["EngineVersion"] == "8.0.40"
     tags = {t["Key"]: t["Value"] for t in snapshot.get("TagList", [])}
     assert tags["Runbook"] == "docs/runbooks/mysql-major-upgrade.md"
+    # What ops mlflow rollback checks before it restores a snapshot: the release the data is of.
+    release = load(root, [env])[0].settings.mlflow.mlflow_version
+    assert (tags["MlflowReleaseBefore"], tags["MlflowReleaseAfter"]) == (release, release)
+    assert tags["MysqlVersionBefore"] == "8.0.40"
     database = database_block(root, env)
     assert database["engine_version"] == "8.4"
     assert database["allow_major_version_upgrade"] is True
