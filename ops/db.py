@@ -96,6 +96,7 @@ class Instance:
     parameter_groups: tuple[tuple[str, str], ...]  # (name, ParameterApplyStatus)
     lifecycle_support: str
     maintenance_window: str
+    created: datetime | None = None
 
     @property
     def major(self) -> str:
@@ -119,6 +120,7 @@ class Instance:
             # Unset in the answer means the API's default at creation: enrolled.
             lifecycle_support=d.get("EngineLifecycleSupport") or EXTENDED_SUPPORT,
             maintenance_window=d.get("PreferredMaintenanceWindow", ""),
+            created=d.get("InstanceCreateTime"),
         )
 
 
@@ -231,6 +233,10 @@ def _unusable(name: str, status: str) -> CommandError:
     )
 
 
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _minutes(seconds: float) -> str:
     return f"{max(1, round(seconds / 60))} min"
 
@@ -260,6 +266,15 @@ def ensure_snapshot(
             f"snapshot {name} is of MySQL {found.get('EngineVersion')}, not of the {instance.engine_version} "
             "the instance runs: it cannot be the way back; delete it (aws rds delete-db-snapshot "
             f"--db-snapshot-identifier {name}) and run this again"
+        )
+    taken = found.get("SnapshotCreateTime") if found is not None else None
+    if isinstance(taken, datetime) and isinstance(instance.created, datetime) and taken < instance.created:
+        # The instance was created after it, e.g. restored from it by a rollback: the snapshot
+        # lacks everything written since, so it cannot be this upgrade's way back.
+        raise CommandError(
+            f"snapshot {name} was taken {_when(taken)}, before {instance.identifier} was created "
+            f"({_when(instance.created)}; restored by a rollback?): it lacks the data written since; delete it "
+            f"(aws rds delete-db-snapshot --db-snapshot-identifier {name}) and run this again"
         )
     if found is None:
         console.progress("db", env_name, f"creating snapshot {name} of {instance.identifier}")
@@ -515,7 +530,7 @@ def run(args: argparse.Namespace) -> int:
         mlflow_release=env.settings.mlflow.mlflow_version,
     )
     taken = snapshot.get("SnapshotCreateTime")
-    when = taken.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(taken, datetime) else "?"
+    when = _when(taken) if isinstance(taken, datetime) else "?"
     console.progress(
         "db", env.name, f"snapshot {name} available (taken {when}): the way back ({RUNBOOK}, Rollback)"
     )

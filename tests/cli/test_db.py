@@ -623,3 +623,23 @@ def test_an_api_error_is_one_line_and_changes_nothing(
     assert ("Could not connect" if failure == "endpoint" else failure) in err
     assert "(nothing was changed by this step)" in err
     assert snapshots(env) == [] and (root / TFVARS_DIR / f"{env}.tfvars").read_text() == before
+
+
+def test_a_snapshot_older_than_the_instance_is_not_its_way_back(
+    tmp_path: Path, rds: Rds, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a rollback restored the instance from <id>-pre-mysql-8-4, a second upgrade must not
+    take that old snapshot for its own: it lacks everything written since the restore."""
+    from datetime import UTC, datetime, timedelta
+
+    env = NON_PRODUCTION
+    root = repo_on_80(tmp_path, env)
+    make_instance(env)
+    boto3.client("rds", region_name=REGION_OF[env]).create_db_snapshot(
+        DBSnapshotIdentifier=f"{identifier(env)}-pre-mysql-8-4", DBInstanceIdentifier=identifier(env)
+    )
+    rds.instance["InstanceCreateTime"] = datetime.now(UTC) + timedelta(days=1)
+    before = (root / TFVARS_DIR / f"{env}.tfvars").read_text()
+    err = refused(upgrade(root, env, "--auto-approve"), capsys, "restored by a rollback?", 1)
+    assert "aws rds delete-db-snapshot" in err and "CreateDBSnapshot" not in rds.calls
+    assert (root / TFVARS_DIR / f"{env}.tfvars").read_text() == before
