@@ -16,7 +16,7 @@ STACK ?=## stack kind(s): bootstrap, mlflow, databricks, comma-separated (defaul
 LOCK_TIMEOUT ?= 0s## how long to wait for a state lock another run holds, e.g. 10m
 AUTO_APPROVE ?=## 1: no confirmation prompt (CI)
 DIRECT ?=## 1: deploy through cdktf deploy (plans and applies at once) instead of the saved plans
-FORCE_PRD ?=## 1: allow destroying, upgrading or rolling back an environment with is_production = true
+FORCE_PRD ?=## 1: allow destroying, upgrading (MLflow, the database engine) or rolling back an environment with is_production = true
 MIGRATE_STATE ?=## 1: approve a backend change (cdktf --migrate-state)
 RECONFIGURE ?=## 1: terraform init -reconfigure (lock settings changed)
 LOCK_ID ?=## the lock to release, exactly as state-unlock showed it
@@ -26,7 +26,7 @@ SUITE ?=## 1: bench also times `make check` (make test without its set-up) once,
 THROUGHPUT ?=## 1: bench also measures what MLflow sign-in costs (the rehearsal's throughput step, ~4 min)
 RUNS ?= 3## bench: runs per case
 TEST_WORKERS ?= auto## test: pytest-xdist workers (auto: one per core, plus one for the time the state tests wait on Terraform)
-TO ?=## state-migrate: "local" moves the state back out of the bucket (tearing an environment down)
+TO ?=## state-migrate: "local" moves the state back out of the bucket (tearing an environment down); db-upgrade: the MySQL version, e.g. 8.4
 FROM ?=## state-adopt: the old state file; env-add: the environment to copy
 BUNDLE_STATE ?=## adopt: the bundle's current state file (after unbind), instead of asking the databricks CLI
 BUNDLE_DIR ?=## adopt: the bundle's git checkout (the directory of its databricks.yml)
@@ -156,6 +156,11 @@ deploy: setup ## [ENV= STACK= LOCK_TIMEOUT= AUTO_APPROVE=1 DIRECT=1 MIGRATE_STAT
 .PHONY: destroy
 destroy: setup ## [ENV= STACK= LOCK_TIMEOUT= AUTO_APPROVE=1 FORCE_PRD=1] cdktf destroy in reverse order (bootstrap only if named)
 	$(OPS) destroy --env $(strip $(ENV)) $(stack-args) --lock-timeout $(strip $(LOCK_TIMEOUT)) $(call flag,AUTO_APPROVE,--auto-approve) $(call flag,FORCE_PRD,--force-production)
+
+# --- the MLflow database -------------------------------------------------------------------
+.PHONY: db-upgrade
+db-upgrade: setup ## [ENV= TO=8.4 AUTO_APPROVE=1 FORCE_PRD=1] The database's MySQL major upgrade: preflight, snapshot, the file set for make plan/deploy; again: resume or check (runbook mysql-major-upgrade.md)
+	$(OPS) db upgrade-engine --env $(strip $(ENV)) --to $(strip $(TO)) $(call flag,AUTO_APPROVE,--auto-approve) $(call flag,FORCE_PRD,--force-production)
 
 # --- state --------------------------------------------------------------------------------
 .PHONY: state-migrate

@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from platform_config import naming, placeholders
+from platform_config import advisories, naming, placeholders
 from platform_config.errors import ConfigError, Problem
 from platform_config.loader import load
 
@@ -46,6 +46,8 @@ def main() -> int:
         print(f"{len(exc.problems)} configuration problem(s); nothing was synthesized.", file=sys.stderr)
         return 2
     for line in placeholders.summary([f for env in envs for f in placeholders.find(env)]):
+        print(f"warning: {line}", file=sys.stderr)
+    for line in advisories.lines(envs):
         print(f"warning: {line}", file=sys.stderr)
     from stacks.app import summary, synthesize  # late: configuration errors never pay for jsii
 

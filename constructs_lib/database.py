@@ -1,13 +1,22 @@
-"""RDS for MySQL 8.0: MLflow's backend store. The master password is generated, stored and
-rotated by RDS in Secrets Manager (``manage_master_user_password``): it never passes through
-Terraform, tfvars or state, and only the database-user function (``constructs_lib.db_users``)
-reads it. MLflow logs in as ``APP_USER`` with IAM database authentication."""
+"""RDS for MySQL 8.4 (an existing 8.0 database until its upgrade): MLflow's backend store. The
+master password is generated, stored and rotated by RDS in Secrets Manager
+(``manage_master_user_password``): it never passes through Terraform, tfvars or state, and only the
+database-user function (``constructs_lib.db_users``) reads it. MLflow logs in as ``APP_USER`` with
+IAM database authentication.
+
+A major-version upgrade (docs/runbooks/mysql-major-upgrade.md) is one in-place update of
+``aws_db_instance.mlflow``: the provider sends one ``ModifyDBInstance`` with ``EngineVersion``,
+``AllowMajorVersionUpgrade`` and, when it changed, ``DBParameterGroupName``
+(terraform-provider-aws ``internal/service/rds/instance.go``, ``resourceInstanceUpdate``). A DB
+parameter group serves one major version (``family``, ForceNew), so the group is named after its
+family and created before the old one is destroyed: the new group exists when the instance
+switches to it, and the old one is deleted once no instance uses it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdktf import Token
+from cdktf import TerraformResourceLifecycle, Token
 from cdktf_cdktf_provider_aws.db_instance import DbInstance
 from cdktf_cdktf_provider_aws.db_parameter_group import DbParameterGroup, DbParameterGroupParameter
 from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup
@@ -28,12 +37,27 @@ DB_USERNAME = "mlflow_admin"
 # MLflow's own login: IAM database authentication, rights on DB_NAME only (constructs_lib.db_users).
 APP_USER = "mlflow"
 CA_CERT = "rds-ca-rsa2048-g1"
+# The name of the stack's 8.0 parameter group before its family was part of the name: an existing
+# 8.0 database keeps it (renaming it would replace the group under a live instance, for nothing,
+# right before the upgrade replaces it anyway).
+LEGACY_GROUP_FAMILY = "mysql8.0"
+
+
+def parameter_group_name(identifier: str, family: str) -> str:
+    """``<identifier>-mysql84``: one name per major version, so the upgrade's new group never
+    collides with the old one (names allow letters, digits and hyphens only)."""
+    if family == LEGACY_GROUP_FAMILY:
+        return identifier
+    return f"{identifier}-{family.replace('.', '')}"
 
 
 @dataclass(frozen=True)
 class DatabaseProps:
     identifier: str
     engine_version: str
+    parameter_group_family: str
+    engine_lifecycle_support: str
+    allow_major_version_upgrade: bool
     instance_class: str
     allocated_storage_gb: int
     max_allocated_storage_gb: int
@@ -86,13 +110,16 @@ class Database(Construct):
             parameters += [("slow_query_log", "1"), ("long_query_time", "2")]
         if "general" in s.log_exports:
             parameters.append(("general_log", "1"))
+        # Every parameter exists with the same meaning in MySQL 8.0 and 8.4 (none is among the 8.4.0
+        # removals; docs/runbooks/mysql-major-upgrade.md, "The parameter group on 8.4").
         params = DbParameterGroup(
             self,
             "parameters",
-            name=identifier,
-            family="mysql8.0",
+            name=parameter_group_name(identifier, s.parameter_group_family),
+            family=s.parameter_group_family,
             description="MLflow backend store: TLS only, utf8mb4",
             parameter=[DbParameterGroupParameter(name=k, value=v) for k, v in parameters],
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
         params.override_logical_id("mlflow")
 
@@ -142,6 +169,12 @@ class Database(Construct):
             identifier=identifier,
             engine="mysql",
             engine_version=s.engine_version,
+            # Set explicitly: the API enrolls a new instance in paid Extended Support unless told
+            # otherwise, and the choice is fixed for the instance's life (mlflow.database docs).
+            engine_lifecycle_support=s.engine_lifecycle_support,
+            # Sent only with an engine_version change (resourceInstanceUpdate); RDS refuses a major
+            # change without it, before touching the instance.
+            allow_major_version_upgrade=s.allow_major_version_upgrade,
             instance_class=s.instance_class,
             allocated_storage=s.allocated_storage_gb,
             max_allocated_storage=s.max_allocated_storage_gb,

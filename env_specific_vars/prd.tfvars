@@ -61,6 +61,9 @@ mlflow = {
   }
 
   database = {
+    # MySQL 8.4 for a new database. An existing 8.0 database says "8.0" here until
+    # `python -m ops db upgrade-engine` upgrades it (docs/runbooks/mysql-major-upgrade.md).
+    engine_version           = "8.4"
     instance_class           = "db.r5.xlarge"
     allocated_storage_gb     = 100
     max_allocated_storage_gb = 1000

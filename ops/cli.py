@@ -17,6 +17,7 @@ from ops import (
     adopt,
     bench,
     ci_command,
+    db,
     deploy,
     diagram,
     docs,
@@ -51,6 +52,7 @@ COMMANDS = (
     provider_locks,
     run_job,
     mlflow,
+    db,
 )
 
 

@@ -404,6 +404,7 @@ def run(args: argparse.Namespace) -> int:
     envs = load(args.root, [env], "--env")
     if (refused := synth.refuse_placeholders(envs)) is not None:
         return refused
+    synth.warn_advisories(envs)
     if not args.no_synth:
         synth.synthesize(envs, selected, out, console)
     options = PlanOptions(plan_dir(args.root), args.root, args.lock_timeout, args.reconfigure)

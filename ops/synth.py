@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ops.runner import Console
-from platform_config import naming, placeholders
+from platform_config import advisories, naming, placeholders
 from platform_config.loader import Environment, load
 
 
@@ -109,6 +109,12 @@ def warn_placeholders(envs: Sequence[Environment], every: bool = False) -> None:
         )
 
 
+def warn_advisories(envs: Sequence[Environment]) -> None:
+    """Settings that load but need attention soon (``platform_config.advisories``): one line each."""
+    for line in advisories.lines(envs):
+        print(f"warning: {line}", file=sys.stderr)
+
+
 def refuse_placeholders(envs: Sequence[Environment]) -> int | None:
     """Exit code 2 with every placeholder listed, or None when ``envs`` hold none.
 
@@ -153,6 +159,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     envs = load(args.root, args.env, "--env")
     warn_placeholders(envs, every=args.warnings)
+    warn_advisories(envs)
     out = synthesize(envs, kinds(args.stack), args.outdir or outdir(args.root), pause_gc=not args.gc_running)
     if not args.quiet:
         from stacks.app import summary

@@ -51,6 +51,33 @@ def _instance_type(value: str) -> str:
     return value
 
 
+# RDS for MySQL major versions: the one new databases use, and the ones an existing database may
+# still be on until its in-place upgrade (docs/runbooks/mysql-major-upgrade.md).
+MYSQL_MAJOR = "8.4"
+MYSQL_UPGRADE_SOURCES = ("8.0",)
+MYSQL_UPGRADE_RUNBOOK = "docs/runbooks/mysql-major-upgrade.md"
+_MYSQL_VERSION = re.compile(r"^(\d+\.\d+)(\.\d+)?$")
+EXTENDED_SUPPORT = "open-source-rds-extended-support"
+NO_EXTENDED_SUPPORT = "open-source-rds-extended-support-disabled"
+
+
+def mysql_major(version: str) -> str:
+    """``8.4`` of ``8.4``, ``8.4.5``."""
+    return ".".join(version.split(".")[:2])
+
+
+def _mysql_version(value: str) -> str:
+    match = _MYSQL_VERSION.match(value)
+    if match and match.group(1) in (MYSQL_MAJOR, *MYSQL_UPGRADE_SOURCES):
+        return value
+    sources = ", ".join(f"{v} or {v}.x" for v in MYSQL_UPGRADE_SOURCES)
+    raise ValueError(
+        f"{value!r} is not a supported MySQL version: {MYSQL_MAJOR} or {MYSQL_MAJOR}.x (e.g. "
+        f"{MYSQL_MAJOR}.5); {sources} only for an existing database until its upgrade "
+        f"({MYSQL_UPGRADE_RUNBOOK})"
+    )
+
+
 def _retention(value: int) -> int:
     if value not in LOG_RETENTION_DAYS:
         raise ValueError(
@@ -63,6 +90,11 @@ Email = Annotated[Str, AfterValidator(_email), Kind("e-mail address")]
 Hostname = Annotated[Str, AfterValidator(_hostname), Kind("DNS name")]
 InstanceType = Annotated[Str, AfterValidator(_instance_type), Kind("EC2 instance type")]
 RetentionDays = Annotated[Int, AfterValidator(_retention), Kind("CloudWatch retention days")]
+MysqlVersion = Annotated[
+    Str,
+    AfterValidator(_mysql_version),
+    Kind("MySQL version: 8.4 or 8.4.x; 8.0 or 8.0.x as an upgrade source"),
+]
 
 
 class ServerSettings(Frozen):
@@ -121,13 +153,37 @@ class ServerSettings(Frozen):
 
 
 class DatabaseSettings(Frozen):
-    """RDS for MySQL 8.0, MLflow's backend store."""
+    """RDS for MySQL 8.4, MLflow's backend store (an existing 8.0 database until its upgrade:
+    docs/runbooks/mysql-major-upgrade.md)."""
 
     instance_class: Str = Field(
         default="db.t3.micro", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$", description="RDS instance class."
     )
-    engine_version: Str = Field(
-        default="8.0", pattern=r"^8\.0(\.\d+)?$", description="MySQL 8.0 (minor upgrades are automatic)."
+    engine_version: MysqlVersion = Field(
+        default=MYSQL_MAJOR,
+        description="MySQL major version (minor upgrades are automatic) or an exact minor. New databases: "
+        "8.4. 8.0 only for an existing database, which load warns about until it is upgraded with "
+        "`python -m ops db upgrade-engine` (docs/runbooks/mysql-major-upgrade.md).",
+    )
+    engine_lifecycle_support: (
+        Literal["open-source-rds-extended-support", "open-source-rds-extended-support-disabled"] | None
+    ) = Field(
+        default=None,
+        description="RDS Extended Support enrollment, fixed when RDS creates the instance (a later change "
+        "does nothing and shows on every plan). Unset: disabled for 8.4 (no charge ever starts by itself; "
+        "RDS upgrades the instance when 8.4's standard support ends), enrolled for 8.0 (what RDS did by "
+        "default). An existing instance keeps what it has: the upgrade command writes it here.",
+    )
+    allow_major_version_upgrade: Bool = Field(
+        default=False,
+        description="Let this deploy change the major version (RDS refuses a major change without it, before "
+        "touching the instance). Set by `python -m ops db upgrade-engine` with the new version.",
+    )
+    apply_immediately: Bool | None = Field(
+        default=None,
+        description="Apply database changes during the deploy; unset: yes outside production, in the "
+        "maintenance window in production. A major upgrade needs true: deferred, the new parameter group "
+        "cannot be used before the window (the upgrade command sets it).",
     )
     allocated_storage_gb: Int = Field(default=20, ge=20, le=65536, description="Initial gp3 storage.")
     max_allocated_storage_gb: Int = Field(
@@ -148,8 +204,10 @@ class DatabaseSettings(Frozen):
         default=None,
         pattern=r"^[A-Za-z]([A-Za-z0-9]|-[A-Za-z0-9]){0,254}$",  # RDS snapshot identifier rules
         description="Roll back an MLflow upgrade: the database is replaced by this snapshot (the one "
-        "`ops mlflow upgrade` took, `<prefix>-pre-mlflow-<release>`; runbook mlflow-upgrade.md, Rollback). "
-        "Keep it afterwards: removing it changes nothing.",
+        "`ops mlflow upgrade` took, `<prefix>-pre-mlflow-<release>`; runbook mlflow-upgrade.md, Rollback), "
+        "or a MySQL engine upgrade (`ops db upgrade-engine`'s `<prefix>-pre-mysql-8-4`, with engine_version "
+        "back to the snapshot's; runbook mysql-major-upgrade.md). Keep it afterwards: removing it changes "
+        "nothing.",
     )
     performance_insights: Bool = Field(
         default=False,
@@ -174,6 +232,27 @@ class DatabaseSettings(Frozen):
         if len(set(self.log_exports)) != len(self.log_exports):
             raise ValueError("log_exports lists a log twice")
         return self
+
+    @property
+    def major_version(self) -> str:
+        return mysql_major(self.engine_version)
+
+    @property
+    def parameter_group_family(self) -> str:
+        """``mysql8.4``: a DB parameter group serves one major version."""
+        return f"mysql{self.major_version}"
+
+    @property
+    def lifecycle_support(self) -> str:
+        """``engine_lifecycle_support``, or what an unset key means for this major version."""
+        if self.engine_lifecycle_support is not None:
+            return self.engine_lifecycle_support
+        return EXTENDED_SUPPORT if self.major_version in MYSQL_UPGRADE_SOURCES else NO_EXTENDED_SUPPORT
+
+    @property
+    def is_upgrade_source(self) -> bool:
+        """An existing database on a major version past standard support, to be upgraded."""
+        return self.major_version in MYSQL_UPGRADE_SOURCES
 
 
 class CacheSettings(Frozen):

@@ -243,6 +243,9 @@ class MlflowStack(PlatformStack):
             DatabaseProps(
                 identifier=self.names.prefix,
                 engine_version=db.engine_version,
+                parameter_group_family=db.parameter_group_family,
+                engine_lifecycle_support=db.lifecycle_support,
+                allow_major_version_upgrade=db.allow_major_version_upgrade,
                 instance_class=db.instance_class,
                 allocated_storage_gb=db.allocated_storage_gb,
                 max_allocated_storage_gb=db.max_allocated_storage_gb,
@@ -257,8 +260,13 @@ class MlflowStack(PlatformStack):
                 kms_key_arn=kms_key_arn,
                 partition=partition,
                 log_retention_days=self.cfg.log_retention_days,
-                # Production changes wait for the maintenance window.
-                apply_immediately=not self.settings.is_production,
+                # Production changes wait for the maintenance window unless the file says otherwise
+                # (a major upgrade cannot wait: docs/runbooks/mysql-major-upgrade.md).
+                apply_immediately=(
+                    db.apply_immediately
+                    if db.apply_immediately is not None
+                    else not self.settings.is_production
+                ),
                 restore_from_snapshot=db.restore_from_snapshot,
             ),
         )

@@ -25,9 +25,13 @@ from ops.runner import ROOT, CommandError, Console, UsageError
 from platform_config.loader import Environment
 
 # What restoring the database replaces with it: the database-user function's invocation (its
-# input names the instance) and the suffix of the final snapshot's name (kept per restore).
+# input names the instance), the suffix of the final snapshot's name (kept per restore) and, when
+# the snapshot is of the MySQL major version before an engine upgrade (ops db upgrade-engine's
+# <prefix>-pre-mysql-8-4, docs/runbooks/mysql-major-upgrade.md), the parameter group (its family
+# is ForceNew; created before the old one is destroyed).
 REPLACED_WITH_DATABASE = (
     "aws_db_instance.mlflow",
+    "aws_db_parameter_group.mlflow",
     "aws_lambda_invocation.",
     "random_id.final_snapshot_suffix",
 )

@@ -424,3 +424,18 @@ def test_rollback_plan_allows_what_the_restore_replaces() -> None:
         "  # aws_launch_template.mlflow will be updated in-place\n"
     )
     assert len(rollback.RollbackPlan.plan_check(_plan_file(text))) == 4
+
+
+def test_rollback_plan_of_an_engine_upgrade_replaces_the_parameter_group() -> None:
+    """Back to the snapshot ops db upgrade-engine took (MySQL 8.0): the file says 8.0 again, so the
+    group of that family replaces the 8.4 one; anything else of the database is still refused."""
+    text = (
+        "  # aws_db_instance.mlflow must be replaced\n"
+        "  # aws_db_parameter_group.mlflow must be replaced\n"
+        "  # aws_launch_template.mlflow will be updated in-place\n"
+    )
+    assert len(rollback.RollbackPlan.plan_check(_plan_file(text))) == 3
+    with pytest.raises(CommandError, match=r"aws_db_subnet_group\.database"):
+        rollback.RollbackPlan.plan_check(
+            _plan_file(text + "  # aws_db_subnet_group.database must be replaced\n")
+        )

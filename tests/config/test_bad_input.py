@@ -71,6 +71,7 @@ CASES = [
     Case("key-set-twice", replace(DEV_VARS, "  single_nat_gateway    = true", "  single_nat_gateway    = true\n  single_nat_gateway = false"), DEV_VARS, r"network\.single_nat_gateway", "set twice (lines 23 and 24)"),
     Case("top-level-key-set-twice", replace(DEV_VARS, "is_production = false", "is_production = false\nis_production = true"), DEV_VARS, "is_production", "set twice (lines 5 and 6)"),
     Case("brace-never-closed", replace(DEV_VARS, "network = {", "network = { {"), DEV_VARS, "line 17", "'{' at column 11 is never closed"),
+    Case("unsupported-engine-version", replace(DEV_VARS, "mlflow = {", 'mlflow = {\n  database = { engine_version = "5.7" }'), DEV_VARS, r"mlflow\.database\.engine_version", "'5.7' is not a supported MySQL version: 8.4 or 8.4.x"),
     Case("overlapping-vpc", replace(DEV_VARS, '"10.10.0.0/16"', '"10.0.0.0/8"'), PRD_VARS, r"network\.vpc_cidr", "10.30.0.0/16 overlaps 10.0.0.0/8 of environment 'dev'"),
 ]  # fmt: skip
 

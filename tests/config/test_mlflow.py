@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from platform_config import sizing
+from platform_config import advisories, sizing
 from platform_config.loader import TFVARS_DIR
-from platform_config.mlflow import MlflowSettings, ServerSettings
+from platform_config.mlflow import DatabaseSettings, MlflowSettings, ServerSettings
+from tests.conftest import load_repo_environments
 from tests.fixtures.envs import FIXTURES, ConfigFiles, parse
 
 PRD = f"{TFVARS_DIR}/prd.tfvars"
@@ -146,6 +147,16 @@ def test_a_disabled_cache_needs_no_failover_in_production() -> None:
     ("server.instance_type", "m7g.large",
      "mlflow.server.instance_type: 'm7g.large' is not in the instance memory table (platform_config/sizing.py"),
     ("db_password", "hunter2hunter2", "mlflow.db_password: looks like a secret"),
+    ("database.engine_version", "5.7", "mlflow.database.engine_version: '5.7' is not a supported MySQL version: "
+     "8.4 or 8.4.x (e.g. 8.4.5); 8.0 or 8.0.x only for an existing database until its upgrade "
+     "(docs/runbooks/mysql-major-upgrade.md)"),
+    ("database.engine_version", "8.1", "mlflow.database.engine_version: '8.1' is not a supported MySQL version"),
+    ("database.engine_version", "9.0", "mlflow.database.engine_version: '9.0' is not a supported MySQL version"),
+    ("database.engine_version", "8.4.x", "mlflow.database.engine_version: '8.4.x' is not a supported MySQL"),
+    ("database.engine_version", 8, "mlflow.database.engine_version: Input should be a valid string"),
+    ("database.engine_lifecycle_support", "open-source-rds-standard-support",
+     "mlflow.database.engine_lifecycle_support: Input should be 'open-source-rds-extended-support' or "
+     "'open-source-rds-extended-support-disabled'"),
     ("database.restore_from_snapshot", "pre--mlflow", "mlflow.database.restore_from_snapshot: String should match pattern"),
     ("database.restore_from_snapshot", "9-pre-mlflow", "mlflow.database.restore_from_snapshot: String should match pattern"),
 ])  # fmt: skip
@@ -254,3 +265,53 @@ def test_the_model_accepts_exactly_the_types_whose_memory_is_known() -> None:
         assert str(problem).startswith(
             f"{DEV}: mlflow.server.instance_type: {unknown!r} is not in the instance memory table"
         )
+
+
+# --- the database engine -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["8.4", "8.4.5", "8.0", "8.0.40"])
+def test_the_engine_is_84_or_an_80_upgrade_source(version: str) -> None:
+    [env] = [e for e in ConfigFiles(FIXTURES).set(DEV, "mlflow.database.engine_version", version).load()
+             if e.name == "dev"]  # fmt: skip
+    database = env.settings.mlflow.database
+    assert database.engine_version == version
+    assert database.parameter_group_family == f"mysql{version[:3]}"
+    # Only 8.0 is an upgrade source; it loads with one warning naming the command and the runbook.
+    warnings = advisories.find(env)
+    if version.startswith("8.0"):
+        assert warnings == [
+            f"{DEV}: mlflow.database.engine_version: MySQL {version} is past RDS standard support (Extended "
+            "Support is charged per vCPU-hour) and is accepted only for an existing database until its "
+            "upgrade: `python -m ops db upgrade-engine --env dev --to 8.4` "
+            "(docs/runbooks/mysql-major-upgrade.md)"
+        ]
+    else:
+        assert warnings == []
+
+
+def test_new_databases_are_84_and_out_of_extended_support() -> None:
+    database = MlflowSettings().database
+    assert (database.engine_version, database.parameter_group_family) == ("8.4", "mysql8.4")
+    assert database.lifecycle_support == "open-source-rds-extended-support-disabled"
+    assert database.allow_major_version_upgrade is False and database.apply_immediately is None
+
+
+@pytest.mark.parametrize(("version", "explicit", "effective"), [
+    ("8.4", None, "open-source-rds-extended-support-disabled"),
+    # RDS enrolled every 8.0 instance created without the setting; enrollment never changes.
+    ("8.0", None, "open-source-rds-extended-support"),
+    # An instance upgraded from 8.0 stays enrolled: the file says so (the upgrade command writes it).
+    ("8.4", "open-source-rds-extended-support", "open-source-rds-extended-support"),
+    ("8.0.40", "open-source-rds-extended-support-disabled", "open-source-rds-extended-support-disabled"),
+])  # fmt: skip
+def test_extended_support_is_explicit(version: str, explicit: str | None, effective: str) -> None:
+    settings = DatabaseSettings(engine_version=version, engine_lifecycle_support=explicit)
+    assert settings.lifecycle_support == effective
+
+
+def test_every_shipped_environment_is_a_new_84_database() -> None:
+    for env in load_repo_environments():
+        database = env.settings.mlflow.database
+        assert database.engine_version == "8.4", env.name
+        assert advisories.find(env) == [], env.name

@@ -395,7 +395,10 @@ def test_instance_role_alone(with_secret: bool) -> None:
 
 DATABASE = DatabaseProps(
     identifier="unit-mlflow",
-    engine_version="8.0",
+    engine_version="8.4",
+    parameter_group_family="mysql8.4",
+    engine_lifecycle_support="open-source-rds-extended-support-disabled",
+    allow_major_version_upgrade=False,
     instance_class="db.t3.micro",
     allocated_storage_gb=20,
     max_allocated_storage_gb=100,
@@ -467,9 +470,39 @@ def test_database_alone_with_defaults() -> None:
     # Unique per lifetime of the stack, stable across plans (a random_id kept in state).
     assert db["final_snapshot_identifier"] == "unit-mlflow-final-${random_id.final_snapshot_suffix.hex}"
     assert db["skip_final_snapshot"] is False
+    # MySQL 8.4 with its own parameter group, named after its family, created before a group it
+    # replaces is destroyed; Extended Support is a decision, never the API's default.
+    assert (db["engine"], db["engine_version"]) == ("mysql", "8.4")
+    group = res["aws_db_parameter_group"]["mlflow"]
+    assert (group["family"], group["name"]) == ("mysql8.4", "unit-mlflow-mysql84")
+    assert group["lifecycle"] == {"create_before_destroy": True}
+    assert db["parameter_group_name"] == "${aws_db_parameter_group.mlflow.name}"
+    assert db["engine_lifecycle_support"] == "open-source-rds-extended-support-disabled"
+    assert db["allow_major_version_upgrade"] is False
     # Not restored from a snapshot: nothing that would force a replacement.
     assert "snapshot_identifier" not in db
     assert "keepers" not in res["random_id"]["final_snapshot_suffix"]
+
+
+def test_an_existing_80_database_keeps_its_group_and_the_upgrade_swaps_it() -> None:
+    """8.0 (an upgrade source) keeps the name today's stacks gave its group; the 8.4 group's name
+    differs from it, so the upgrade creates the new group beside the old one."""
+    old = build_database(
+        replace(
+            DATABASE,
+            engine_version="8.0",
+            parameter_group_family="mysql8.0",
+            engine_lifecycle_support="open-source-rds-extended-support",
+        )
+    )["resource"]
+    new = build_database(replace(DATABASE, allow_major_version_upgrade=True))["resource"]
+    old_group, new_group = old["aws_db_parameter_group"]["mlflow"], new["aws_db_parameter_group"]["mlflow"]
+    assert (old_group["family"], old_group["name"]) == ("mysql8.0", "unit-mlflow")
+    assert new_group["name"] != old_group["name"]
+    # Same address, same description (ForceNew on the group): only the family and name change.
+    assert {k for k in old_group if old_group[k] != new_group.get(k)} == {"family", "name"}
+    assert old["aws_db_instance"]["mlflow"]["engine_lifecycle_support"] == "open-source-rds-extended-support"
+    assert new["aws_db_instance"]["mlflow"]["allow_major_version_upgrade"] is True
 
 
 def test_database_restored_from_a_snapshot() -> None:

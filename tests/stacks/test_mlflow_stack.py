@@ -15,11 +15,12 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from constructs_lib import user_data as boot_script
-from platform_config.loader import Environment
+from platform_config.loader import TFVARS_DIR, Environment
 from platform_config.secrets import find_secrets
-from tests.conftest import Check, Synthesized, shipped_env_names
+from tests.conftest import Check, Synthesized, load_repo_environments, shipped_env_names
 from tests.constructs.test_db_users import jsonencode_members
 from tests.constructs.test_user_data import PARAMS, launch
+from tests.fixtures.envs import ConfigFiles
 
 KEY = "${aws_kms_key.mlflow.arn}"
 
@@ -352,7 +353,10 @@ def check_rds_mysql(synth: Synthesized, e: Environment) -> None:
     env = e.name
     cfg = e.settings.mlflow.database
     db = res(synth, env, "aws_db_instance", "mlflow")
-    assert db["engine"] == "mysql" and db["engine_version"].startswith("8.0")
+    assert db["engine"] == "mysql" and db["engine_version"] == cfg.engine_version
+    # Extended Support is a decision in the file, never the API's default (which enrolls and bills).
+    assert db["engine_lifecycle_support"] == cfg.lifecycle_support
+    assert db["allow_major_version_upgrade"] is cfg.allow_major_version_upgrade
     assert db["storage_encrypted"] is True and db["publicly_accessible"] is False
     assert db["manage_master_user_password"] is True
     assert "password" not in db and "password_wo" not in db
@@ -376,14 +380,21 @@ def check_rds_mysql(synth: Synthesized, e: Environment) -> None:
         assert group["name"] == f"/aws/rds/instance/mlopspltf-{env}-mlflow/{log}"
     assert db["db_subnet_group_name"] == "${aws_db_subnet_group.database.name}"
     assert res(synth, env, "aws_db_subnet_group", "database")["subnet_ids"] == "${aws_subnet.database[*].id}"
-    params = {p["name"]: p["value"] for p in res(synth, env, "aws_db_parameter_group", "mlflow")["parameter"]}
+    group = res(synth, env, "aws_db_parameter_group", "mlflow")
+    # One group per major version, named after it, created before the group it replaces goes.
+    assert group["family"] == f"mysql{cfg.major_version}"
+    assert group["name"] == f"mlopspltf-{env}-mlflow" + ("" if cfg.is_upgrade_source else "-mysql84")
+    assert group["lifecycle"] == {"create_before_destroy": True}
+    assert db["parameter_group_name"] == "${aws_db_parameter_group.mlflow.name}"
+    params = {p["name"]: p["value"] for p in group["parameter"]}
     assert params["require_secure_transport"] == "1"  # ON
     assert params["character_set_server"] == "utf8mb4" and params["collation_server"].startswith("utf8mb4")
 
 
 def check_production_database_is_hardened(synth: Synthesized, e: Environment) -> None:
     db = res(synth, e.name, "aws_db_instance", "mlflow")
-    assert db["apply_immediately"] is not e.settings.is_production
+    explicit = e.settings.mlflow.database.apply_immediately
+    assert db["apply_immediately"] is (explicit if explicit is not None else not e.settings.is_production)
     if e.settings.is_production:
         assert db["multi_az"] and db["deletion_protection"] and db["performance_insights_enabled"]
 
@@ -924,6 +935,45 @@ def test_database_user_code_is_the_same_in_every_synthesis(
         for (env, outdir), f in code.items()
     }
     assert len(archives) == 1
+
+
+def test_an_80_database_and_its_upgrade_as_the_files_say(
+    synth_with: Callable[[list[Environment], tuple[str, ...]], Synthesized],
+) -> None:
+    """A production environment on an existing 8.0 database, then with what the upgrade command
+    writes: the instance changes in place (engine, group, the upgrade allowed and applied at
+    once, its Extended Support enrollment kept), the group is a new one (family in the name)."""
+    [name] = [e.name for e in load_repo_environments() if e.settings.is_production][:1]
+    path = f"{TFVARS_DIR}/{name}.tfvars"
+    source = ConfigFiles().set(path, "mlflow.database.engine_version", "8.0")
+    before = synth_with([e for e in source.load() if e.name == name], ("mlflow",))
+    upgraded = ConfigFiles()
+    for key, value in (
+        ("engine_version", "8.4"),
+        ("allow_major_version_upgrade", True),
+        ("apply_immediately", True),
+        ("engine_lifecycle_support", "open-source-rds-extended-support"),
+    ):
+        upgraded.set(path, f"mlflow.database.{key}", value)
+    after = synth_with([e for e in upgraded.load() if e.name == name], ("mlflow",))
+    old_db, new_db = (res(s, name, "aws_db_instance", "mlflow") for s in (before, after))
+    old_group, new_group = (res(s, name, "aws_db_parameter_group", "mlflow") for s in (before, after))
+    assert (old_db["engine_version"], new_db["engine_version"]) == ("8.0", "8.4")
+    assert (old_group["family"], new_group["family"]) == ("mysql8.0", "mysql8.4")
+    assert (old_group["name"], new_group["name"]) == (
+        f"mlopspltf-{name}-mlflow",
+        f"mlopspltf-{name}-mlflow-mysql84",
+    )
+    assert (old_db["apply_immediately"], new_db["apply_immediately"]) == (False, True)
+    assert (old_db["allow_major_version_upgrade"], new_db["allow_major_version_upgrade"]) == (False, True)
+    assert (
+        old_db["engine_lifecycle_support"]
+        == new_db["engine_lifecycle_support"]
+        == ("open-source-rds-extended-support")
+    )
+    # Nothing else of the instance changes: an in-place update, no replacement.
+    changed = {k for k in {*old_db, *new_db} if old_db.get(k) != new_db.get(k)}
+    assert changed == {"engine_version", "apply_immediately", "allow_major_version_upgrade"}
 
 
 @pytest.mark.parametrize("env", shipped_env_names())
