@@ -298,9 +298,9 @@ def throughput() -> int:
     """The rehearsal's throughput step for the first shipped environment (its table is printed by
     the rehearsal); its exit code."""
     env = sorted(p.stem for p in (ROOT / TFVARS_DIR).glob("*.tfvars"))[0]
-    print(f"\nwhat sign-in costs (python -m rehearsal --env {env} --throughput-only)", flush=True)
+    print(f"\nwhat sign-in costs (rehearsal/run.sh --env {env} --throughput-only)", flush=True)
     done = execute(
-        [sys.executable, "-m", "rehearsal", "--env", env, "--throughput-only"],
+        [str(ROOT / "rehearsal" / "run.sh"), "--env", env, "--throughput-only"],
         cwd=ROOT,
         on_stdout=lambda line: print(line, flush=True),
         on_stderr=lambda line: print(line, file=sys.stderr, flush=True),

@@ -4,6 +4,9 @@ cost it reports is the cost of real environments."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from ops import bench
 from platform_config.loader import load
@@ -43,3 +46,20 @@ def test_the_suite_row_compares_make_check_with_one_full_synth() -> None:
         "NO",
     )
     assert rows["databricks only / full synth"][1] == "0.25x (0.50 s / 2.00 s)"
+
+
+def test_throughput_runs_the_rehearsals_step_for_a_shipped_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[list[str]] = []
+
+    def execute(cmd: list[str], **kwargs: object) -> SimpleNamespace:
+        seen.append(cmd)
+        return SimpleNamespace(returncode=1)
+
+    monkeypatch.setattr(bench, "execute", execute)
+    # The rehearsal's verdict is bench's exit code.
+    assert bench.throughput() == 1
+    (cmd,) = seen
+    assert cmd[0] == str(ROOT / "rehearsal" / "run.sh") and Path(cmd[0]).exists()
+    assert cmd[1:] == ["--env", min(shipped_env_names()), "--throughput-only"]
