@@ -221,7 +221,7 @@ soak: setup ## [] Soak tests: the repeated state-lock contention rounds (pytest 
 	$(PY) -m pytest -m soak
 
 .PHONY: runbooks
-runbooks: setup $(TOOLS_VENV)/.installed ## [] The runbooks that are commands, run as written on a scratch copy, each ending with its `make check` (pytest -m runbook; CI runs it)
+runbooks: setup $(TOOLS_VENV)/.installed $(IAM_SIMULATE) ## [] The runbooks that are commands, run as written on a scratch copy, each ending with its `make check` (pytest -m runbook; CI runs it)
 	$(PY) -m pytest -m runbook
 
 .PHONY: rehearse

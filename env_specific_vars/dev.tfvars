@@ -14,7 +14,8 @@ tags = {
 }
 
 # GitHub Actions identities (bootstrap-dev): jobs of GitHub Environment "dev-plan" may assume the
-# plan role, jobs of "dev" the deploy role (docs/runbooks/ci-cd.md). dev and tst share an AWS account: dev creates the account's GitHub OIDC provider.
+# plan role, jobs of "dev" the deploy role (docs/runbooks/ci-cd.md).
+# dev and tst share an AWS account: dev creates the account's GitHub OIDC provider.
 ci = {
   github_repository = "example-org/mlops-infra" # replace with the repository's owner/name
   oidc_provider     = "create"

@@ -14,7 +14,8 @@ tags = {
 }
 
 # GitHub Actions identities (bootstrap-prd): jobs of GitHub Environment "prd-plan" may assume the
-# plan role, jobs of "prd" the deploy role (docs/runbooks/ci-cd.md). prd has an AWS account of its own, and so its own GitHub OIDC provider.
+# plan role, jobs of "prd" the deploy role (docs/runbooks/ci-cd.md).
+# prd has an AWS account of its own, and so its own GitHub OIDC provider.
 ci = {
   github_repository = "example-org/mlops-infra" # replace with the repository's owner/name
   oidc_provider     = "create"

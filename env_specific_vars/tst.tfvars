@@ -14,7 +14,8 @@ tags = {
 }
 
 # GitHub Actions identities (bootstrap-tst): jobs of GitHub Environment "tst-plan" may assume the
-# plan role, jobs of "tst" the deploy role (docs/runbooks/ci-cd.md). dev and tst share an AWS account: dev's bootstrap creates the OIDC provider.
+# plan role, jobs of "tst" the deploy role (docs/runbooks/ci-cd.md).
+# dev and tst share an AWS account: dev's bootstrap creates the OIDC provider.
 ci = {
   github_repository = "example-org/mlops-infra" # replace with the repository's owner/name
   oidc_provider     = "existing"

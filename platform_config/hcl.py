@@ -150,7 +150,9 @@ class Bracket:
 
 
 def _code_characters(text: str) -> Iterator[tuple[str, int, int]]:
-    """Each character outside strings, comments and heredocs, with its line and column (1-based)."""
+    """Each character outside strings, comments and heredocs, with its line and column (1-based);
+    ``"\\n"`` with the opening quote's column where a line ends inside a string (HCL's quoted strings
+    end on their line)."""
     lines = text.split("\n")
     heredoc: str | None = None
     in_block_comment = False
@@ -159,7 +161,7 @@ def _code_characters(text: str) -> Iterator[tuple[str, int, int]]:
             if line.strip() == heredoc:
                 heredoc = None
             continue
-        i, in_string = 0, False
+        i, in_string, opened = 0, False, 0
         while i < len(line):
             char = line[i]
             if in_block_comment:
@@ -173,7 +175,7 @@ def _code_characters(text: str) -> Iterator[tuple[str, int, int]]:
                 if char == '"':
                     in_string = False
             elif char == '"':
-                in_string = True
+                in_string, opened = True, i + 1
             elif char == "#" or line.startswith("//", i):
                 break
             elif line.startswith("/*", i):
@@ -188,12 +190,17 @@ def _code_characters(text: str) -> Iterator[tuple[str, int, int]]:
             else:
                 yield char, number, i + 1
             i += 1
+        if in_string:
+            yield "\n", number, opened
 
 
 def unbalanced_bracket(text: str) -> Bracket | None:
-    """The first bracket that closes nothing or is never closed, where a reader would fix it."""
+    """The first bracket that closes nothing or is never closed, or string left open, where a reader
+    would fix it."""
     stack: list[tuple[str, int, int]] = []
     for char, line, column in _code_characters(text):
+        if char == "\n":
+            return Bracket(line, f"the string opened at column {column} is not closed on its line")
         if char in _PAIRS:
             stack.append((char, line, column))
         elif char in _CLOSERS:

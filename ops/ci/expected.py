@@ -5,7 +5,8 @@
   reviewer except optionally in production; variable ``AWS_PLAN_ROLE_ARN`` = the plan role of
   ``bootstrap-<env>``.
 * ``<env>`` (applies, integration tests): exists, deploys only from the branch whose push starts
-  its deploy workflow (``main`` for dev and tst, ``release`` for prd: read from the workflows),
+  its deploy workflow (``main`` for dev and tst, ``release`` for prd: read from the workflows), or
+  the one branch a workflow started by hand is limited to (``ops env add``'s ``deploy-<env>.yml``),
   required reviewers exactly in production; variable ``AWS_DEPLOY_ROLE_ARN`` = the deploy role.
 * Every variable a job of that Environment reads (``vars.NAME`` without a ``||`` default) is set
   in the Environment or, for names other than the role ARNs, in the repository.
@@ -39,6 +40,10 @@ class Expected:
     role_arn_is_pattern: bool
 
 
+# A job limited to one branch: `if: github.ref == 'refs/heads/main'`.
+_REF_GUARD = re.compile(r"github\.ref == 'refs/heads/([\w./-]+)'")
+
+
 def _load(path: Path) -> dict[str, Any]:
     import yaml  # type: ignore[import-untyped]  # in .venv with the test tools
 
@@ -53,14 +58,22 @@ def _triggers(workflow: dict[str, Any]) -> dict[str, Any]:
 
 
 def deploy_branches(root: Path) -> dict[str, tuple[str, ...]]:
-    """Environment -> the branches whose push runs a workflow that deploys it (deploy.yml with a
-    literal ``env``)."""
+    """Environment -> the branches a workflow that deploys it (deploy.yml with a literal ``env``)
+    runs from: those whose push starts it, and for one started by hand (``workflow_dispatch``, as
+    ``ops env add`` writes them), the branch its jobs are limited to
+    (``if: github.ref == 'refs/heads/<branch>'``)."""
     out: dict[str, set[str]] = {}
     for path in sorted((root / WORKFLOWS).glob("*.yml")):
         workflow = _load(path)
-        push = _triggers(workflow).get("push") or {}
-        branches = push.get("branches", []) if isinstance(push, dict) else []
-        for job in (workflow.get("jobs") or {}).values():
+        triggers = _triggers(workflow)
+        push = triggers.get("push") or {}
+        branches = list(push.get("branches", [])) if isinstance(push, dict) else []
+        jobs = workflow.get("jobs") or {}
+        if "workflow_dispatch" in triggers:
+            branches += [
+                m.group(1) for job in jobs.values() for m in _REF_GUARD.finditer(str(job.get("if", "")))
+            ]
+        for job in jobs.values():
             if job.get("uses") == DEPLOY_WORKFLOW and isinstance(job.get("with", {}).get("env"), str):
                 out.setdefault(job["with"]["env"], set()).update(branches)
     return {env: tuple(sorted(b)) for env, b in out.items()}

@@ -6,8 +6,11 @@ model, experiment and jobs) and its CIDRs. ``add`` writes ``env_specific_vars/NE
 backend's bucket, lock table and KMS alias, tag values naming the old environment,
 ``bootstrap_state = "local"`` (its bucket does not exist yet), the Databricks target ``NEW``
 (catalog, job prefix, experiment and files paths then follow from it), and the next free VPC
-range with every subnet moved into it. Comments and layout stay as in the source; comments
-naming the old environment name the new one. The result is loaded with every other environment
+range with every subnet moved into it, and ``ci.oidc_provider = "existing"`` where the source
+creates the account's GitHub OIDC provider (an account has one: a copy in the same account must not
+create it again; the line says what to write for an account of its own). Comments and layout stay
+as in the source; comments naming the old environment name the new one, except the sentences about
+who creates the OIDC provider, which a copy would make false. The result is loaded with every other environment
 before ``add`` returns; on any problem both files are removed again.
 """
 
@@ -85,11 +88,21 @@ def derive_tfvars(text: str, old: str, new: str, old_vpc: Network, new_vpc: Netw
         return f'"{ipaddress.ip_network((int(net.network_address) + shift, net.prefixlen))}"'
 
     word = re.compile(rf"\b{re.escape(old)}\b")
+    creates_provider = re.search(r'(?m)^\s*oidc_provider\s*=\s*"create"', text) is not None
     out: list[str] = []
     for block, depth, line in _lines_by_block(text):
         key = _key(line)
-        if line.lstrip().startswith("#"):
+        if line.lstrip().startswith("#") and creates_provider and "OIDC provider" in line:
+            kept = [s for s in re.split(r"(?<=\.) ", line.rstrip("\n")) if "OIDC provider" not in s]
+            if kept and kept[0].strip() not in ("", "#"):
+                out.append(word.sub(new, " ".join(kept)) + "\n")
+        elif line.lstrip().startswith("#"):
             out.append(word.sub(new, line))
+        elif block == "ci" and key == "oidc_provider" and creates_provider:
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(
+                f'{indent}oidc_provider     = "existing" # {old}\'s bootstrap creates it; "create" in an account of its own\n'
+            )
         elif block == "" and key == "environment":
             out.append(_set_value(line, new))
         elif block == "" and key == "bootstrap_state":

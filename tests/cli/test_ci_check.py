@@ -8,6 +8,7 @@ import json
 import shutil
 import threading
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -318,3 +319,18 @@ def test_shipped_files_have_a_ci_block() -> None:
     envs = load_repo_environments()
     assert all(e.settings.ci is not None for e in envs)
     assert copy.copy([e.name for e in envs]) == shipped_env_names()
+
+
+def test_a_workflow_started_by_hand_deploys_from_its_one_branch(repo: Path) -> None:
+    """ops env add's deploy-<env>.yml (workflow_dispatch, jobs limited to the source's branch):
+    the Environment is expected to deploy from that branch, as from a push-started workflow."""
+    from ops.env.workflows import deploy_workflow
+
+    name = "t" + uuid.uuid4().hex[:7]
+    workflows = repo / ".github" / "workflows"
+    (workflows / f"deploy-{name}.yml").write_text(deploy_workflow(name, "prd", "release"))
+    assert deploy_branches(repo)[name] == ("release",)
+    # A hand-started workflow with no branch guard still says that nothing deploys it on a branch.
+    text = deploy_workflow(name, "prd", "release").replace("    if: github.ref == 'refs/heads/release'\n", "")
+    (workflows / f"deploy-{name}.yml").write_text(text)
+    assert deploy_branches(repo).get(name, ()) == ()

@@ -190,3 +190,37 @@ def test_make_help_fits_100_columns() -> None:
     assert not too_wide, too_wide
     listed = {line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("   ")}
     assert make_targets() - {"help"} <= listed | {"help"}
+
+
+# A file of this repository named in prose or comments: docs/runbooks/ci-cd.md, platform_config/x.py.
+REPO_PATH = re.compile(
+    r"\b((?:docs|ops|platform_config|constructs_lib|stacks|rehearsal|tests|tools)/[\w./-]*\w)"
+)
+
+
+def test_every_file_a_shipped_environment_file_points_to_exists() -> None:
+    """The environment files' comments (copied by `ops env add`) point only at files that exist, and
+    at the page the keys are documented on (docs/configuration.md, not a README section)."""
+    missing: dict[str, set[str]] = {}
+    for path in sorted([*ROOT.glob("env_specific_vars/*"), *ROOT.glob("backend_configs/*")]):
+        text = path.read_text(encoding="utf-8")
+        for found in REPO_PATH.findall(text):
+            name = found.split("#", 1)[0].rstrip(".")
+            if not (ROOT / name).exists():
+                missing.setdefault(name, set()).add(path.name)
+        assert "Configuration reference" not in text, path.name
+    assert not missing, missing
+
+
+def test_the_readme_says_what_make_policy_checks_by_default() -> None:
+    """`make policy` without STACK= checks every kind (ops.synth.kinds of no selection); the
+    README's row says so and names no narrower default."""
+    from ops import synth
+    from platform_config import naming
+
+    assert synth.kinds(None) == naming.STACK_KINDS
+    (row,) = [
+        line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `make policy")
+    ]
+    assert "default: every stack of every environment" in row, row
+    assert not re.search(r"default[^|;)]*mlflow", row), row

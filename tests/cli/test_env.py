@@ -108,6 +108,27 @@ def test_comments_naming_the_source_name_the_new_environment(tmp_path: Path) -> 
     assert not any(f'"{source}"' in c for c in comments)
 
 
+def test_a_copy_does_not_create_the_accounts_oidc_provider_again(tmp_path: Path) -> None:
+    """An account has one GitHub OIDC provider: a copy of an environment that creates it uses it
+    ("existing"), and no comment of the copy claims that the copy creates it."""
+    creators = [
+        n for n, e in ENVS.items() if e.settings.ci is not None and e.settings.ci.oidc_provider == "create"
+    ]
+    assert creators, "no shipped environment creates the OIDC provider"
+    root = ci_copy(tmp_path)
+    for source in creators:
+        new = scratch_env_name(root)
+        assert _env_add(root, new, "--from", source, "--no-artifacts") == 0
+        (copied,) = load(root, [new])
+        assert copied.settings.ci is not None and copied.settings.ci.oidc_provider == "existing"
+        text = (root / TFVARS_DIR / f"{new}.tfvars").read_text()
+        comments = [line.split("#", 1)[1] for line in text.splitlines() if "#" in line]
+        assert not any(f"{new} creates" in c or f"{new}'s bootstrap creates" in c for c in comments), comments
+        assert any(f"{source}'s bootstrap creates it" in c for c in comments)
+        (line,) = [x for x in text.splitlines() if x.lstrip().startswith("oidc_provider")]
+        assert len(line) <= 100, line
+
+
 @pytest.mark.parametrize("source", PRODUCTION[:1])
 def test_a_production_source_gives_a_target_of_its_own(tmp_path: Path, source: str) -> None:
     root = ci_copy(tmp_path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from tests.conftest import ROOT, scratch_env_name, shipped_env_names
 
 RUNBOOK = ROOT / "docs" / "runbooks" / "add-environment.md"
 # What each copy links instead of installing again (ignored by git, so not in the copy).
-LINKED = (".venv", ".venv-tools", "node_modules")
+# Installed trees the scratch copy shares with this checkout (the copy keeps the files' times, so
+# make sees them as installed and never reinstalls through a link: npm ci would empty the target).
+LINKED = (".venv", ".venv-tools", "node_modules", "tools/iam-simulate/node_modules")
 TIMEOUT = 30 * 60
 
 
@@ -45,8 +48,7 @@ def scratch_copy(dest: Path) -> Path:
         if source.is_file():
             target = dest / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(source.read_bytes())
-            target.chmod(source.stat().st_mode)
+            shutil.copy2(source, target)
     for name in LINKED:
         if (ROOT / name).exists():
             (dest / name).symlink_to((ROOT / name).resolve(), target_is_directory=True)

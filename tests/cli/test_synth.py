@@ -12,7 +12,7 @@ import pytest
 
 from ops import cli
 from tests.cli.support import repo_copy
-from tests.conftest import ROOT, Synthesized, shipped_env_names
+from tests.conftest import ROOT, Synthesized, scratch_env_name, shipped_env_names
 from tests.fixtures.real_values import STAND_INS
 
 
@@ -58,7 +58,8 @@ def test_a_configuration_error_is_reported_and_changes_nothing(tmp_path: Path) -
 
 def test_an_unknown_environment_names_the_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = repo_copy(tmp_path / "repo")
-    assert cli.main(["--root", str(root), "synth", "--env", "qa"]) == 2
+    unknown = scratch_env_name()
+    assert cli.main(["--root", str(root), "synth", "--env", unknown]) == 2
     err = capsys.readouterr().err
-    assert f"error: --env: unknown environment 'qa' (known: {', '.join(shipped_env_names())})" in err
+    assert f"error: --env: unknown environment '{unknown}' (known: {', '.join(shipped_env_names())})" in err
     assert not (root / "cdktf.out").exists()

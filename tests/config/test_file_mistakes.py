@@ -63,11 +63,14 @@ BRACKETS = [
     (without_line(24), 17, "'{' at column 11 is never closed"),  # network's closing brace deleted
     (broken(19, '["us-east-1a", "us-east-1b"]', '["us-east-1a", "us-east-1b"}'), 19, "'[' at column 27 is closed by '}'"),
     (broken(11, "}", "}}"), 11, "'}' at column 2 closes nothing"),
+    (broken(4, '"us-east-1"', '"us-east-1'), 4, "the string opened at column 17 is not closed on its line"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("text", "line", "says"), BRACKETS, ids=["extra-{", "missing-}", "[-closed-by-}", "extra-}"]
+    ("text", "line", "says"),
+    BRACKETS,
+    ids=["extra-{", "missing-}", "[-closed-by-}", "extra-}", "open-string"],
 )
 def test_an_unbalanced_bracket_is_reported_where_it_is(text: str, line: int, says: str) -> None:
     [problem] = problems(text)

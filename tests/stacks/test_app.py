@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from platform_config import naming
 from stacks.app import summary, synthesize
 from tests.conftest import ROOT, Synthesized, shipped_env_names
@@ -101,3 +103,37 @@ def test_unknown_environment_or_kind_selection(tmp_path: Path) -> None:
     assert "unknown stack kind 'eks'" in result.stderr
     assert "Traceback" not in result.stderr
     assert tree(root / "cdktf.out") == before
+
+
+def test_main_py_says_each_files_placeholders_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `npx cdktf synth` prints before its summary (main.py): one warning line per file with a
+    count, as ops synth does, not one line per placeholder."""
+    import importlib.util
+    import types
+
+    from platform_config import placeholders
+    from platform_config.loader import load
+
+    envs = load(ROOT, [])
+    found = [f for env in envs for f in placeholders.find(env)]
+    assert found, "the shipped files hold no placeholder: nothing to see here"
+    fake = types.ModuleType("stacks.app")
+    fake.synthesize = lambda envs, kinds, outdir, pause_gc: outdir  # type: ignore[attr-defined]
+    fake.summary = lambda outdir: "summary"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "stacks.app", fake)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("MLOPS_ENVS", raising=False)
+    monkeypatch.delenv("MLOPS_STACKS", raising=False)
+    spec = importlib.util.spec_from_file_location("main_under_test", ROOT / "main.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main() == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "placeholder" in line]
+    files = sorted({f.file for f in found})
+    assert len(warnings) == len(files)
+    for file in files:
+        (line,) = [w for w in warnings if w.startswith(f"warning: {file}: ")]
+        assert f": {sum(f.file == file for f in found)} documentation placeholder(s)" in line
