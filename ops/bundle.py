@@ -284,7 +284,9 @@ def declared_on_branches(checkout: Path, branches: Sequence[str], addresses: Ite
 
 
 def _git(checkout: Path, *args: str) -> Result:
-    return execute(["git", "-C", str(checkout), *args], cwd=checkout, timeout=60)
+    # Absolute: `git -C` started inside the checkout would apply a relative path a second time.
+    where = checkout.resolve()
+    return execute(["git", "-C", str(where), *args], cwd=where, timeout=60)
 
 
 # --- the CLI that unbinds --------------------------------------------------------------------------

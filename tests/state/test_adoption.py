@@ -542,6 +542,17 @@ def test_finding_8_a_branch_that_still_declares_the_resources_is_named(bundle_re
     )
 
 
+def test_a_relative_bundle_dir_is_read_as_the_runbook_writes_it(
+    bundle_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runbook gives --bundle-dir relative to where the operator stands (../project/...)."""
+    monkeypatch.chdir(bundle_repo.parent.parent)
+    relative = Path(bundle_repo.parent.name) / bundle_repo.name
+    assert not relative.is_absolute()
+    problems = bundle.declared_on_branches(relative, ["main"], bundle.OBJECTS)
+    assert problems and all(": declares " in p for p in problems), problems
+
+
 # --- the whole adoption -----------------------------------------------------------------------------
 
 
