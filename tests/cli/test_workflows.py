@@ -487,3 +487,23 @@ def test_every_deployed_environment_is_planned_on_pull_requests_and_checked_for_
     drifting = workflow("drift.yml")["jobs"]["plan"]["strategy"]["matrix"]["env"]
     assert sorted(planned) == sorted(DEPLOYED)
     assert sorted(drifting) == sorted(DEPLOYED)
+
+
+def test_no_saved_plan_leaves_a_pull_request_and_deploy_plans_are_kept_two_days() -> None:
+    """A saved plan (.tfplan) embeds the prior state: a pull request uploads summaries only; the
+    deploy's plan files live as long as an approval takes (2 days), its failure states 3."""
+    pr = load(GITHUB_DIR / "workflows" / "pr.yml")
+    uploads = [s for _, job in pr["jobs"].items() for s in uses_step(job, "actions/upload-artifact")]
+    assert uploads, "pr.yml uploads its plan comment"
+    for step in uploads:
+        path = str(step["with"]["path"])
+        assert "plans" not in path and "tfplan" not in path and "cdktf.out" not in path, path
+    deploy = load(GITHUB_DIR / "workflows" / "deploy.yml")
+    kept = {
+        str(s["with"]["name"]): (str(s["with"]["path"]), int(s["with"]["retention-days"]))
+        for job in deploy["jobs"].values()
+        for s in uses_step(job, "actions/upload-artifact")
+    }
+    plans = [(path, days) for name, (path, days) in kept.items() if name.startswith("plans-")]
+    assert plans and all(days <= 2 for _, days in plans), kept
+    assert all(days <= 3 for _, days in kept.values()), kept
