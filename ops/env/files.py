@@ -101,8 +101,10 @@ def derive_tfvars(text: str, old: str, new: str, old_vpc: Network, new_vpc: Netw
         elif block == "ci" and key == "oidc_provider" and creates_provider:
             indent = line[: len(line) - len(line.lstrip())]
             out.append(
-                f'{indent}oidc_provider     = "existing" # {old}\'s bootstrap creates it; "create" in an account of its own\n'
+                f"{indent}# {old}'s bootstrap creates the account's GitHub OIDC provider; \"create\" in an\n"
             )
+            out.append(f"{indent}# account of its own\n")
+            out.append(f'{indent}oidc_provider = "existing"\n')
         elif block == "" and key == "environment":
             out.append(_set_value(line, new))
         elif block == "" and key == "bootstrap_state":
