@@ -64,36 +64,35 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         if name == "grant":
             sub.add_argument("--permission", required=True, choices=people.PERMISSIONS)
         sub.set_defaults(func=run)
-    upgrade = commands.add_parser(
-        "upgrade",
-        help="MLflow to the release the environment file names: preflight, snapshot, migrations once, refresh, check",
-        description=upgrade_module.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_env_option(upgrade)
-    upgrade.add_argument(
-        "--url", help="the tracking server to check (default: the environment's https://<host>)"
-    )
-    upgrade.add_argument("--auto-approve", action="store_true", help="no confirmation prompt")
-    upgrade.add_argument(
-        "--force-production", action="store_true", help="allow upgrading a production environment"
-    )
-    upgrade.set_defaults(func=run)
-    rollback = commands.add_parser(
-        "rollback",
-        help="back to the release before an upgrade: the database replaced by its snapshot, refresh, check",
-        description=rollback_module.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_env_option(rollback)
-    rollback.add_argument(
-        "--url", help="the tracking server to check (default: the environment's https://<host>)"
-    )
-    rollback.add_argument("--auto-approve", action="store_true", help="no confirmation prompt")
-    rollback.add_argument(
-        "--force-production", action="store_true", help="allow rolling back a production environment"
-    )
-    rollback.set_defaults(func=run)
+    for name, module, help_text, verb in (
+        (
+            "upgrade",
+            upgrade_module,
+            "MLflow to the release the environment file names: preflight, snapshot, migrations once, refresh, check",
+            "upgrading",
+        ),
+        (
+            "rollback",
+            rollback_module,
+            "back to the release before an upgrade: the database replaced by its snapshot, refresh, check",
+            "rolling back",
+        ),
+    ):
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_env_option(sub)
+        sub.add_argument(
+            "--url", help="the tracking server to check (default: the environment's https://<host>)"
+        )
+        sub.add_argument("--auto-approve", action="store_true", help="no confirmation prompt")
+        sub.add_argument(
+            "--force-production", action="store_true", help=f"allow {verb} a production environment"
+        )
+        sub.set_defaults(func=run)
     admin = commands.add_parser("admin", help="the administrator's password")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True, metavar="<admin command>")
     rotate = admin_commands.add_parser(

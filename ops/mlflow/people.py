@@ -50,6 +50,18 @@ class Target:
         return self.env.settings.aws_region
 
 
+def promote(sm: Any, secret_id: str, pending: str, current_version: str) -> None:
+    """The secret's AWSPENDING version becomes AWSCURRENT (the current one AWSPREVIOUS), and loses
+    its AWSPENDING label."""
+    sm.update_secret_version_stage(
+        SecretId=secret_id,
+        VersionStage="AWSCURRENT",
+        MoveToVersionId=pending,
+        RemoveFromVersionId=current_version,
+    )
+    sm.update_secret_version_stage(SecretId=secret_id, VersionStage="AWSPENDING", RemoveFromVersionId=pending)
+
+
 def target(env: Environment, url: str | None) -> Target:
     chosen = url or env.names.mlflow.url
     if not chosen.startswith(("https://", "http://127.0.0.1", "http://localhost")):
@@ -182,13 +194,7 @@ def reset_password(t: Target, username: str, service_account: bool) -> str:
     )
     as_admin(t, "update_user_password", username=username, password=password)
     try:
-        sm.update_secret_version_stage(
-            SecretId=name,
-            VersionStage="AWSCURRENT",
-            MoveToVersionId=pending,
-            RemoveFromVersionId=current_version,
-        )
-        sm.update_secret_version_stage(SecretId=name, VersionStage="AWSPENDING", RemoveFromVersionId=pending)
+        promote(sm, name, pending, current_version)
     except Exception as exc:
         raise CommandError(
             f"MLflow has {username}'s new password, but {name} could not be switched to it ({exc}): it is the "
@@ -269,13 +275,7 @@ def rotate_admin(t: Target) -> str:
             f"MLflow at {t.url} takes neither the current nor the pending password of {t.admin}: set it "
             f"by hand (another admin, update-password), then put it into {secret_id} as AWSCURRENT"
         )
-    sm.update_secret_version_stage(
-        SecretId=secret_id,
-        VersionStage="AWSCURRENT",
-        MoveToVersionId=pending,
-        RemoveFromVersionId=current_version,
-    )
-    sm.update_secret_version_stage(SecretId=secret_id, VersionStage="AWSPENDING", RemoveFromVersionId=pending)
+    promote(sm, secret_id, pending, current_version)
     if not accepts(t, new):
         raise CommandError(f"{t.admin}'s new password is not accepted by {t.url}")
     return (

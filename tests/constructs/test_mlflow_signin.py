@@ -182,11 +182,46 @@ def test_mlflow_server_runs_with_this_app_for_basic_auth(
     server._find_app = lambda name: f"upstream:{name}"  # type: ignore[attr-defined]
     cli = ModuleType("mlflow.cli")
     cli.cli = lambda argv, prog_name: called.append(argv)  # type: ignore[attr-defined]
+    auth = FakeAuth(SAFE.replace("run.info.experiment_id", "run.data.tags"))
+    server.auth = auth  # type: ignore[attr-defined]
     mlflow = ModuleType("mlflow")
     mlflow.server = server  # type: ignore[attr-defined]
     for name, module in {"mlflow": mlflow, "mlflow.server": server, "mlflow.cli": cli}.items():
         monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setitem(sys.modules, "mlflow.server.auth", auth)
+    monkeypatch.delenv(signin.VERDICT, raising=False)
     signin.main(["server", "--app-name", "basic-auth"])
     assert called == [["server", "--app-name", "basic-auth"]]
     assert server._find_app("basic-auth") == "mlflow_signin:create_app"
     assert server._find_app("other") == "upstream:other"
+    # The check ran once, here; the server's workers inherit its answer.
+    import os
+
+    assert (
+        os.environ[signin.VERDICT]
+        == "a run fetched for authorization is read for more than its experiment id"
+    )
+
+
+def test_workers_take_the_servers_verdict(signin: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[object] = []
+
+    def unpatched(auth: object) -> list[str]:
+        checked.append(auth)
+        return ["not asked"]
+
+    monkeypatch.setattr(signin, "unpatched", unpatched)
+    for verdict, patched in (("", True), ("mlflow.server.auth has no store", False)):
+        auth = FakeAuth()
+        fetch = auth._fetch_or_none
+        monkeypatch.setitem(sys.modules, "mlflow.server.auth", auth)
+        monkeypatch.setenv(signin.VERDICT, verdict)
+        server = ModuleType("mlflow.server")
+        server.auth = auth  # type: ignore[attr-defined]
+        mlflow = ModuleType("mlflow")
+        mlflow.server = server  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "mlflow", mlflow)
+        monkeypatch.setitem(sys.modules, "mlflow.server", server)
+        assert signin.create_app() == "the app"
+        assert (auth._fetch_or_none != fetch) is patched
+    assert checked == []

@@ -114,7 +114,8 @@ def test_comment_lines_are_left_out_and_nothing_else() -> None:
 def test_a_file_whose_code_would_change_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     # No real file is known to change (tokenize only marks comments outside strings); the check
     # is the guard in case one does: a differing syntax tree is refused, not embedded.
-    monkeypatch.setattr("constructs_lib.user_data.ast.dump", lambda tree: str(id(tree)))
+    calls = iter(range(2))
+    monkeypatch.setattr("constructs_lib.user_data.ast.dump", lambda tree: str(next(calls)))
     with pytest.raises(ValueError, match=r"f\.py changed its code"):
         user_data.code_lines("x = 1\n# c\n", "f.py")
 
