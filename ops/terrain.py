@@ -35,6 +35,8 @@ from ops.runner import CommandError, Result, execute
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ".venv-terrain"
+# Installed by `make test`, untracked, used by the stack tests as they are (see check()).
+SHARED_INSTALLS = (".venv-tools", "tools/iam-simulate/node_modules")
 REQUIREMENTS = "requirements-terrain.txt"
 CONSTRAINTS = "constraints-terrain.txt"
 
@@ -576,10 +578,11 @@ def check(
         work = keep or Path(scratch)
         variant = work / "variant"
         report = port(root, variant, regenerate_lock)
-        tools = root / ".venv-tools"
-        if tools.is_dir():
-            # checkov (the policy tests) does not depend on CDKTF: the variant uses the same tools.
-            (variant / ".venv-tools").symlink_to(tools.resolve(), target_is_directory=True)
+        # Neither depends on CDKTF, so the variant uses the same installs: checkov (the policy
+        # tests) and the IAM policy simulator (tests/stacks/test_ci_trust.py).
+        for rel in SHARED_INSTALLS:
+            if (root / rel).is_dir():
+                (variant / rel).symlink_to((root / rel).resolve(), target_is_directory=True)
         print(report.summary(), flush=True)
         timing = Timing()
         # Interleaved, so drift on a busy machine hits both sides alike; run 0 is the one compared.

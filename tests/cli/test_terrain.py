@@ -7,14 +7,17 @@ when selected explicitly: ``pytest -m terrain tests/cli/test_terrain.py``.
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib.metadata
 import json
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from ops import terrain
+from ops import iam_policies, policy, terrain
 from tests.conftest import ROOT
 
 
@@ -98,6 +101,77 @@ def test_the_terrain_pins_are_the_ones_the_port_writes() -> None:
     assert requirements.items() <= constraints.items()
     assert {name for name in constraints if "cdktf" in name} == set()
     assert constraints["cdktn"].startswith("0.24.")
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level names of every absolute import in ``path``, wherever it sits in the file."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _local_file(module: str) -> Path | None:
+    parts = ROOT.joinpath(*module.split("."))
+    for candidate in (parts.with_suffix(".py"), parts / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def third_party_imports_of_the_variant_tests() -> dict[str, set[str]]:
+    """Every non-stdlib, non-local module reached from the variant's stack tests: their files,
+    their conftest files and, transitively, every local module they import (full dotted paths)."""
+    todo = [p for d in terrain.STACK_TEST_DIRS for p in sorted((ROOT / d).rglob("*.py"))]
+    todo += [ROOT / "tests" / "conftest.py"]
+    seen: set[Path] = set()
+    found: dict[str, set[str]] = {}
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            modules = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                else []
+            )
+            for module in modules:
+                top = module.split(".")[0]
+                if top in sys.stdlib_module_names or top == "__future__":
+                    continue
+                parts = module.split(".")
+                local = [_local_file(".".join(parts[: n + 1])) for n in range(len(parts))]
+                if (ROOT / top).is_dir() or (ROOT / f"{top}.py").is_file():
+                    todo += [f for f in local if f is not None]
+                    continue
+                if (path.parent / f"{top}.py").is_file():  # a Lambda's sibling module
+                    todo.append(path.parent / f"{top}.py")
+                    continue
+                found.setdefault(top, set()).add(path.relative_to(ROOT).as_posix())
+    return found
+
+
+def test_the_terrain_venv_pins_every_package_the_variant_tests_import() -> None:
+    # The variant's stack tests run in .venv-terrain, which holds only these pins: a test module
+    # importing a package the app's .venv has from requirements-dev.txt (moto, flask) fails to
+    # collect there, and pytest then runs none of the stack tests.
+    pinned = set(terrain.read_pins(ROOT / terrain.CONSTRAINTS))
+    distributions = importlib.metadata.packages_distributions()
+    missing = {}
+    for module, files in third_party_imports_of_the_variant_tests().items():
+        names = {terrain.canonical(terrain.rename(d)) for d in distributions.get(module, [module])}
+        if not names & pinned:
+            missing[module] = sorted(files)
+    assert missing == {}, f"not in {terrain.CONSTRAINTS}: {missing}"
+    assert {"boto3", "pytest", "syrupy"} <= set(third_party_imports_of_the_variant_tests())
 
 
 # --- normalization ------------------------------------------------------------------------
@@ -236,3 +310,13 @@ def test_check_synthesizes_the_variant_identically_and_its_stack_tests_pass(
     assert code == 0, out
     assert ", 0 different" in out
     assert "terrain check: OK" in out
+
+
+def test_the_variant_shares_the_untracked_installs_its_stack_tests_use() -> None:
+    # A clone has neither (make test installs them): without the links the variant's policy and
+    # trust tests fail in the variant alone (what CI's terrain-check met for the simulator).
+    from tests.stacks import test_ci_trust
+
+    simulator = test_ci_trust.SIMULATOR / "node_modules"
+    for used in (simulator, policy.CHECKOV.parents[1], iam_policies.TOOLS_PYTHON.parents[1]):
+        assert used.relative_to(ROOT).as_posix() in terrain.SHARED_INSTALLS
