@@ -113,18 +113,51 @@ def render(values: UserDataValues) -> str:
     return PLACEHOLDER.sub(lambda m: mapping[m.group(1)], template)
 
 
+def _docstrings(tree: ast.AST) -> list[ast.Expr]:
+    """The docstrings that can go: a module's, class's or function's first statement when a string
+    constant and not the body's only statement."""
+    found = []
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if body and len(body) > 1 and isinstance(body[0], ast.Expr):
+            value = body[0].value
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                found.append(body[0])
+    return found
+
+
+def _without_docstrings(tree: ast.AST) -> str:
+    for doc in _docstrings(tree):
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and body[0] is doc:
+                body.pop(0)
+    return ast.dump(tree)
+
+
 def code_lines(source: str, name: str) -> str:
-    """``source`` without its comment-only lines (user data is short of room); the code is the
-    same, which is checked: both texts must parse to the same syntax tree."""
-    comments = {
+    """``source`` without its comment-only lines and its docstrings (user data is short of room);
+    the code is the same, which is checked: both texts must parse to the same syntax tree once the
+    source's docstrings are left out of it."""
+    dropped = {
         tok.start[0]
         for tok in tokenize.generate_tokens(io.StringIO(source).readline)
         if tok.type == tokenize.COMMENT and tok.line.lstrip().startswith("#")
     }
     lines = source.splitlines(keepends=True)
-    kept = "".join(line for number, line in enumerate(lines, 1) if number not in comments)
-    if ast.dump(ast.parse(kept)) != ast.dump(ast.parse(source)):
-        raise ValueError(f"user data: {name} changed its code when its comment lines were left out")
+    for doc in _docstrings(ast.parse(source)):
+        first, last = lines[doc.lineno - 1].encode(), lines[(doc.end_lineno or doc.lineno) - 1].encode()
+        # Only a docstring on lines of its own (nothing else before or after it on them; the
+        # offsets count UTF-8 bytes).
+        if first[: doc.col_offset].strip() == b"" and last[doc.end_col_offset or 0 :].strip() == b"":
+            dropped.update(range(doc.lineno, (doc.end_lineno or doc.lineno) + 1))
+    kept = "".join(line for number, line in enumerate(lines, 1) if number not in dropped)
+    if ast.dump(ast.parse(kept)) != _without_docstrings(ast.parse(source)):
+        raise ValueError(
+            f"user data: {name} changed its code when its comment lines and docstrings were left out"
+        )
     return kept
 
 

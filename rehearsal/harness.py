@@ -5,6 +5,7 @@ MLflow's own database user with IAM authentication, created by the stack's Lambd
 
 from __future__ import annotations
 
+import ast
 import base64
 import http.client
 import json
@@ -61,10 +62,30 @@ RACE_ERRORS = (
 )
 JOURNEY = Path(__file__).with_name("journey.py")
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _launch_setting(name: str) -> int:
+    """A number launch.py sets at its top level (it cannot be imported: it runs on import)."""
+    source = (ROOT / "constructs_lib" / "instance" / "launch.py").read_text()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
+            value = ast.literal_eval(node.value)
+            if isinstance(value, int):
+                return value
+    raise LookupError(f"constructs_lib/instance/launch.py sets no number {name}")
+
+
 # A changed password is still taken this long by the workers that did not handle the change
-# (launch.py's auth_cache_ttl_seconds), plus the time a probe takes.
-AUTH_CACHE_SECONDS = 30
+# (launch.py's auth_cache_ttl_seconds); a revoked grant still allows this long (GRANT_CACHE_SECONDS).
+# Each wait adds the time probes take.
+AUTH_CACHE_SECONDS = _launch_setting("AUTH_CACHE_SECONDS")
 STALE_PASSWORD_WAIT = AUTH_CACHE_SECONDS + 30
+GRANT_CACHE_SECONDS = _launch_setting("GRANT_CACHE_SECONDS")
+STALE_GRANT_WAIT = GRANT_CACHE_SECONDS + 20
+# Refusals in a row that show every worker (and instance) behind the load balancer refuses.
+REFUSED_IN_ROW = 8
+# Requests that leave every worker holding a user's grants before a change takes one away.
+WARM_REQUESTS = 12
 # What sign-in costs: this many clients for this long against each server (rehearsal/load.py), and
 # the share of the throughput without sign-in that sign-in must keep (issue 21: at most 20 % less).
 THROUGHPUT_CLIENTS = 8
@@ -688,7 +709,9 @@ class Rehearsal:
     def permissions(self, inst: Instance) -> tuple[bool, str]:
         """bob and alice's experiment and model, through ``ops mlflow grant|revoke``: refused until
         granted READ (where default_permission lets everyone read, refused once given DENY), READ
-        reads and cannot write, EDIT writes, revoke returns to default_permission."""
+        reads and cannot write, EDIT writes, revoke returns to default_permission. A grant allows at
+        once on every worker; what a change takes away is refused by every worker within
+        GRANT_CACHE_SECONDS (mlflow_signin's gate), measured."""
         j, default = self.journey, self.target.auth["default_permission"]
         exp, run, model = j["experiment_id"], j["run_id"], j["model_name"]
         reads_by_default = default != "NO_PERMISSIONS"
@@ -709,11 +732,22 @@ class Rehearsal:
 
         log: list[str] = []
         failures: list[str] = []
+        waits: list[float] = []
 
         def check(what: str, got: int, want: int) -> None:
             log.append(f"{what} {got}")
             if got != want:
                 failures.append(f"{what}: {got}, want {want}")
+
+        def refused(what: str, probe: Callable[[], int]) -> None:
+            """Taken away: refused REFUSED_IN_ROW times in a row within STALE_GRANT_WAIT."""
+            waited, statuses = self.until_refused(probe)
+            waits.append(waited)
+            log.append(f"{what} 403 x{REFUSED_IN_ROW} after {waited:.1f} s")
+            if statuses[-REFUSED_IN_ROW:] != [403] * REFUSED_IN_ROW or waited > GRANT_CACHE_SECONDS + 5:
+                failures.append(
+                    f"{what}: {dict(Counter(statuses))} in {waited:.1f} s, want 403 by every worker"
+                )
 
         def ops(*args: str) -> None:
             done = self.ops_mlflow(inst, *args)
@@ -721,12 +755,22 @@ class Rehearsal:
             if done.returncode != 0:
                 failures.append(f"{' '.join(args)}: {done.stderr.strip()[-200:]}")
 
+        def warm(*probes: Callable[[], int]) -> None:
+            """Before a change takes something away: every worker holds bob's grants as they were."""
+            statuses = [probe() for _ in range(WARM_REQUESTS) for probe in probes]
+            log.append(f"(warmed: {dict(Counter(statuses))})")
+
         if reads_by_default:
             check(f"read ({default} by default)", read(), 200)
+            check(f"read model ({default} by default)", read_model(), 200)
+            warm(read, read_model)
             ops("grant", "--user", "bob", "--experiment", exp, "--permission", "DENY")
             ops("grant", "--user", "bob", "--model", model, "--permission", "DENY")
-        check("read", read(), 403)
-        check("read model", read_model(), 403)
+            refused("read with DENY", read)
+            refused("read model with DENY", read_model)
+        else:
+            check("read", read(), 403)
+            check("read model", read_model(), 403)
         ops("grant", "--user", "bob", "--experiment", j["experiment_name"], "--permission", "READ")
         ops("grant", "--user", "bob", "--model", model, "--permission", "READ")
         check("read with READ", read(), 200)
@@ -735,10 +779,60 @@ class Rehearsal:
         check("delete with READ", delete_run(), 403)
         ops("grant", "--user", "bob", "--experiment", exp, "--permission", "EDIT")
         check("set-tag with EDIT", set_tag(), 200)
+        warm(set_tag, read)
         ops("revoke", "--user", "bob", "--experiment", exp)
-        check(f"read after revoke ({default})", read(), 200 if reads_by_default else 403)
-        check(f"set-tag after revoke ({default})", set_tag(), 403)
+        refused(f"set-tag after revoke ({default})", set_tag)
+        if reads_by_default:
+            check(f"read after revoke ({default})", read(), 200)
+        else:
+            refused(f"read after revoke ({default})", read)
+        # The same through MLflow's API as the administrator, which takes milliseconds where an ops
+        # command takes seconds: what every worker held is then still within the grant cache.
+        admin = self.target.auth["admin_username"]
+
+        def api(action: str, permission: str | None = None) -> None:
+            body = {"username": "bob", "resource_type": "experiment", "resource_id": exp}
+            body.update({"permission": permission} if permission else {})
+            status = self.request(inst, f"/api/3.0/mlflow/users/permissions/{action}", user=admin, body=body)[
+                0
+            ]
+            log.append(f"[API {action} {permission or ''}: {status}]")
+            if status != 200:
+                failures.append(f"API {action}: {status}")
+
+        ops_waits = list(waits)
+        if reads_by_default:
+            warm(read)
+            api("grant", "DENY")
+            refused("read, DENY through the API", read)
+            api("revoke")
+            check("read once the DENY is revoked through the API (at once)", read(), 200)
+        else:
+            api("grant", "READ")
+            check("read once granted through the API (at once)", read(), 200)
+            warm(read)
+            api("revoke")
+            refused("read, revoked through the API", read)
+        self.report.figures[f"taken away, refused by every worker (grant cache {GRANT_CACHE_SECONDS} s)"] = (
+            f"{waits[-1]:.1f} s after the API call; {max(ops_waits):.1f} s at most after an ops command "
+            f"({len(ops_waits)}; each takes seconds to start)"
+        )
         return not failures, "; ".join(log) + (f"; FAILED: {failures}" if failures else "")
+
+    def until_refused(self, probe: Callable[[], int]) -> tuple[float, list[int]]:
+        """Probe until REFUSED_IN_ROW refusals in a row, for at most STALE_GRANT_WAIT: the time the
+        first of those refusals came after the start, and every status seen."""
+        statuses: list[int] = []
+        start, first = time.monotonic(), 0.0
+        while time.monotonic() - start < STALE_GRANT_WAIT:
+            status = probe()
+            if status == 403 and (not statuses or statuses[-1] != 403):
+                first = time.monotonic() - start
+            statuses.append(status)
+            if statuses[-REFUSED_IN_ROW:] == [403] * REFUSED_IN_ROW:
+                break
+            time.sleep(0.1 if status == 403 else 0.5)
+        return first, statuses
 
     def admin_rotation(self, inst: Instance) -> tuple[bool, str]:
         """``ops mlflow admin rotate``: the new password works at once; the old one is refused by
@@ -752,7 +846,7 @@ class Rehearsal:
         path = "/api/2.0/mlflow/experiments/search?max_results=1"
         new_status = self.request(inst, path, user=admin, password=new)[0]
         start, refused_in_row, tries = time.monotonic(), 0, 0
-        while refused_in_row < 8 and time.monotonic() - start < STALE_PASSWORD_WAIT:
+        while refused_in_row < REFUSED_IN_ROW and time.monotonic() - start < STALE_PASSWORD_WAIT:
             tries += 1
             refused_in_row = (
                 refused_in_row + 1 if self.request(inst, path, user=admin, password=old)[0] == 401 else 0
@@ -762,7 +856,7 @@ class Rehearsal:
         proc = inst.units["mlflow.service"].proc
         assert proc is not None
         holders = procs.exposing(proc.pid, old) + procs.exposing(proc.pid, new)
-        ok = new != old and new_status == 200 and refused_in_row >= 8 and not holders
+        ok = new != old and new_status == 200 and refused_in_row >= REFUSED_IN_ROW and not holders
         return ok, (
             f"{done.stdout.strip()}; new password -> {new_status}; old password refused by every worker "
             f"after {waited:.0f} s ({tries} probes; cache {AUTH_CACHE_SECONDS} s); MLflow processes holding "
@@ -1185,7 +1279,7 @@ class Rehearsal:
                     "1, 21",
                 )
                 r.step(
-                    "permissions: bob refused, READ reads but cannot write, EDIT writes, revoke (ops mlflow grant/revoke)",
+                    "permissions: bob refused, READ reads but cannot write, EDIT writes, revoke refused within the grant cache (ops mlflow grant/revoke)",
                     lambda: self.permissions(main),
                     "21",
                 )

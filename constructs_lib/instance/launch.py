@@ -38,6 +38,10 @@ UPGRADE_COMMAND = f"python -m ops mlflow upgrade --env {ENVIRONMENT}"
 # password (scrypt, ~0.2 s of CPU) 2 to 6 times per request. The price: a changed or deleted
 # password is still accepted for up to this long by the workers that did not handle the change.
 AUTH_CACHE_SECONDS = 30
+# A worker's gate may allow a request on the user's grants as read up to this long ago; a refusal
+# is always decided on fresh grants. The price: a revoked grant still allows for up to this long on
+# the workers that did not handle the revocation (docs/stacks/mlflow.md, "What sign-in costs").
+GRANT_CACHE_SECONDS = 10
 
 ssm = boto3.client("ssm", region_name=REGION)
 secretsmanager = boto3.client("secretsmanager", region_name=REGION)
@@ -123,6 +127,7 @@ auth_settings = {
 with open(AUTH_CONFIG, "w") as f:
     f.write("[mlflow]\n" + "".join(f"{k} = {v.replace('%', '%%')}\n" for k, v in auth_settings.items()))
 env["MLFLOW_AUTH_CONFIG_PATH"] = os.environ["MLFLOW_AUTH_CONFIG_PATH"] = AUTH_CONFIG
+env["MLFLOW_SIGNIN_GRANT_CACHE_SECONDS"] = str(GRANT_CACHE_SECONDS)
 if not admin_exists:
     # MLflow's own bootstrap (validation, races between instances), run here: the server's
     # processes then never hold the admin's password (mlflow/server/auth/__init__.py).

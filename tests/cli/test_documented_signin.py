@@ -80,3 +80,16 @@ def test_a_missing_command_is_found() -> None:
     assert readme_rows("| make | python -m ops | what |\n| - | `synth --env E` | x |\n") == {("synth",)}
     assert examples("run `python -m ops mlflow grant --env dev --user a`") == {("mlflow", "grant")}
     assert examples("`python -m ops mlflow` alone names no command") == set()
+
+
+def test_the_docs_give_the_cache_times_launch_py_sets() -> None:
+    launch = (ROOT / "constructs_lib" / "instance" / "launch.py").read_text()
+    page = (ROOT / "docs" / "stacks" / "mlflow.md").read_text()
+    grants = re.search(r"(?m)^GRANT_CACHE_SECONDS = (\d+)$", launch)
+    passwords = re.search(r"(?m)^AUTH_CACHE_SECONDS = (\d+)$", launch)
+    assert grants is not None and passwords is not None
+    assert f"`GRANT_CACHE_SECONDS = {grants[1]}`" in page
+    assert f"`auth_cache_ttl_seconds = {passwords[1]}`" in page
+    # Every time the page gives for a revocation or a password change is one of the two.
+    said = set(re.findall(r"within (?:the cache's )?(\d+) s\b", page))
+    assert said == {grants[1], passwords[1]}, said

@@ -42,6 +42,11 @@ class FakeAuth(ModuleType):
         self.runs = {"r1": "e1", "r2": "e2"}
         outer = self
 
+        # The grants in the database, which other workers change without this one knowing.
+        self.grants: dict[int, list[tuple[str, str, str]]] = {}
+        self.app_source = "def create_app(app):\n    app.before_request(_before_request)\n"
+        self.during_read: Any = None
+
         class Store:
             def get_user(self, username: str) -> Any:
                 outer.calls.append(("get_user", username))
@@ -52,7 +57,27 @@ class FakeAuth(ModuleType):
 
             create_user = delete_user = update_user
 
+            def list_grants(self, user_id: int, workspace: str, resource_types: Any) -> list[Any]:
+                outer.calls.append(("list_grants", str(user_id)))
+                rows = list(outer.grants.get(user_id, []))
+                if outer.during_read is not None:
+                    outer.during_read()
+                return rows
+
+            def get_experiment_permission(self, experiment_id: str, username: str) -> None:
+                outer.calls.append(("get_experiment_permission", username))
+
+            def grant_user_permission(self, username: str, kind: str, key: str, permission: str) -> None:
+                outer.calls.append(("grant_user_permission", username))
+                outer.grants.setdefault(1, []).append((kind, key, permission))
+
         self.store = Store()
+
+    def _before_request(self) -> Any:
+        """MLflow's gate, reduced: bob (user 1) may read experiment e1 with a READ grant on it."""
+        if ("experiment", "e1", "READ") in self.store.list_grants(1, "default", {"experiment"}):
+            return None
+        return flask.Response("forbidden", status=403)
 
     def get_run(self, run_id: str) -> Any:
         self.calls.append(("get_run", run_id))
@@ -80,7 +105,11 @@ class FakeAuth(ModuleType):
 @pytest.fixture
 def signin(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     module = load_module()
-    monkeypatch.setattr(module.inspect, "getsource", lambda mod: mod.source)
+    monkeypatch.setattr(
+        module.inspect,
+        "getsource",
+        lambda obj: obj.source if isinstance(obj, FakeAuth) else obj.__self__.app_source,
+    )
     return module
 
 
@@ -170,8 +199,134 @@ def test_other_code_runs_mlflow_as_shipped(
 
 def test_a_missing_function_is_named(signin: ModuleType) -> None:
     auth = ModuleType("older_auth")
-    auth._fetch_or_none = auth.store = auth.create_app = object()  # type: ignore[attr-defined]
-    assert signin.unpatched(auth) == ["mlflow.server.auth has no _authenticate_cached"]
+    auth._fetch_or_none = auth.create_app = auth._before_request = object()  # type: ignore[attr-defined]
+    auth.store = SimpleNamespace()  # type: ignore[attr-defined]
+    assert signin.unpatched(auth) == ["mlflow.server.auth has no _authenticate_cached, store.list_grants"]
+
+
+def test_a_gate_registered_otherwise_is_named(signin: ModuleType) -> None:
+    # The gate is replaced by name before create_app registers it: registered any other way, the
+    # replacement would never run.
+    auth = FakeAuth()
+    auth.app_source = "def create_app(app):\n    app.before_request(lambda: _before_request())\n"
+    assert signin.unpatched(auth) == ["create_app does not register _before_request by its name"]
+
+
+# --- the gate's grants ------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def gate(signin: ModuleType, monkeypatch: pytest.MonkeyPatch) -> tuple[FakeAuth, Clock, Any]:
+    clock = Clock()
+    monkeypatch.setattr(signin.time, "monotonic", clock)
+    monkeypatch.setenv(signin.GRANT_CACHE, "10")
+    auth = FakeAuth()
+    signin.patch(auth)
+    app = flask.Flask("t")
+
+    def request() -> int:
+        with app.test_request_context("/"):
+            response = auth._before_request()
+            return 200 if response is None else int(response.status_code)
+
+    return auth, clock, request
+
+
+def reads(auth: FakeAuth) -> int:
+    return auth.calls.count(("list_grants", "1"))
+
+
+def test_the_gate_allows_on_grants_read_within_the_cache_and_refuses_only_on_fresh_ones(
+    gate: tuple[FakeAuth, Clock, Any],
+) -> None:
+    auth, clock, request = gate
+    auth.grants[1] = [("experiment", "e1", "READ")]
+    assert (request(), request(), reads(auth)) == (200, 200, 1)
+    # Revoked through another worker: this one still allows for the cache's 10 s, no longer.
+    auth.grants[1] = []
+    clock.now += 9.9
+    assert (request(), reads(auth)) == (200, 1)
+    clock.now += 0.2
+    assert (request(), reads(auth)) == (403, 2)
+    # A refusal decided on fresh grants is not asked again.
+    assert (request(), reads(auth)) == (403, 3)
+    # Granted through another worker while this one holds the refusing grants: allowed at once
+    # (the refusal came from grants read before, so the gate asks again with fresh ones).
+    auth.grants[1] = [("experiment", "e1", "READ")]
+    assert (request(), reads(auth)) == (200, 4)
+    assert (request(), reads(auth)) == (200, 4)
+
+
+def test_a_change_through_this_worker_empties_its_cache(gate: tuple[FakeAuth, Clock, Any]) -> None:
+    auth, _clock, request = gate
+    auth.grants[1] = [("experiment", "e1", "READ")]
+    assert (request(), reads(auth)) == (200, 1)
+    auth.store.grant_user_permission("bob", "experiment", "e2", "EDIT")
+    assert (request(), reads(auth)) == (200, 2)
+    auth.store.update_user("bob", is_admin=False)
+    assert (request(), reads(auth)) == (200, 3)
+    # Reads do not: the gate's grants stay cached across them.
+    auth.store.get_experiment_permission("e1", "bob")
+    assert (request(), reads(auth)) == (200, 3)
+
+
+def test_every_store_method_but_the_reads_empties_the_cache(signin: ModuleType) -> None:
+    auth = FakeAuth()
+    methods = {n: getattr(auth.store, n) for n in dir(type(auth.store)) if not n.startswith("_")}
+    signin.patch(auth)
+    changed = {n for n, method in methods.items() if getattr(auth.store, n) != method}
+    assert changed == {
+        "create_user",
+        "update_user",
+        "delete_user",
+        "grant_user_permission",
+        "get_user",
+        "list_grants",
+    }
+
+
+def test_grants_read_while_a_change_is_written_are_not_kept(gate: tuple[FakeAuth, Clock, Any]) -> None:
+    auth, _clock, request = gate
+    auth.grants[1] = [("experiment", "e1", "READ")]
+    # Another thread of this worker writes a change while the gate's read is under way: what the
+    # read returned may predate the change, so it decides this request and is not kept.
+    auth.during_read = lambda: auth.store.update_user("alice")
+    assert (request(), reads(auth)) == (200, 1)
+    auth.during_read = None
+    assert (request(), reads(auth)) == (200, 2)
+    assert (request(), reads(auth)) == (200, 2)
+
+
+def test_outside_the_gate_grants_are_read_fresh(gate: tuple[FakeAuth, Clock, Any]) -> None:
+    auth, _clock, request = gate
+    auth.grants[1] = [("experiment", "e1", "READ")]
+    assert (request(), reads(auth)) == (200, 1)
+    # The response filters (after the gate) and code outside a request read the database.
+    with flask.Flask("t").test_request_context("/"):
+        auth.store.list_grants(1, "default", {"experiment"})
+    auth.store.list_grants(1, "default", {"experiment"})
+    assert reads(auth) == 3
+
+
+def test_without_a_cache_time_every_gate_reads_fresh(
+    signin: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(signin.GRANT_CACHE, raising=False)
+    auth = FakeAuth()
+    signin.patch(auth)
+    auth.grants[1] = [("experiment", "e1", "READ")]
+    for _ in range(3):
+        with flask.Flask("t").test_request_context("/"):
+            assert auth._before_request() is None
+    assert reads(auth) == 3
 
 
 def test_mlflow_server_runs_with_this_app_for_basic_auth(

@@ -111,6 +111,29 @@ def test_comment_lines_are_left_out_and_nothing_else() -> None:
     assert kept == 'x = 1\ns = """\n# kept: inside a string\n"""\ny = 2  # kept: after code\n'
 
 
+def test_docstrings_are_left_out_where_the_code_stays_the_same() -> None:
+    source = (
+        '"""Module."""\nimport os\n\n\ndef f():\n    """Doc,\n    two lines."""\n    return os.sep\n\n\n'
+        'def only():\n    """The whole body: kept."""\n\n\nclass C:\n    """Class."""\n\n    x = "not a docstring"\n'
+    )
+    kept = user_data.code_lines(source, "f.py")
+    assert kept == (
+        "import os\n\n\ndef f():\n    return os.sep\n\n\n"
+        'def only():\n    """The whole body: kept."""\n\n\nclass C:\n\n    x = "not a docstring"\n'
+    )
+
+
+def test_a_docstring_with_other_characters_than_ascii_goes_too() -> None:
+    source = 'def f():\n    """Schema → release — déjà vu."""\n    return 1\n'
+    assert user_data.code_lines(source, "f.py") == "def f():\n    return 1\n"
+
+
+def test_a_docstring_sharing_a_line_with_code_is_refused() -> None:
+    # Its lines cannot go without the code on them, and left in, the trees would differ.
+    with pytest.raises(ValueError, match=r"f\.py changed its code when its comment lines and docstrings"):
+        user_data.code_lines('def f():\n    """Doc."""; return 1\n    return 2\n', "f.py")
+
+
 def test_a_file_whose_code_would_change_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     # No real file is known to change (tokenize only marks comments outside strings); the check
     # is the guard in case one does: a differing syntax tree is refused, not embedded.
@@ -370,6 +393,9 @@ def test_launcher_starts_mlflow_with_sign_in(monkeypatch: pytest.MonkeyPatch, tm
     assert settings["authorization_function"] == "mlflow.server.auth:authenticate_request_basic_auth"
     # A verified sign-in is cached (scrypt costs ~0.2 s a check, 2-6 checks a request).
     assert int(settings["auth_cache_ttl_seconds"]) > 0
+    # The gate may allow on grants read this long ago (mlflow_signin), shorter than a password's.
+    grant_seconds = int(done.env["MLFLOW_SIGNIN_GRANT_CACHE_SECONDS"])
+    assert 0 < grant_seconds < int(settings["auth_cache_ttl_seconds"])
     # No secret in the file; MLflow reads it with interpolation: % doubled.
     assert settings["database_uri"] == done.boots[0][1].replace("%", "%%")
     assert not any(value in ini for value in SECRETS.values())
