@@ -793,9 +793,8 @@ class Rehearsal:
         def api(action: str, permission: str | None = None) -> None:
             body = {"username": "bob", "resource_type": "experiment", "resource_id": exp}
             body.update({"permission": permission} if permission else {})
-            status = self.request(inst, f"/api/3.0/mlflow/users/permissions/{action}", user=admin, body=body)[
-                0
-            ]
+            path = f"/api/3.0/mlflow/users/permissions/{action}"
+            status = self.request(inst, path, user=admin, body=body)[0]
             log.append(f"[API {action} {permission or ''}: {status}]")
             if status != 200:
                 failures.append(f"API {action}: {status}")
