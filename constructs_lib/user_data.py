@@ -113,27 +113,26 @@ def render(values: UserDataValues) -> str:
     return PLACEHOLDER.sub(lambda m: mapping[m.group(1)], template)
 
 
-def _docstrings(tree: ast.AST) -> list[ast.Expr]:
-    """The docstrings that can go: a module's, class's or function's first statement when a string
-    constant and not the body's only statement."""
-    found = []
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        if body and len(body) > 1 and isinstance(body[0], ast.Expr):
-            value = body[0].value
-            if isinstance(value, ast.Constant) and isinstance(value.value, str):
-                found.append(body[0])
-    return found
+_Documented = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def _with_docstring(tree: ast.AST) -> list[_Documented]:
+    """The modules, classes and functions whose docstring can go: a string constant as the first
+    statement, and not the body's only statement."""
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and len(node.body) > 1
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+        and isinstance(node.body[0].value.value, str)
+    ]
 
 
 def _without_docstrings(tree: ast.AST) -> str:
-    for doc in _docstrings(tree):
-        for node in ast.walk(tree):
-            body = getattr(node, "body", None)
-            if isinstance(body, list) and body and body[0] is doc:
-                body.pop(0)
+    for node in _with_docstring(tree):
+        node.body.pop(0)
     return ast.dump(tree)
 
 
@@ -147,7 +146,7 @@ def code_lines(source: str, name: str) -> str:
         if tok.type == tokenize.COMMENT and tok.line.lstrip().startswith("#")
     }
     lines = source.splitlines(keepends=True)
-    for doc in _docstrings(ast.parse(source)):
+    for doc in (node.body[0] for node in _with_docstring(ast.parse(source))):
         first, last = lines[doc.lineno - 1].encode(), lines[(doc.end_lineno or doc.lineno) - 1].encode()
         # Only a docstring on lines of its own (nothing else before or after it on them; the
         # offsets count UTF-8 bytes).

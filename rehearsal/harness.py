@@ -94,6 +94,22 @@ THROUGHPUT_ROUNDS = 2
 THROUGHPUT_TARGET = 0.8
 
 
+def until_refused(probe: Callable[[], int]) -> tuple[float, list[int]]:
+    """Probe until REFUSED_IN_ROW refusals in a row, for at most STALE_GRANT_WAIT: the time the
+    first of those refusals came after the start, and every status seen."""
+    statuses: list[int] = []
+    start, first = time.monotonic(), 0.0
+    while time.monotonic() - start < STALE_GRANT_WAIT:
+        status = probe()
+        if status == 403 and (not statuses or statuses[-1] != 403):
+            first = time.monotonic() - start
+        statuses.append(status)
+        if statuses[-REFUSED_IN_ROW:] == [403] * REFUSED_IN_ROW:
+            break
+        time.sleep(0.1 if status == 403 else 0.5)
+    return first, statuses
+
+
 @dataclass
 class Step:
     name: str
@@ -741,7 +757,7 @@ class Rehearsal:
 
         def refused(what: str, probe: Callable[[], int]) -> None:
             """Taken away: refused REFUSED_IN_ROW times in a row within STALE_GRANT_WAIT."""
-            waited, statuses = self.until_refused(probe)
+            waited, statuses = until_refused(probe)
             waits.append(waited)
             log.append(f"{what} 403 x{REFUSED_IN_ROW} after {waited:.1f} s")
             if statuses[-REFUSED_IN_ROW:] != [403] * REFUSED_IN_ROW or waited > GRANT_CACHE_SECONDS + 5:
@@ -817,21 +833,6 @@ class Rehearsal:
             f"({len(ops_waits)}; each takes seconds to start)"
         )
         return not failures, "; ".join(log) + (f"; FAILED: {failures}" if failures else "")
-
-    def until_refused(self, probe: Callable[[], int]) -> tuple[float, list[int]]:
-        """Probe until REFUSED_IN_ROW refusals in a row, for at most STALE_GRANT_WAIT: the time the
-        first of those refusals came after the start, and every status seen."""
-        statuses: list[int] = []
-        start, first = time.monotonic(), 0.0
-        while time.monotonic() - start < STALE_GRANT_WAIT:
-            status = probe()
-            if status == 403 and (not statuses or statuses[-1] != 403):
-                first = time.monotonic() - start
-            statuses.append(status)
-            if statuses[-REFUSED_IN_ROW:] == [403] * REFUSED_IN_ROW:
-                break
-            time.sleep(0.1 if status == 403 else 0.5)
-        return first, statuses
 
     def admin_rotation(self, inst: Instance) -> tuple[bool, str]:
         """``ops mlflow admin rotate``: the new password works at once; the old one is refused by

@@ -103,28 +103,32 @@ def test_the_terrain_pins_are_the_ones_the_port_writes() -> None:
     assert constraints["cdktn"].startswith("0.24.")
 
 
-def _imports(path: Path) -> set[str]:
-    """Top-level names of every absolute import in ``path``, wherever it sits in the file."""
-    names: set[str] = set()
+def _imported(path: Path) -> list[str]:
+    """The dotted name of every absolute import in ``path``, wherever it sits in the file."""
+    names: list[str] = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
+            names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+            names.append(node.module)
     return names
 
 
-def _local_file(module: str) -> Path | None:
-    parts = ROOT.joinpath(*module.split("."))
-    for candidate in (parts.with_suffix(".py"), parts / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+def _local_files(module: str, importer: Path) -> list[Path] | None:
+    """The project's files ``module`` loads (each package on its dotted path, then the module), or
+    a Lambda's sibling module of ``importer``; None when the module is not the project's."""
+    parts = module.split(".")
+    if (ROOT / parts[0]).is_dir() or (ROOT / f"{parts[0]}.py").is_file():
+        prefixes = [ROOT.joinpath(*parts[: n + 1]) for n in range(len(parts))]
+        candidates = [c for p in prefixes for c in (p.with_suffix(".py"), p / "__init__.py")]
+        return [c for c in candidates if c.is_file()]
+    sibling = importer.parent / f"{parts[0]}.py"
+    return [sibling] if sibling.is_file() else None
 
 
 def third_party_imports_of_the_variant_tests() -> dict[str, set[str]]:
     """Every non-stdlib, non-local module reached from the variant's stack tests: their files,
-    their conftest files and, transitively, every local module they import (full dotted paths)."""
+    their conftest files and, transitively, every local module they import."""
     todo = [p for d in terrain.STACK_TEST_DIRS for p in sorted((ROOT / d).rglob("*.py"))]
     todo += [ROOT / "tests" / "conftest.py"]
     seen: set[Path] = set()
@@ -134,28 +138,15 @@ def third_party_imports_of_the_variant_tests() -> dict[str, set[str]]:
         if path in seen:
             continue
         seen.add(path)
-        tree = ast.parse(path.read_text(), str(path))
-        for node in ast.walk(tree):
-            modules = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module]
-                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
-                else []
-            )
-            for module in modules:
-                top = module.split(".")[0]
-                if top in sys.stdlib_module_names or top == "__future__":
-                    continue
-                parts = module.split(".")
-                local = [_local_file(".".join(parts[: n + 1])) for n in range(len(parts))]
-                if (ROOT / top).is_dir() or (ROOT / f"{top}.py").is_file():
-                    todo += [f for f in local if f is not None]
-                    continue
-                if (path.parent / f"{top}.py").is_file():  # a Lambda's sibling module
-                    todo.append(path.parent / f"{top}.py")
-                    continue
+        for module in _imported(path):
+            top = module.split(".")[0]
+            if top in sys.stdlib_module_names or top == "__future__":
+                continue
+            local = _local_files(module, path)
+            if local is None:
                 found.setdefault(top, set()).add(path.relative_to(ROOT).as_posix())
+            else:
+                todo += local
     return found
 
 
@@ -165,13 +156,14 @@ def test_the_terrain_venv_pins_every_package_the_variant_tests_import() -> None:
     # collect there, and pytest then runs none of the stack tests.
     pinned = set(terrain.read_pins(ROOT / terrain.CONSTRAINTS))
     distributions = importlib.metadata.packages_distributions()
+    imported = third_party_imports_of_the_variant_tests()
     missing = {}
-    for module, files in third_party_imports_of_the_variant_tests().items():
+    for module, files in imported.items():
         names = {terrain.canonical(terrain.rename(d)) for d in distributions.get(module, [module])}
         if not names & pinned:
             missing[module] = sorted(files)
     assert missing == {}, f"not in {terrain.CONSTRAINTS}: {missing}"
-    assert {"boto3", "pytest", "syrupy"} <= set(third_party_imports_of_the_variant_tests())
+    assert {"boto3", "pytest", "syrupy"} <= set(imported)
 
 
 # --- normalization ------------------------------------------------------------------------

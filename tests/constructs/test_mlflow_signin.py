@@ -230,6 +230,7 @@ def gate(signin: ModuleType, monkeypatch: pytest.MonkeyPatch) -> tuple[FakeAuth,
     monkeypatch.setenv(signin.GRANT_CACHE, "10")
     auth = FakeAuth()
     signin.patch(auth)
+    auth.grants[1] = [("experiment", "e1", "READ")]  # bob may read e1
     app = flask.Flask("t")
 
     def request() -> int:
@@ -248,7 +249,6 @@ def test_the_gate_allows_on_grants_read_within_the_cache_and_refuses_only_on_fre
     gate: tuple[FakeAuth, Clock, Any],
 ) -> None:
     auth, clock, request = gate
-    auth.grants[1] = [("experiment", "e1", "READ")]
     assert (request(), request(), reads(auth)) == (200, 200, 1)
     # Revoked through another worker: this one still allows for the cache's 10 s, no longer.
     auth.grants[1] = []
@@ -267,7 +267,6 @@ def test_the_gate_allows_on_grants_read_within_the_cache_and_refuses_only_on_fre
 
 def test_a_change_through_this_worker_empties_its_cache(gate: tuple[FakeAuth, Clock, Any]) -> None:
     auth, _clock, request = gate
-    auth.grants[1] = [("experiment", "e1", "READ")]
     assert (request(), reads(auth)) == (200, 1)
     auth.store.grant_user_permission("bob", "experiment", "e2", "EDIT")
     assert (request(), reads(auth)) == (200, 2)
@@ -295,7 +294,6 @@ def test_every_store_method_but_the_reads_empties_the_cache(signin: ModuleType) 
 
 def test_grants_read_while_a_change_is_written_are_not_kept(gate: tuple[FakeAuth, Clock, Any]) -> None:
     auth, _clock, request = gate
-    auth.grants[1] = [("experiment", "e1", "READ")]
     # Another thread of this worker writes a change while the gate's read is under way: what the
     # read returned may predate the change, so it decides this request and is not kept.
     auth.during_read = lambda: auth.store.update_user("alice")
@@ -307,7 +305,6 @@ def test_grants_read_while_a_change_is_written_are_not_kept(gate: tuple[FakeAuth
 
 def test_outside_the_gate_grants_are_read_fresh(gate: tuple[FakeAuth, Clock, Any]) -> None:
     auth, _clock, request = gate
-    auth.grants[1] = [("experiment", "e1", "READ")]
     assert (request(), reads(auth)) == (200, 1)
     # The response filters (after the gate) and code outside a request read the database.
     with flask.Flask("t").test_request_context("/"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -44,7 +44,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-def probe_of(clock: Clock, statuses: Iterator[int]) -> object:
+def probe_of(clock: Clock, statuses: Iterator[int]) -> Callable[[], int]:
     def probe() -> int:
         clock.now += 0.05
         return next(statuses)
@@ -52,20 +52,16 @@ def probe_of(clock: Clock, statuses: Iterator[int]) -> object:
     return probe
 
 
-def until_refused(probe: object) -> tuple[float, list[int]]:
-    return harness.Rehearsal.until_refused(None, probe)  # type: ignore[arg-type]
-
-
 def test_a_revocation_is_timed_from_the_refusals_that_stay(clock: Clock) -> None:
     # A stale worker allows, one refuses, another stale one allows: then every worker refuses.
     seen = [200, 200, 403, 200, *[403] * harness.REFUSED_IN_ROW, 200]
-    waited, statuses = until_refused(probe_of(clock, iter(seen)))
+    waited, statuses = harness.until_refused(probe_of(clock, iter(seen)))
     assert statuses == seen[:-1]
     # Three allowed probes (0.5 s apart), one refused (0.1 s): the refusals that stay began then.
     assert waited == pytest.approx(4 * 0.05 + 3 * 0.5 + 0.1 + 0.05)
 
 
 def test_a_worker_that_never_refuses_ends_the_wait_at_its_bound(clock: Clock) -> None:
-    waited, statuses = until_refused(probe_of(clock, iter([200] * 10_000)))
+    waited, statuses = harness.until_refused(probe_of(clock, iter([200] * 10_000)))
     assert 403 not in statuses and waited == 0.0
     assert harness.STALE_GRANT_WAIT <= clock.now < harness.STALE_GRANT_WAIT + 1
